@@ -1,0 +1,284 @@
+#include "core/config.hpp"
+
+#include <cstdlib>
+#include <fstream>
+#include <set>
+#include <sstream>
+
+#include <toml++/toml.h>
+
+#include "core/error.hpp"
+#include "core/log.hpp"
+
+namespace wh {
+
+namespace {
+
+/// Collects the first validation problem as "FILE: KEY: PROBLEM".
+struct checker {
+  const std::string& source;
+  std::string problem;
+
+  bool fail(const std::string& key, const std::string& what) {
+    if (problem.empty())
+      problem = source + ": " + key + ": " + what;
+    return false;
+  }
+
+  template <class T>
+  bool get(const toml::table& tbl, const std::string& prefix, const char* key, T& out,
+           bool required = false) {
+    auto node = tbl.get(key);
+    auto full = prefix.empty() ? std::string{key} : prefix + "." + key;
+    if (node == nullptr) {
+      if (required)
+        return fail(full, "missing required key");
+      return true;
+    }
+    if constexpr (std::is_same_v<T, std::string>) {
+      if (auto v = node->value<std::string>(); v && node->is_string()) {
+        out = *v;
+        return true;
+      }
+      return fail(full, "expected a string");
+    } else if constexpr (std::is_same_v<T, bool>) {
+      if (auto v = node->value<bool>(); v && node->is_boolean()) {
+        out = *v;
+        return true;
+      }
+      return fail(full, "expected a boolean");
+    } else {
+      if (!node->is_integer())
+        return fail(full, "expected an integer");
+      auto v = node->value<int64_t>().value_or(-1);
+      if (v < 0 || static_cast<uint64_t>(v) > std::numeric_limits<T>::max())
+        return fail(full, "integer out of range");
+      out = static_cast<T>(v);
+      return true;
+    }
+  }
+
+  bool no_unknown_keys(const toml::table& tbl, const std::string& prefix,
+                       std::initializer_list<std::string_view> known) {
+    for (auto&& [k, v] : tbl) {
+      bool ok = false;
+      for (auto name : known)
+        ok = ok || k.str() == name;
+      if (!ok)
+        return fail(prefix.empty() ? std::string{k.str()} : prefix + "." + std::string{k.str()},
+                    "unknown key");
+    }
+    return true;
+  }
+
+  bool secret(const toml::table& tbl, const std::string& prefix, const env_lookup& env,
+              const char* key, std::string& out) {
+    std::string env_key = std::string{key} + "_env";
+    bool has_plain = tbl.contains(key);
+    bool has_env = tbl.contains(env_key);
+    if (has_plain && has_env)
+      return fail(prefix + "." + key, "set either " + std::string{key} + " or " + env_key + ", not both");
+    if (has_env) {
+      std::string var;
+      if (!get(tbl, prefix, env_key.c_str(), var))
+        return false;
+      auto val = env(var);
+      if (!val || val->empty())
+        return fail(prefix + "." + env_key, "environment variable " + var + " is not set or empty");
+      out = *val;
+      return true;
+    }
+    if (!get(tbl, prefix, key, out, true))
+      return false;
+    if (out.empty())
+      return fail(prefix + "." + key, "must not be empty");
+    return true;
+  }
+};
+
+bool valid_id(const std::string& id) {
+  if (id.empty() || id.size() > 64)
+    return false;
+  for (char c : id)
+    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '_' && c != '-')
+      return false;
+  return true;
+}
+
+} // namespace
+
+std::optional<std::string> process_env(const std::string& name) {
+  if (auto v = std::getenv(name.c_str()))
+    return std::string{v};
+  return std::nullopt;
+}
+
+bool split_host_port(const std::string& str, std::string& host, uint16_t& port) {
+  auto pos = str.rfind(':');
+  if (pos == std::string::npos || pos == 0 || pos + 1 == str.size())
+    return false;
+  host = str.substr(0, pos);
+  if (host.size() > 2 && host.front() == '[' && host.back() == ']')
+    host = host.substr(1, host.size() - 2);
+  auto port_str = str.substr(pos + 1);
+  if (port_str.size() > 5)
+    return false;
+  unsigned long value = 0;
+  for (char c : port_str) {
+    if (c < '0' || c > '9')
+      return false;
+    value = value * 10 + static_cast<unsigned long>(c - '0');
+  }
+  if (value > 65535)
+    return false;
+  port = static_cast<uint16_t>(value);
+  return true;
+}
+
+caf::expected<hub_config> parse_config(const std::string& text, const std::string& source,
+                                       const env_lookup& env) {
+  toml::table root;
+  try {
+    root = toml::parse(text, source);
+  } catch (const toml::parse_error& err) {
+    std::ostringstream os;
+    os << source << ":" << err.source().begin.line << ":" << err.source().begin.column
+       << ": TOML syntax error: " << err.description();
+    return make_detail_error(ec::invalid_config, os.str());
+  }
+  hub_config cfg;
+  cfg.source = source;
+  checker ck{source, {}};
+  auto bad = [&] { return make_detail_error(ec::invalid_config, ck.problem); };
+  if (!ck.no_unknown_keys(root, "", {"hub", "wechat", "app", "component", "client", "cluster"}))
+    return bad();
+  // -- [hub]
+  if (auto node = root.get("hub")) {
+    auto hub = node->as_table();
+    if (!hub)
+      return ck.fail("hub", "expected a table"), bad();
+    if (!ck.no_unknown_keys(*hub, "hub",
+                            {"listen", "data_dir", "http_threads", "max_body_bytes",
+                             "request_timeout_s", "idle_timeout_s", "refresh_margin_s",
+                             "refresh_jitter_s", "push_window_s", "log_level"}))
+      return bad();
+    std::string listen = cfg.listen_host + ":" + std::to_string(cfg.listen_port);
+    if (!ck.get(*hub, "hub", "listen", listen) || !ck.get(*hub, "hub", "data_dir", cfg.data_dir)
+        || !ck.get(*hub, "hub", "http_threads", cfg.http_threads)
+        || !ck.get(*hub, "hub", "max_body_bytes", cfg.max_body_bytes)
+        || !ck.get(*hub, "hub", "request_timeout_s", cfg.request_timeout_s)
+        || !ck.get(*hub, "hub", "idle_timeout_s", cfg.idle_timeout_s)
+        || !ck.get(*hub, "hub", "refresh_margin_s", cfg.refresh_margin_s)
+        || !ck.get(*hub, "hub", "refresh_jitter_s", cfg.refresh_jitter_s)
+        || !ck.get(*hub, "hub", "push_window_s", cfg.push_window_s)
+        || !ck.get(*hub, "hub", "log_level", cfg.log_level))
+      return bad();
+    if (!split_host_port(listen, cfg.listen_host, cfg.listen_port))
+      return ck.fail("hub.listen", "expected \"host:port\", got \"" + listen + "\""), bad();
+    if (cfg.data_dir.empty())
+      return ck.fail("hub.data_dir", "must not be empty"), bad();
+    if (cfg.max_body_bytes < 1024 || cfg.max_body_bytes > 64 * 1024 * 1024)
+      return ck.fail("hub.max_body_bytes", "must be between 1024 and 67108864"), bad();
+    if (cfg.refresh_margin_s < 30 || cfg.refresh_margin_s > 3600)
+      return ck.fail("hub.refresh_margin_s", "must be between 30 and 3600"), bad();
+    if (cfg.refresh_jitter_s > 1800)
+      return ck.fail("hub.refresh_jitter_s", "must be at most 1800"), bad();
+    if (cfg.http_threads > 256)
+      return ck.fail("hub.http_threads", "must be at most 256"), bad();
+    if (cfg.request_timeout_s == 0 || cfg.idle_timeout_s == 0)
+      return ck.fail("hub.request_timeout_s", "timeouts must be positive"), bad();
+    wh::log::level lvl;
+    if (!wh::log::parse_level(cfg.log_level, lvl))
+      return ck.fail("hub.log_level", "expected debug, info, warning, error or off"), bad();
+  }
+  // -- [wechat]
+  if (auto node = root.get("wechat")) {
+    auto wx = node->as_table();
+    if (!wx)
+      return ck.fail("wechat", "expected a table"), bad();
+    if (!ck.no_unknown_keys(*wx, "wechat", {"api_base", "timeout_ms", "ca_file"})
+        || !ck.get(*wx, "wechat", "api_base", cfg.api_base)
+        || !ck.get(*wx, "wechat", "timeout_ms", cfg.upstream_timeout_ms)
+        || !ck.get(*wx, "wechat", "ca_file", cfg.upstream_ca_file))
+      return bad();
+    if (cfg.api_base.rfind("http://", 0) != 0 && cfg.api_base.rfind("https://", 0) != 0)
+      return ck.fail("wechat.api_base", "must start with http:// or https://"), bad();
+    while (!cfg.api_base.empty() && cfg.api_base.back() == '/')
+      cfg.api_base.pop_back();
+    if (cfg.upstream_timeout_ms < 100 || cfg.upstream_timeout_ms > 120'000)
+      return ck.fail("wechat.timeout_ms", "must be between 100 and 120000"), bad();
+  }
+  std::set<std::string> ids;
+  // -- [[app]]
+  if (auto node = root.get("app")) {
+    auto arr = node->as_array();
+    if (!arr)
+      return ck.fail("app", "expected an array of tables ([[app]])"), bad();
+    for (size_t i = 0; i < arr->size(); ++i) {
+      auto prefix = "app[" + std::to_string(i) + "]";
+      auto tbl = arr->get(i)->as_table();
+      if (!tbl)
+        return ck.fail(prefix, "expected a table"), bad();
+      app_config app;
+      std::string api = "stable";
+      if (!ck.no_unknown_keys(*tbl, prefix, {"appid", "secret", "secret_env", "token_api"})
+          || !ck.get(*tbl, prefix, "appid", app.appid, true)
+          || !ck.secret(*tbl, prefix, env, "secret", app.secret)
+          || !ck.get(*tbl, prefix, "token_api", api))
+        return bad();
+      if (!valid_id(app.appid))
+        return ck.fail(prefix + ".appid", "must be 1-64 characters of [A-Za-z0-9_-]"), bad();
+      if (api == "stable")
+        app.api = token_api::stable;
+      else if (api == "classic")
+        app.api = token_api::classic;
+      else
+        return ck.fail(prefix + ".token_api", "expected \"stable\" or \"classic\""), bad();
+      if (!ids.insert(app.appid).second)
+        return ck.fail(prefix + ".appid", "duplicate appid \"" + app.appid + "\""), bad();
+      cfg.apps.push_back(std::move(app));
+    }
+  }
+  // -- [[component]]
+  if (auto node = root.get("component")) {
+    auto arr = node->as_array();
+    if (!arr)
+      return ck.fail("component", "expected an array of tables ([[component]])"), bad();
+    for (size_t i = 0; i < arr->size(); ++i) {
+      auto prefix = "component[" + std::to_string(i) + "]";
+      auto tbl = arr->get(i)->as_table();
+      if (!tbl)
+        return ck.fail(prefix, "expected a table"), bad();
+      component_config comp;
+      if (!ck.no_unknown_keys(*tbl, prefix,
+                              {"appid", "secret", "secret_env", "token", "token_env",
+                               "encoding_aes_key", "encoding_aes_key_env"})
+          || !ck.get(*tbl, prefix, "appid", comp.appid, true)
+          || !ck.secret(*tbl, prefix, env, "secret", comp.secret)
+          || !ck.secret(*tbl, prefix, env, "token", comp.token)
+          || !ck.secret(*tbl, prefix, env, "encoding_aes_key", comp.encoding_aes_key))
+        return bad();
+      if (!valid_id(comp.appid))
+        return ck.fail(prefix + ".appid", "must be 1-64 characters of [A-Za-z0-9_-]"), bad();
+      if (comp.encoding_aes_key.size() != 43)
+        return ck.fail(prefix + ".encoding_aes_key", "must be exactly 43 characters"), bad();
+      if (!ids.insert(comp.appid).second)
+        return ck.fail(prefix + ".appid", "duplicate appid \"" + comp.appid + "\""), bad();
+      cfg.components.push_back(std::move(comp));
+    }
+  }
+  return cfg;
+}
+
+caf::expected<hub_config> load_config(const std::string& path, const env_lookup& env) {
+  std::ifstream in{path, std::ios::binary};
+  if (!in)
+    return make_detail_error(ec::invalid_config, path + ": cannot read file");
+  std::ostringstream buf;
+  buf << in.rdbuf();
+  if (in.bad())
+    return make_detail_error(ec::invalid_config, path + ": cannot read file");
+  return parse_config(buf.str(), path, env);
+}
+
+} // namespace wh

@@ -1,0 +1,94 @@
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "caf/expected.hpp"
+
+namespace wh {
+
+/// How an official-account app obtains its access_token.
+enum class token_api {
+  /// POST /cgi-bin/stable_token (default): repeat calls return the same token.
+  stable,
+  /// GET /cgi-bin/token: every call issues a new token and retires the old.
+  classic,
+};
+
+/// One `[[app]]` entry.
+struct app_config {
+  std::string appid;
+  /// The AppSecret. Never logged, never rendered.
+  std::string secret;
+  token_api api = token_api::stable;
+};
+
+/// One `[[component]]` entry (third-party platform).
+struct component_config {
+  std::string appid;
+  std::string secret;
+  /// Message-verification token set on the open platform.
+  std::string token;
+  /// 43-character EncodingAESKey.
+  std::string encoding_aes_key;
+};
+
+/// The whole validated configuration of a hub process.
+struct hub_config {
+  /// Where the config was loaded from (for messages), empty for defaults.
+  std::string source;
+
+  // -- [hub] ------------------------------------------------------------------
+  std::string listen_host = "127.0.0.1";
+  uint16_t listen_port = 4000;
+  std::string data_dir = "var/hub";
+  /// HTTP worker threads; 0 = number of cores.
+  unsigned http_threads = 0;
+  /// Largest accepted request body in bytes.
+  uint32_t max_body_bytes = 64 * 1024;
+  /// Time allowed to read one request (headers + body), seconds.
+  uint32_t request_timeout_s = 15;
+  /// Idle keep-alive connections are closed after this many seconds.
+  uint32_t idle_timeout_s = 60;
+  /// Refresh this many seconds before expiry (at most 300 keeps the old token
+  /// valid until its own expiry, see WeChat's 5-minute overlap).
+  uint32_t refresh_margin_s = 180;
+  /// Spread refreshes over up to this many extra seconds earlier.
+  uint32_t refresh_jitter_s = 90;
+  /// Accepted push timestamp skew, seconds (third-party pushes).
+  uint32_t push_window_s = 300;
+  std::string log_level = "info";
+
+  // -- [wechat] ---------------------------------------------------------------
+  std::string api_base = "https://api.weixin.qq.com";
+  /// Timeout of one upstream call, milliseconds.
+  uint32_t upstream_timeout_ms = 10'000;
+  /// Optional CA bundle for upstream TLS (default: system trust store).
+  std::string upstream_ca_file;
+
+  std::vector<app_config> apps;
+  std::vector<component_config> components;
+};
+
+/// Looks up an environment variable; injectable for tests.
+using env_lookup = std::function<std::optional<std::string>(const std::string&)>;
+
+/// The process environment.
+std::optional<std::string> process_env(const std::string& name);
+
+/// Parses and validates TOML text. `source` names the file in messages.
+/// Errors are `ec::invalid_config` with a message "FILE: KEY: PROBLEM".
+caf::expected<hub_config> parse_config(const std::string& text, const std::string& source,
+                                       const env_lookup& env = process_env);
+
+/// Reads and validates the file at `path`.
+caf::expected<hub_config> load_config(const std::string& path,
+                                      const env_lookup& env = process_env);
+
+/// Splits "host:port" (port may be 0 = any); false on malformed input.
+bool split_host_port(const std::string& str, std::string& host, uint16_t& port);
+
+} // namespace wh

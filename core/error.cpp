@@ -1,0 +1,62 @@
+#include "core/error.hpp"
+
+#include "caf/message.hpp"
+
+namespace wh {
+
+const char* to_string(ec x) {
+  switch (x) {
+    case ec::none: return "none";
+    case ec::invalid_request: return "invalid_request";
+    case ec::unknown_key: return "unknown_appid";
+    case ec::upstream_error: return "upstream_error";
+    case ec::upstream_unavailable: return "upstream_unavailable";
+    case ec::quota_exhausted: return "quota_exhausted";
+    case ec::rate_limited: return "rate_limited";
+    case ec::force_budget_exhausted: return "force_refresh_budget_exhausted";
+    case ec::bad_credentials: return "invalid_credentials";
+    case ec::storage_failure: return "storage_failure";
+    case ec::corrupt_record: return "corrupt_record";
+    case ec::invalid_config: return "invalid_config";
+    case ec::transport_failure: return "transport_failure";
+    case ec::timeout: return "timeout";
+    case ec::verify_ticket_invalid: return "invalid_component_verify_ticket";
+    case ec::authorizer_revoked: return "authorizer_revoked";
+    case ec::needs_reauthorization: return "needs_reauthorization";
+    case ec::shutting_down: return "shutting_down";
+  }
+  return "unknown";
+}
+
+ec code_of(const caf::error& err) {
+  if (!err || err.category() != caf::atom("wechathub"))
+    return ec::none;
+  return static_cast<ec>(err.code());
+}
+
+bool wechat_errcode_of(const caf::error& err, int& out) {
+  const auto& ctx = err.context();
+  if (ctx.size() >= 1 && ctx.match_element<int>(0)) {
+    out = ctx.get_as<int>(0);
+    return true;
+  }
+  return false;
+}
+
+std::string detail_of(const caf::error& err) {
+  const auto& ctx = err.context();
+  for (size_t i = 0; i < ctx.size(); ++i)
+    if (ctx.match_element<std::string>(i))
+      return ctx.get_as<std::string>(i);
+  return {};
+}
+
+caf::error make_upstream_error(ec code, int errcode, std::string detail) {
+  return caf::make_error(code, errcode, std::move(detail));
+}
+
+caf::error make_detail_error(ec code, std::string detail) {
+  return caf::make_error(code, std::move(detail));
+}
+
+} // namespace wh

@@ -1,0 +1,61 @@
+#pragma once
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "caf/expected.hpp"
+
+namespace wh::wechat {
+
+/// Lowercase hex SHA-1 of `data` (OpenSSL EVP).
+std::string sha1_hex(std::string_view data);
+
+/// WeChat's generic signature: sort `values` (byte order), concatenate, SHA-1 hex.
+std::string sorted_sha1(std::vector<std::string> values);
+
+/// Constant-time equality of two strings (CRYPTO_memcmp; length leaks only).
+bool constant_time_equal(std::string_view a, std::string_view b);
+
+/// WXBizMsgCrypt: AES-256-CBC message crypto of WeChat pushes (PKCS#7 with a
+/// 32-byte block, random16 || len32be || msg || appid), msg_signature SHA-1.
+class msg_crypto {
+public:
+  /// Validates the 43-char EncodingAESKey (non-canonical base64 accepted).
+  /// Errors: ec::invalid_config.
+  static caf::expected<msg_crypto> make(std::string_view encoding_aes_key, std::string token,
+                                        std::string appid);
+
+  /// msg_signature over sorted {token, timestamp, nonce, encrypt}.
+  std::string signature(std::string_view timestamp, std::string_view nonce,
+                        std::string_view encrypt) const;
+
+  /// Verifies `msg_signature` in constant time.
+  bool verify(std::string_view msg_signature, std::string_view timestamp, std::string_view nonce,
+              std::string_view encrypt) const;
+
+  /// Decrypts base64 `encrypt`, checks padding strictly and the trailing appid.
+  /// Errors: ec::invalid_request with a detail naming the problem.
+  caf::expected<std::string> decrypt(std::string_view encrypt) const;
+
+  /// Encrypts `msg` with the given 16-byte random prefix; returns base64.
+  std::string encrypt(std::string_view msg, std::string_view random16) const;
+
+  /// Encrypts with a fresh random prefix (RAND_bytes).
+  std::string encrypt(std::string_view msg) const;
+
+  /// The encrypted XML reply envelope (Encrypt, MsgSignature, TimeStamp, Nonce).
+  std::string envelope_xml(std::string_view encrypt, std::string_view timestamp,
+                           std::string_view nonce) const;
+
+  const std::string& appid() const { return appid_; }
+  const std::string& token() const { return token_; }
+
+private:
+  msg_crypto() = default;
+  std::string key_; // 32 raw bytes
+  std::string token_;
+  std::string appid_;
+};
+
+} // namespace wh::wechat
