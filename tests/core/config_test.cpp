@@ -1,0 +1,113 @@
+#define CAF_SUITE config
+
+#include "caf/test/dsl.hpp"
+
+#include "core/config.hpp"
+#include "core/error.hpp"
+
+using namespace wh;
+
+namespace {
+
+std::optional<std::string> fake_env(const std::string& name) {
+  if (name == "APP_SECRET")
+    return std::string{"s3cr3t-from-env"};
+  return std::nullopt;
+}
+
+caf::expected<hub_config> parse(const std::string& text) {
+  return parse_config(text, "test.toml", fake_env);
+}
+
+std::string problem(const std::string& text) {
+  auto res = parse(text);
+  if (res)
+    return "<no error>";
+  return detail_of(res.error());
+}
+
+} // namespace
+
+CAF_TEST(full config parses) {
+  auto res = parse(R"(
+[hub]
+listen = "0.0.0.0:4100"
+data_dir = "/tmp/x"
+refresh_margin_s = 200
+
+[wechat]
+api_base = "http://127.0.0.1:9000/"
+
+[[app]]
+appid = "wx1234567890"
+secret = "abc"
+
+[[app]]
+appid = "wx2"
+secret_env = "APP_SECRET"
+token_api = "classic"
+)");
+  CAF_REQUIRE(res);
+  CAF_CHECK_EQUAL(res->listen_host, "0.0.0.0");
+  CAF_CHECK_EQUAL(res->listen_port, 4100u);
+  CAF_CHECK_EQUAL(res->data_dir, "/tmp/x");
+  CAF_CHECK_EQUAL(res->refresh_margin_s, 200u);
+  CAF_CHECK_EQUAL(res->api_base, "http://127.0.0.1:9000");
+  CAF_REQUIRE_EQUAL(res->apps.size(), 2u);
+  CAF_CHECK_EQUAL(res->apps[0].secret, "abc");
+  CAF_CHECK(res->apps[0].api == token_api::stable);
+  CAF_CHECK_EQUAL(res->apps[1].secret, "s3cr3t-from-env");
+  CAF_CHECK(res->apps[1].api == token_api::classic);
+}
+
+CAF_TEST(defaults apply to an empty file) {
+  auto res = parse("");
+  CAF_REQUIRE(res);
+  CAF_CHECK_EQUAL(res->listen_port, 4000u);
+  CAF_CHECK_EQUAL(res->data_dir, "var/hub");
+  CAF_CHECK_EQUAL(res->api_base, "https://api.weixin.qq.com");
+}
+
+CAF_TEST(errors name file key and problem) {
+  CAF_CHECK_EQUAL(problem("[hub]\nlisten = 4000\n"), "test.toml: hub.listen: expected a string");
+  CAF_CHECK_EQUAL(problem("[hub]\nlisten = \"nohost\"\n"),
+                  "test.toml: hub.listen: expected \"host:port\", got \"nohost\"");
+  CAF_CHECK_EQUAL(problem("[[app]]\nsecret = \"x\"\n"), "test.toml: app[0].appid: missing required key");
+  CAF_CHECK_EQUAL(problem("[[app]]\nappid = \"wx1\"\n"), "test.toml: app[0].secret: missing required key");
+  CAF_CHECK_EQUAL(problem("[[app]]\nappid = \"wx1\"\nsecret = \"a\"\n[[app]]\nappid = \"wx1\"\nsecret = \"b\"\n"),
+                  "test.toml: app[1].appid: duplicate appid \"wx1\"");
+  CAF_CHECK_EQUAL(problem("[[app]]\nappid = \"wx1\"\nsecret_env = \"MISSING\"\n"),
+                  "test.toml: app[0].secret_env: environment variable MISSING is not set or empty");
+  CAF_CHECK_EQUAL(problem("[[app]]\nappid = \"wx1\"\nsecret = \"a\"\ntoken_api = \"fast\"\n"),
+                  "test.toml: app[0].token_api: expected \"stable\" or \"classic\"");
+  CAF_CHECK_EQUAL(problem("[hub]\nlisten_port = 1\n"), "test.toml: hub.listen_port: unknown key");
+  CAF_CHECK_EQUAL(problem("[wechat]\napi_base = \"ftp://x\"\n"),
+                  "test.toml: wechat.api_base: must start with http:// or https://");
+  CAF_CHECK_EQUAL(problem("[hub]\nrefresh_margin_s = -5\n"), "test.toml: hub.refresh_margin_s: integer out of range");
+  auto syntax = problem("[hub\n");
+  CAF_CHECK(syntax.rfind("test.toml:1:", 0) == 0);
+}
+
+CAF_TEST(secrets never appear in messages) {
+  auto msg = problem("[[app]]\nappid = \"wx1\"\nsecret = \"topsecretvalue\"\ntoken_api = 3\n");
+  CAF_CHECK(msg.find("topsecretvalue") == std::string::npos);
+}
+
+CAF_TEST(unreadable file is an error naming the path) {
+  auto res = load_config("/nonexistent/dir/hub.toml");
+  CAF_REQUIRE(!res);
+  CAF_CHECK_EQUAL(detail_of(res.error()), "/nonexistent/dir/hub.toml: cannot read file");
+  CAF_CHECK(code_of(res.error()) == ec::invalid_config);
+}
+
+CAF_TEST(host port splitting) {
+  std::string host;
+  uint16_t port = 0;
+  CAF_CHECK(split_host_port("127.0.0.1:0", host, port));
+  CAF_CHECK_EQUAL(port, 0u);
+  CAF_CHECK(split_host_port("[::1]:80", host, port));
+  CAF_CHECK_EQUAL(host, "::1");
+  CAF_CHECK(!split_host_port("host:99999", host, port));
+  CAF_CHECK(!split_host_port("host:", host, port));
+  CAF_CHECK(!split_host_port(":80", host, port));
+}
