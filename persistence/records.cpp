@@ -1,0 +1,116 @@
+#include "persistence/records.hpp"
+
+#include <boost/json.hpp>
+
+#include "core/error.hpp"
+
+namespace json = boost::json;
+
+namespace wh::persistence {
+
+namespace keys {
+
+std::string app_token(std::string_view appid) {
+  return "app/" + std::string{appid} + "/access_token";
+}
+
+std::string app_ticket(std::string_view appid, std::string_view type) {
+  return "app/" + std::string{appid} + "/ticket/" + std::string{type};
+}
+
+std::string app_force(std::string_view appid) {
+  return "app/" + std::string{appid} + "/force";
+}
+
+} // namespace keys
+
+namespace {
+
+constexpr int64_t record_version = 1;
+
+caf::error corrupt(std::string why) {
+  return make_detail_error(ec::corrupt_record, std::move(why));
+}
+
+/// Parses `bytes` as a JSON object of a supported record version.
+caf::expected<json::object> open_record(std::string_view bytes) {
+  boost::system::error_code err;
+  auto val = json::parse(bytes, err);
+  if (err || !val.is_object())
+    return corrupt("record is not a JSON object");
+  auto& obj = val.as_object();
+  auto v = obj.if_contains("v");
+  if (!v || !v->is_int64())
+    return corrupt("record has no version");
+  if (v->as_int64() != record_version)
+    return corrupt("unsupported record version " + std::to_string(v->as_int64()));
+  return std::move(obj);
+}
+
+bool get_int(const json::object& obj, const char* key, int64_t& out) {
+  auto v = obj.if_contains(key);
+  if (!v)
+    return false;
+  if (v->is_int64())
+    out = v->as_int64();
+  else if (v->is_uint64())
+    out = static_cast<int64_t>(v->as_uint64());
+  else
+    return false;
+  return true;
+}
+
+} // namespace
+
+std::string encode(const credential& x) {
+  json::object obj;
+  obj["v"] = record_version;
+  obj["value"] = x.value;
+  obj["obtained_at"] = x.obtained_at;
+  obj["expires_at"] = x.expires_at;
+  obj["version"] = x.version;
+  return json::serialize(obj);
+}
+
+std::string encode(const force_budget_record& x) {
+  json::object obj;
+  obj["v"] = record_version;
+  obj["day"] = x.day;
+  obj["used"] = x.used;
+  obj["last_at"] = x.last_at;
+  return json::serialize(obj);
+}
+
+caf::expected<credential> decode_credential(std::string_view bytes) {
+  auto obj = open_record(bytes);
+  if (!obj)
+    return std::move(obj.error());
+  credential x;
+  int64_t version = 0;
+  auto value = obj->if_contains("value");
+  if (!value || !value->is_string() || value->as_string().empty())
+    return corrupt("credential record has no value");
+  x.value = std::string{value->as_string()};
+  if (!get_int(*obj, "obtained_at", x.obtained_at) || !get_int(*obj, "expires_at", x.expires_at)
+      || !get_int(*obj, "version", version) || version < 0)
+    return corrupt("credential record lacks obtained_at, expires_at or version");
+  if (x.expires_at < x.obtained_at)
+    return corrupt("credential record expires before it was obtained");
+  x.version = static_cast<uint64_t>(version);
+  return x;
+}
+
+caf::expected<force_budget_record> decode_force_budget(std::string_view bytes) {
+  auto obj = open_record(bytes);
+  if (!obj)
+    return std::move(obj.error());
+  force_budget_record x;
+  int64_t used = 0;
+  if (!get_int(*obj, "day", x.day) || !get_int(*obj, "used", used) || used < 0
+      || !get_int(*obj, "last_at", x.last_at))
+    return corrupt("force budget record is incomplete");
+  x.used = static_cast<uint32_t>(used);
+  return x;
+}
+
+} // namespace wh::persistence

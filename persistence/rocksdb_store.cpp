@@ -1,0 +1,95 @@
+// The only translation unit that includes rocksdb/*: RocksDB's types and
+// Status stay here and are converted to caf::error at this boundary.
+#include <filesystem>
+
+#include <rocksdb/db.h>
+#include <rocksdb/options.h>
+#include <rocksdb/write_batch.h>
+
+#include "core/error.hpp"
+#include "persistence/store.hpp"
+
+namespace wh::persistence {
+
+namespace {
+
+caf::error to_error(const rocksdb::Status& st, std::string_view what) {
+  return make_detail_error(ec::storage_failure, std::string{what} + ": " + st.ToString());
+}
+
+class rocksdb_store final : public store {
+public:
+  explicit rocksdb_store(std::unique_ptr<rocksdb::DB> db) : db_(std::move(db)) {
+    sync_opts_.sync = true;
+  }
+
+  caf::expected<std::optional<std::string>> get(std::string_view key) override {
+    std::string value;
+    auto st = db_->Get(rocksdb::ReadOptions{}, rocksdb::Slice{key.data(), key.size()}, &value);
+    if (st.IsNotFound())
+      return std::optional<std::string>{};
+    if (!st.ok())
+      return to_error(st, "read");
+    return std::optional<std::string>{std::move(value)};
+  }
+
+  caf::error write(const std::vector<batch_entry>& batch) override {
+    rocksdb::WriteBatch wb;
+    for (auto& [key, value] : batch) {
+      rocksdb::Status st;
+      if (value)
+        st = wb.Put(key, *value);
+      else
+        st = wb.Delete(key);
+      if (!st.ok())
+        return to_error(st, "batch");
+    }
+    auto st = db_->Write(sync_opts_, &wb);
+    if (!st.ok())
+      return to_error(st, "write");
+    return caf::none;
+  }
+
+  caf::error scan(std::string_view prefix,
+                  const std::function<bool(std::string_view, std::string_view)>& fn) override {
+    std::unique_ptr<rocksdb::Iterator> it{db_->NewIterator(rocksdb::ReadOptions{})};
+    rocksdb::Slice pre{prefix.data(), prefix.size()};
+    for (it->Seek(pre); it->Valid() && it->key().starts_with(pre); it->Next()) {
+      auto k = it->key();
+      auto v = it->value();
+      if (!fn(std::string_view{k.data(), k.size()}, std::string_view{v.data(), v.size()}))
+        break;
+    }
+    if (!it->status().ok())
+      return to_error(it->status(), "scan");
+    return caf::none;
+  }
+
+private:
+  std::unique_ptr<rocksdb::DB> db_;
+  rocksdb::WriteOptions sync_opts_;
+};
+
+} // namespace
+
+caf::expected<std::unique_ptr<store>> open_rocksdb(const std::string& dir) {
+  std::error_code fs_err;
+  std::filesystem::create_directories(dir, fs_err);
+  if (fs_err)
+    return make_detail_error(ec::storage_failure,
+                             "cannot create data_dir " + dir + ": " + fs_err.message());
+  rocksdb::Options opts;
+  opts.create_if_missing = true;
+  // Token state is tiny; keep the footprint small and recovery strict.
+  opts.max_open_files = 256;
+  opts.keep_log_file_num = 4;
+  opts.max_total_wal_size = 64 << 20;
+  opts.paranoid_checks = true;
+  rocksdb::DB* raw = nullptr;
+  auto st = rocksdb::DB::Open(opts, dir, &raw);
+  if (!st.ok())
+    return make_detail_error(ec::storage_failure, "cannot open RocksDB at " + dir + ": " + st.ToString());
+  return std::unique_ptr<store>{new rocksdb_store(std::unique_ptr<rocksdb::DB>{raw})};
+}
+
+} // namespace wh::persistence

@@ -1,0 +1,15 @@
+#include "persistence/store.hpp"
+
+namespace wh::persistence {
+
+store::~store() = default;
+
+caf::error store::put(std::string key, std::string value) {
+  return write({batch_entry{std::move(key), std::move(value)}});
+}
+
+caf::error store::erase(std::string key) {
+  return write({batch_entry{std::move(key), std::nullopt}});
+}
+
+} // namespace wh::persistence
