@@ -1,0 +1,696 @@
+#include "actors/app_actor.hpp"
+
+#include <algorithm>
+#include <functional>
+#include <random>
+#include <vector>
+
+#include <boost/json.hpp>
+
+#include "caf/all.hpp"
+
+#include "core/error.hpp"
+#include "core/log.hpp"
+#include "core/metrics.hpp"
+#include "net/http_client.hpp"
+#include "persistence/store.hpp"
+#include "wechat/errcodes.hpp"
+
+namespace json = boost::json;
+
+namespace wh::actors {
+
+namespace {
+
+// -- state ------------------------------------------------------------------
+
+using waiter = std::function<void(const caf::expected<credential>&)>;
+
+enum timer_kind : uint8_t { token_timer = 0, jsapi_timer = 1, wx_card_timer = 2 };
+
+struct ticket_slot {
+  std::string type;
+  timer_kind timer;
+  std::optional<credential> value;
+  std::vector<waiter> waiters;
+  bool fetching = false;
+  uint64_t timer_gen = 0;
+  uint32_t failures = 0;
+};
+
+struct app_state {
+  static inline const char* name = "wh.app";
+
+  app_params p;
+  std::mt19937_64 rng;
+
+  std::optional<credential> token;
+  uint64_t last_version = 0;
+  std::vector<waiter> token_waiters;
+  bool fetching = false;
+  /// A token WeChat rejected: never served again, and a normal stable_token
+  /// fetch that hands it back escalates to a forced refresh.
+  std::string dead_token;
+  uint64_t token_timer_gen = 0;
+  uint32_t token_failures = 0;
+
+  bool checking = false;
+  std::vector<waiter> check_waiters;
+  std::string verified_token;
+  int64_t verified_at = 0;
+
+  ticket_slot jsapi{"jsapi", jsapi_timer, {}, {}, false, 0, 0};
+  ticket_slot wx_card{"wx_card", wx_card_timer, {}, {}, false, 0, 0};
+
+  int64_t blocked_until = 0;
+  caf::error blocked_error;
+  persistence::force_budget_record budget;
+};
+
+using self_ptr = caf::stateful_actor<app_state>*;
+
+// -- small helpers -----------------------------------------------------------
+
+int64_t now(self_ptr self) {
+  return self->state.p.clock->now();
+}
+
+const std::string& appid(self_ptr self) {
+  return self->state.p.app.appid;
+}
+
+ticket_slot* slot_of(self_ptr self, std::string_view type) {
+  if (type == "jsapi")
+    return &self->state.jsapi;
+  if (type == "wx_card")
+    return &self->state.wx_card;
+  return nullptr;
+}
+
+snapshot_slot& published(self_ptr self, const ticket_slot& slot) {
+  return slot.timer == jsapi_timer ? self->state.p.entry->jsapi : self->state.p.entry->wx_card;
+}
+
+void fail_all(std::vector<waiter>& ws, const caf::error& err) {
+  auto xs = std::move(ws);
+  ws.clear();
+  for (auto& w : xs)
+    w(err);
+}
+
+void deliver_all(std::vector<waiter>& ws, const credential& x) {
+  auto xs = std::move(ws);
+  ws.clear();
+  for (auto& w : xs)
+    w(x);
+}
+
+waiter to_waiter(caf::typed_response_promise<credential> rp) {
+  return [rp](const caf::expected<credential>& x) mutable {
+    if (x)
+      rp.deliver(*x);
+    else
+      rp.deliver(x.error());
+  };
+}
+
+void count_refresh(self_ptr self, const char* kind, const char* reason, const char* result) {
+  if (auto m = self->state.p.stats)
+    m->inc("wechat_hub_refreshes_total", {{"kind", kind}, {"reason", reason}, {"result", result}});
+}
+
+// -- upstream replies ----------------------------------------------------------
+
+struct parsed_reply {
+  int errcode = 0;
+  std::string errmsg;
+  json::object obj;
+};
+
+caf::expected<parsed_reply> parse_reply(const caf::expected<upstream_reply>& rep) {
+  if (!rep)
+    return rep.error();
+  if (rep->status != 200)
+    return make_detail_error(ec::upstream_unavailable,
+                             "WeChat answered HTTP " + std::to_string(rep->status));
+  boost::system::error_code err;
+  auto val = json::parse(rep->body, err);
+  if (err || !val.is_object())
+    return make_detail_error(ec::upstream_unavailable, "WeChat answered a body that is not JSON");
+  parsed_reply out;
+  out.obj = std::move(val.as_object());
+  if (auto code = out.obj.if_contains("errcode"); code && code->is_int64())
+    out.errcode = static_cast<int>(code->as_int64());
+  if (auto msg = out.obj.if_contains("errmsg"); msg && msg->is_string())
+    out.errmsg = std::string{msg->as_string()}.substr(0, 200);
+  return out;
+}
+
+/// Reads a string field and a positive lifetime; false if either is missing.
+bool read_credential_fields(const json::object& obj, const char* key, std::string& value,
+                            int64_t& expires_in) {
+  auto v = obj.if_contains(key);
+  auto e = obj.if_contains("expires_in");
+  if (!v || !v->is_string() || v->as_string().empty() || v->as_string().size() > 2048 || !e)
+    return false;
+  if (e->is_int64())
+    expires_in = e->as_int64();
+  else if (e->is_uint64())
+    expires_in = static_cast<int64_t>(e->as_uint64());
+  else
+    return false;
+  value = std::string{v->as_string()};
+  return expires_in > 0 && expires_in <= 30 * 86400;
+}
+
+void block(self_ptr self, int64_t until, caf::error err) {
+  auto& st = self->state;
+  if (until > st.blocked_until) {
+    st.blocked_until = until;
+    st.blocked_error = std::move(err);
+  }
+}
+
+caf::error blocked(self_ptr self) {
+  auto& st = self->state;
+  if (now(self) < st.blocked_until)
+    return st.blocked_error;
+  return caf::none;
+}
+
+/// Turns a WeChat errcode into our error and applies the backoff it asks for.
+caf::error on_errcode(self_ptr self, int errcode, const std::string& errmsg, bool token_endpoint,
+                      uint32_t failures) {
+  auto t = now(self);
+  auto suffix = errmsg.empty() ? std::string{} : " (" + errmsg + ")";
+  auto cls = wechat::classify(errcode);
+  if (token_endpoint && cls == wechat::errclass::token_invalid)
+    cls = wechat::errclass::credentials; // 40001 from the token API = wrong secret
+  switch (cls) {
+    case wechat::errclass::transient: {
+      int64_t backoff = std::min<int64_t>(32, int64_t{1} << std::min<uint32_t>(failures, 5));
+      auto err = make_upstream_error(ec::upstream_unavailable, errcode,
+                                     "WeChat is busy; retrying in " + std::to_string(backoff)
+                                       + " s" + suffix);
+      block(self, t + backoff, err);
+      return err;
+    }
+    case wechat::errclass::minute_limited: {
+      auto err = make_upstream_error(ec::rate_limited, errcode,
+                                     "WeChat minute quota reached; paused for 60 s" + suffix);
+      block(self, t + 60, err);
+      return err;
+    }
+    case wechat::errclass::daily_quota: {
+      auto reset = (beijing_day(t) + 1) * 86400 - 8 * 3600;
+      auto err = make_upstream_error(ec::quota_exhausted, errcode,
+                                     "WeChat daily quota reached; calls for this app are paused "
+                                     "until 00:00 Beijing time"
+                                       + suffix);
+      block(self, reset, err);
+      WH_ERROR("app", appid(self) << ": daily quota exhausted (45009); paused until " << reset);
+      return err;
+    }
+    case wechat::errclass::credentials:
+    case wechat::errclass::needs_confirmation: {
+      auto err = make_upstream_error(ec::bad_credentials, errcode,
+                                     "WeChat rejected this app's credentials or caller" + suffix);
+      block(self, t + 60, err);
+      WH_ERROR("app", appid(self) << ": credentials rejected by WeChat, errcode " << errcode);
+      return err;
+    }
+    default:
+      return make_upstream_error(ec::upstream_error, errcode,
+                                 "WeChat errcode " + std::to_string(errcode) + suffix);
+  }
+}
+
+void call_upstream(self_ptr self, upstream_call call,
+                   std::function<void(const caf::expected<upstream_reply>&)> k) {
+  self->request(self->state.p.upstream, self->state.p.upstream_timeout, call_atom::value,
+                std::move(call))
+    .then([k](upstream_reply& rep) { k(rep); },
+          [k](caf::error& err) {
+            if (code_of(err) == ec::none) // e.g. CAF's request_timeout
+              k(make_detail_error(ec::timeout, "no answer from WeChat in time"));
+            else
+              k(err);
+          });
+}
+
+void persist(self_ptr self, store_write batch,
+             std::function<void(caf::error)> k) {
+  self->request(self->state.p.store, caf::infinite, put_atom::value, std::move(batch))
+    .then([k](done_atom) { k(caf::none); }, [k](caf::error& err) { k(err); });
+}
+
+// -- scheduling ----------------------------------------------------------------
+
+int64_t draw_jitter(self_ptr self) {
+  auto j = self->state.p.refresh_jitter_s;
+  if (j == 0)
+    return 0;
+  return static_cast<int64_t>(self->state.rng() % (j + 1));
+}
+
+void arm(self_ptr self, timer_kind kind, uint64_t gen, int64_t at) {
+  auto delay = std::max<int64_t>(1, at - now(self));
+  self->delayed_send(self, std::chrono::seconds(delay), tick_atom::value, static_cast<uint8_t>(kind),
+                     gen);
+}
+
+/// Schedules the proactive refresh of `x`. `unchanged` means the last fetch
+/// returned the same value (stable_token renews only in the last 5 minutes).
+int64_t refresh_time(self_ptr self, const credential& x, bool unchanged) {
+  auto& p = self->state.p;
+  auto at = x.expires_at - static_cast<int64_t>(p.refresh_margin_s) - draw_jitter(self);
+  if (unchanged)
+    at = std::max({at, x.expires_at - 290, now(self) + 30});
+  return at;
+}
+
+/// Schedules a retry after a failed background refresh while the value is
+/// still valid: exponential, never past expiry, never before a block lifts.
+bool retry_time(self_ptr self, const std::optional<credential>& x, uint32_t failures,
+                int64_t& at) {
+  auto t = now(self);
+  if (!x || !x->valid_at(t))
+    return false;
+  auto delay = std::min<int64_t>(300, int64_t{15} << std::min<uint32_t>(failures, 5));
+  at = std::max(t + delay, self->state.blocked_until);
+  if (at >= x->expires_at)
+    at = std::max(t + 1, x->expires_at - 5);
+  return true;
+}
+
+void schedule_token(self_ptr self, int64_t at) {
+  arm(self, token_timer, ++self->state.token_timer_gen, at);
+}
+
+void schedule_ticket(self_ptr self, ticket_slot& slot, int64_t at) {
+  arm(self, slot.timer, ++slot.timer_gen, at);
+}
+
+// -- token lifecycle ---------------------------------------------------------
+
+upstream_call token_call(const app_config& app, bool force) {
+  upstream_call call;
+  if (app.api == token_api::stable) {
+    json::object body;
+    body["grant_type"] = "client_credential";
+    body["appid"] = app.appid;
+    body["secret"] = app.secret;
+    body["force_refresh"] = force;
+    call.endpoint = force ? "stable_token_force" : "stable_token";
+    call.method = "POST";
+    call.target = "/cgi-bin/stable_token";
+    call.body = json::serialize(body);
+  } else {
+    call.endpoint = "token";
+    call.method = "GET";
+    call.target = "/cgi-bin/token?grant_type=client_credential&appid=" + net::url_encode(app.appid)
+                  + "&secret=" + net::url_encode(app.secret);
+  }
+  return call;
+}
+
+caf::error spend_force(self_ptr self) {
+  auto& st = self->state;
+  auto t = now(self);
+  auto day = beijing_day(t);
+  if (st.budget.day != day) {
+    st.budget.day = day;
+    st.budget.used = 0;
+  }
+  if (st.budget.used >= st.p.force_per_day)
+    return make_detail_error(ec::force_budget_exhausted,
+                             "the daily force_refresh budget ("
+                               + std::to_string(st.p.force_per_day) + ") is spent");
+  if (st.budget.last_at > 0 && t - st.budget.last_at < st.p.force_spacing_s)
+    return make_detail_error(ec::force_budget_exhausted,
+                             "forced refreshes must be at least "
+                               + std::to_string(st.p.force_spacing_s) + " s apart");
+  st.budget.used++;
+  st.budget.last_at = t;
+  return caf::none;
+}
+
+void fetch_token(self_ptr self, const char* reason, bool force);
+
+void after_token_failure(self_ptr self, const char* reason, const caf::error& err) {
+  auto& st = self->state;
+  st.fetching = false;
+  st.token_failures++;
+  count_refresh(self, "access_token", reason, "error");
+  WH_WARN("app", appid(self) << ": access_token " << reason << " refresh failed: "
+                             << to_string(code_of(err)) << " " << detail_of(err));
+  fail_all(st.token_waiters, err);
+  int64_t at = 0;
+  if (retry_time(self, st.token, st.token_failures, at))
+    schedule_token(self, at);
+}
+
+void on_token_reply(self_ptr self, const caf::expected<upstream_reply>& rep, int64_t sent_at,
+                    const char* reason, bool force) {
+  auto& st = self->state;
+  auto res = parse_reply(rep);
+  if (!res)
+    return after_token_failure(self, reason, res.error());
+  if (res->errcode != 0)
+    return after_token_failure(self, reason,
+                               on_errcode(self, res->errcode, res->errmsg, true, st.token_failures));
+  std::string value;
+  int64_t expires_in = 0;
+  if (!read_credential_fields(res->obj, "access_token", value, expires_in))
+    return after_token_failure(self, reason,
+                               make_detail_error(ec::upstream_unavailable,
+                                                 "WeChat's token answer lacks access_token or expires_in"));
+  if (!st.dead_token.empty() && value == st.dead_token) {
+    // stable_token's normal mode handed back the token WeChat just rejected:
+    // only a forced refresh replaces it, and only if the budget allows.
+    st.fetching = false;
+    if (force)
+      return after_token_failure(self, reason,
+                                 make_detail_error(ec::upstream_error,
+                                                   "a forced refresh returned the rejected token"));
+    if (auto err = spend_force(self))
+      return after_token_failure(self, reason, err);
+    return fetch_token(self, "forced", true);
+  }
+  bool unchanged = st.token && st.token->value == value;
+  credential x{value, now(self), sent_at + expires_in, unchanged ? st.token->version : st.last_version + 1};
+  store_write batch;
+  batch.put(persistence::keys::app_token(appid(self)), persistence::encode(x));
+  if (force)
+    batch.put(persistence::keys::app_force(appid(self)), persistence::encode(st.budget));
+  std::string why = reason;
+  persist(self, std::move(batch), [self, x, unchanged, why](caf::error err) {
+    auto& st = self->state;
+    if (err)
+      return after_token_failure(self, "persist", err);
+    st.fetching = false;
+    st.token = x;
+    st.last_version = std::max(st.last_version, x.version);
+    st.token_failures = 0;
+    st.dead_token.clear();
+    st.p.entry->token.publish(x);
+    if (!unchanged) {
+      count_refresh(self, "access_token", why.c_str(), "ok");
+      WH_INFO("app", appid(self) << ": new access_token v" << x.version << " (" << why
+                                 << "), valid " << (x.expires_at - x.obtained_at) << " s");
+    }
+    schedule_token(self, refresh_time(self, x, unchanged));
+    deliver_all(st.token_waiters, x);
+  });
+}
+
+void fetch_token(self_ptr self, const char* reason, bool force) {
+  auto& st = self->state;
+  if (st.fetching)
+    return;
+  if (auto err = blocked(self)) {
+    fail_all(st.token_waiters, err);
+    int64_t at = 0;
+    if (retry_time(self, st.token, st.token_failures, at))
+      schedule_token(self, at);
+    return;
+  }
+  st.fetching = true;
+  auto sent_at = now(self);
+  call_upstream(self, token_call(st.p.app, force),
+                [self, sent_at, reason, force](const caf::expected<upstream_reply>& rep) {
+                  on_token_reply(self, rep, sent_at, reason, force);
+                });
+}
+
+void want_token(self_ptr self, waiter w) {
+  auto& st = self->state;
+  st.token_waiters.push_back(std::move(w));
+  if (!st.fetching)
+    fetch_token(self, st.token ? "expired" : "on_demand", false);
+}
+
+/// Runs `k` with a valid token, fetching one first if needed.
+void with_token(self_ptr self, waiter k) {
+  auto& st = self->state;
+  if (st.token && st.token->valid_at(now(self)))
+    k(*st.token);
+  else
+    want_token(self, std::move(k));
+}
+
+/// WeChat rejected `value`: stop serving it and replace it.
+void token_rejected(self_ptr self, const std::string& value, const char* reason) {
+  auto& st = self->state;
+  if (st.token && st.token->value == value) {
+    st.token.reset();
+    st.p.entry->token.clear();
+    ++st.token_timer_gen; // cancels the proactive refresh of the dead token
+  }
+  st.dead_token = value;
+  WH_WARN("app", appid(self) << ": WeChat rejected the current access_token (" << reason
+                             << "); replacing it");
+  if (!st.fetching)
+    fetch_token(self, reason, false);
+}
+
+// -- stale-token reports -----------------------------------------------------
+
+void check_token(self_ptr self, const std::string& value) {
+  auto& st = self->state;
+  if (auto err = blocked(self))
+    return fail_all(st.check_waiters, err);
+  st.checking = true;
+  upstream_call call{"get_api_domain_ip", "GET",
+                     "/cgi-bin/get_api_domain_ip?access_token=" + net::url_encode(value), ""};
+  call_upstream(self, std::move(call), [self, value](const caf::expected<upstream_reply>& rep) {
+    auto& st = self->state;
+    st.checking = false;
+    auto res = parse_reply(rep);
+    if (!res)
+      return fail_all(st.check_waiters, res.error());
+    if (res->errcode == 0) {
+      // The client was wrong: the token works. Hand it back unchanged.
+      st.verified_token = value;
+      st.verified_at = now(self);
+      WH_INFO("app", appid(self) << ": reported access_token verified valid; not refreshed");
+      auto ws = std::move(st.check_waiters);
+      st.check_waiters.clear();
+      for (auto& w : ws)
+        with_token(self, std::move(w));
+      return;
+    }
+    if (wechat::classify(res->errcode) == wechat::errclass::token_invalid) {
+      for (auto& w : st.check_waiters)
+        st.token_waiters.push_back(std::move(w));
+      st.check_waiters.clear();
+      return token_rejected(self, value, "stale_report");
+    }
+    fail_all(st.check_waiters, on_errcode(self, res->errcode, res->errmsg, false, 0));
+  });
+}
+
+// -- tickets -------------------------------------------------------------------
+
+void fetch_ticket(self_ptr self, ticket_slot& slot, bool retried, const char* reason);
+
+void after_ticket_failure(self_ptr self, ticket_slot& slot, const char* reason,
+                          const caf::error& err) {
+  slot.fetching = false;
+  slot.failures++;
+  count_refresh(self, slot.type.c_str(), reason, "error");
+  WH_WARN("app", appid(self) << ": " << slot.type << " ticket " << reason << " refresh failed: "
+                             << to_string(code_of(err)) << " " << detail_of(err));
+  fail_all(slot.waiters, err);
+  int64_t at = 0;
+  if (retry_time(self, slot.value, slot.failures, at))
+    schedule_ticket(self, slot, at);
+}
+
+void on_ticket_reply(self_ptr self, const std::string& type, const std::string& used_token,
+                     const caf::expected<upstream_reply>& rep, int64_t sent_at, bool retried,
+                     const char* reason) {
+  auto& slot = *slot_of(self, type);
+  auto res = parse_reply(rep);
+  if (!res)
+    return after_ticket_failure(self, slot, reason, res.error());
+  if (res->errcode != 0) {
+    if (wechat::classify(res->errcode) == wechat::errclass::token_invalid) {
+      if (!retried) {
+        // The token is dead: replace it once, then retry the ticket once.
+        slot.fetching = false;
+        token_rejected(self, used_token, "ticket_token_rejected");
+        return fetch_ticket(self, slot, true, reason);
+      }
+      return after_ticket_failure(self, slot, reason,
+                                  make_upstream_error(ec::upstream_error, res->errcode,
+                                                      "getticket rejected a freshly refreshed token"));
+    }
+    return after_ticket_failure(self, slot, reason,
+                                on_errcode(self, res->errcode, res->errmsg, false, slot.failures));
+  }
+  std::string value;
+  int64_t expires_in = 0;
+  if (!read_credential_fields(res->obj, "ticket", value, expires_in))
+    return after_ticket_failure(self, slot, reason,
+                                make_detail_error(ec::upstream_unavailable,
+                                                  "WeChat's getticket answer lacks ticket or expires_in"));
+  bool unchanged = slot.value && slot.value->value == value;
+  credential x{value, now(self), sent_at + expires_in,
+               unchanged ? slot.value->version : (slot.value ? slot.value->version + 1 : 1)};
+  std::string why = reason;
+  store_write batch;
+  batch.put(persistence::keys::app_ticket(appid(self), type), persistence::encode(x));
+  persist(self, std::move(batch),
+          [self, type, x, unchanged, why](caf::error err) {
+            auto& slot = *slot_of(self, type);
+            if (err)
+              return after_ticket_failure(self, slot, "persist", err);
+            slot.fetching = false;
+            slot.failures = 0;
+            slot.value = x;
+            published(self, slot).publish(x);
+            if (!unchanged)
+              count_refresh(self, slot.type.c_str(), why.c_str(), "ok");
+            schedule_ticket(self, slot, refresh_time(self, x, unchanged));
+            deliver_all(slot.waiters, x);
+          });
+}
+
+void fetch_ticket(self_ptr self, ticket_slot& slot, bool retried, const char* reason) {
+  if (slot.fetching)
+    return;
+  if (auto err = blocked(self)) {
+    fail_all(slot.waiters, err);
+    int64_t at = 0;
+    if (retry_time(self, slot.value, slot.failures, at))
+      schedule_ticket(self, slot, at);
+    return;
+  }
+  slot.fetching = true;
+  auto type = slot.type;
+  with_token(self, [self, type, retried, reason](const caf::expected<credential>& tok) {
+    auto& slot = *slot_of(self, type);
+    if (!tok)
+      return after_ticket_failure(self, slot, reason, tok.error());
+    auto used = tok->value;
+    auto sent_at = now(self);
+    upstream_call call{"getticket", "GET",
+                       "/cgi-bin/ticket/getticket?access_token=" + net::url_encode(used)
+                         + "&type=" + type,
+                       ""};
+    call_upstream(self, std::move(call),
+                  [self, type, used, sent_at, retried, reason](const caf::expected<upstream_reply>& rep) {
+                    on_ticket_reply(self, type, used, rep, sent_at, retried, reason);
+                  });
+  });
+}
+
+// -- initialization ------------------------------------------------------------
+
+void restore(self_ptr self) {
+  auto& st = self->state;
+  auto t = now(self);
+  st.budget = st.p.force_budget;
+  if (st.p.token) {
+    st.last_version = st.p.token->version;
+    if (st.p.token->valid_at(t)) {
+      st.token = st.p.token;
+      st.p.entry->token.publish(*st.token);
+      schedule_token(self, refresh_time(self, *st.token, false));
+    }
+  }
+  for (auto [slot, stored] : {std::pair{&st.jsapi, &st.p.jsapi}, std::pair{&st.wx_card, &st.p.wx_card}}) {
+    if (*stored && (*stored)->valid_at(t)) {
+      slot->value = *stored;
+      published(self, *slot).publish(*slot->value);
+      schedule_ticket(self, *slot, refresh_time(self, *slot->value, false));
+    } else if (*stored) {
+      slot->value = *stored; // keeps the version monotonic; not served
+      slot->value->expires_at = 0;
+    }
+  }
+}
+
+caf::behavior app_actor(self_ptr self, app_params params) {
+  auto& st = self->state;
+  st.p = std::move(params);
+  st.rng.seed(st.p.seed);
+  restore(self);
+  return {
+    [=](get_atom, token_atom) -> caf::result<credential> {
+      auto& st = self->state;
+      if (st.token && st.token->valid_at(now(self)))
+        return *st.token;
+      auto rp = self->make_response_promise<credential>();
+      want_token(self, to_waiter(rp));
+      return rp;
+    },
+    [=](get_atom, ticket_atom, const std::string& type) -> caf::result<credential> {
+      auto slot = slot_of(self, type);
+      if (!slot)
+        return make_detail_error(ec::invalid_request, "type must be jsapi or wx_card");
+      if (slot->value && slot->value->valid_at(now(self)))
+        return *slot->value;
+      auto rp = self->make_response_promise<credential>();
+      slot->waiters.push_back(to_waiter(rp));
+      fetch_ticket(self, *slot, false, slot->value ? "expired" : "on_demand");
+      return rp;
+    },
+    [=](stale_atom, const std::string& failed) -> caf::result<credential> {
+      auto& st = self->state;
+      if (failed.empty())
+        return make_detail_error(ec::invalid_request, "access_token must not be empty");
+      auto t = now(self);
+      bool have = st.token && st.token->valid_at(t);
+      if (have && st.token->value != failed)
+        return *st.token; // compare-and-set: a newer token already replaced it
+      if (have && st.verified_token == failed && t - st.verified_at < st.p.verify_cache_s)
+        return *st.token;
+      auto rp = self->make_response_promise<credential>();
+      if (!have) {
+        want_token(self, to_waiter(rp));
+        return rp;
+      }
+      st.check_waiters.push_back(to_waiter(rp));
+      if (!st.checking)
+        check_token(self, failed);
+      return rp;
+    },
+    [=](refresh_atom) -> caf::result<credential> {
+      auto& st = self->state;
+      auto rp = self->make_response_promise<credential>();
+      st.token_waiters.push_back(to_waiter(rp));
+      if (st.fetching)
+        return rp;
+      bool force = st.p.app.api == token_api::stable;
+      if (force) {
+        if (auto err = spend_force(self)) {
+          fail_all(st.token_waiters, err);
+          return rp;
+        }
+      }
+      fetch_token(self, "admin", force);
+      return rp;
+    },
+    [=](tick_atom, uint8_t kind, uint64_t gen) {
+      auto& st = self->state;
+      if (kind == token_timer) {
+        if (gen == st.token_timer_gen && !st.fetching)
+          fetch_token(self, "proactive", false);
+        return;
+      }
+      auto& slot = kind == jsapi_timer ? st.jsapi : st.wx_card;
+      if (gen == slot.timer_gen && !slot.fetching)
+        fetch_ticket(self, slot, false, "proactive");
+    },
+  };
+}
+
+} // namespace
+
+caf::actor spawn_app_actor(caf::actor_system& sys, app_params params) {
+  return sys.spawn(app_actor, std::move(params));
+}
+
+} // namespace wh::actors

@@ -1,0 +1,77 @@
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "caf/actor.hpp"
+#include "caf/actor_system.hpp"
+
+#include "actors/messages.hpp"
+#include "actors/snapshot.hpp"
+#include "core/clock.hpp"
+#include "core/config.hpp"
+
+namespace wh {
+class metrics;
+}
+
+namespace wh::actors {
+
+/// Everything an official-account actor needs: identity, collaborators and
+/// the state recovered from storage.
+struct app_params {
+  app_config app;
+  /// Gateway to WeChat (see upstream_actor.hpp).
+  caf::actor upstream;
+  /// Durable writes (see store_actor.hpp).
+  caf::actor store;
+  /// Where the actor publishes what it serves; never null.
+  std::shared_ptr<key_entry> entry;
+  /// Wall clock (unix seconds) used for expiry; never null.
+  const wh::clock* clock = nullptr;
+  metrics* stats = nullptr;
+  /// Refresh at expiry - margin - uniform(0, jitter) seconds.
+  uint32_t refresh_margin_s = 180;
+  uint32_t refresh_jitter_s = 90;
+  /// Seed of the jitter generator (tests fix it; production draws it).
+  uint64_t seed = 0;
+  /// Backstop for one upstream request (the HTTP client has its own deadline).
+  caf::timespan upstream_timeout = std::chrono::seconds(15);
+  /// WeChat's forced-refresh limits for stable_token.
+  uint32_t force_per_day = 20;
+  uint32_t force_spacing_s = 30;
+  /// A verified-valid token is not re-verified within this window.
+  uint32_t verify_cache_s = 60;
+  /// State recovered from storage (expired values are ignored).
+  std::optional<credential> token;
+  std::optional<credential> jsapi;
+  std::optional<credential> wx_card;
+  persistence::force_budget_record force_budget;
+};
+
+/// Spawns the actor owning one official-account app's access_token and its
+/// jsapi / wx_card tickets.
+///
+/// Protocol (all answers are `credential` or a `caf::error` of `wh::ec`):
+/// - `(get_atom, token_atom)`: the current token; fetched on first use.
+/// - `(get_atom, ticket_atom, std::string type)`: "jsapi" or "wx_card".
+/// - `(stale_atom, std::string token)`: a client saw `token` fail. A newer
+///   token is returned as is; the current one is verified once with
+///   get_api_domain_ip before it is replaced, so a confused client cannot burn
+///   quota or the force_refresh budget.
+/// - `(refresh_atom)`: an operator-forced refresh (counts against the budget).
+///
+/// Concurrent requests share one upstream call (single-flight); every change
+/// is persisted through the store actor before anyone is answered; the token
+/// and tickets are refreshed ahead of expiry with jitter.
+caf::actor spawn_app_actor(caf::actor_system& sys, app_params params);
+
+/// Beijing (UTC+8) calendar day of unix time `t`: WeChat's quotas reset then.
+inline int64_t beijing_day(int64_t t) {
+  return (t + 8 * 3600) / 86400;
+}
+
+} // namespace wh::actors

@@ -1,0 +1,75 @@
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "core/type_ids.hpp"
+#include "persistence/records.hpp"
+
+namespace wh::actors {
+
+/// A credential (token or ticket) as actors exchange it.
+using credential = persistence::credential;
+
+/// One call to the WeChat API, relative to the configured api_base.
+struct upstream_call {
+  /// Metrics label, e.g. "stable_token" (never carries parameters).
+  std::string endpoint;
+  std::string method;
+  /// Path and query, e.g. "/cgi-bin/token?grant_type=...". May carry secrets.
+  std::string target;
+  std::string body;
+};
+
+/// One durable write for the store actor: puts and deletes applied atomically.
+struct store_write {
+  struct op {
+    std::string key;
+    std::string value;
+    bool erase = false;
+  };
+  std::vector<op> ops;
+
+  /// Adds a put of `value` at `key`.
+  store_write& put(std::string key, std::string value) {
+    ops.push_back(op{std::move(key), std::move(value), false});
+    return *this;
+  }
+};
+
+/// WeChat's answer: HTTP status and raw body.
+struct upstream_reply {
+  unsigned status = 0;
+  std::string body;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, credential& x) {
+  return f(caf::meta::type_name("credential"), x.value, x.obtained_at, x.expires_at, x.version);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, upstream_call& x) {
+  return f(caf::meta::type_name("upstream_call"), x.endpoint, x.method, x.target, x.body);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, store_write::op& x) {
+  return f(caf::meta::type_name("store_op"), x.key, x.value, x.erase);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, store_write& x) {
+  return f(caf::meta::type_name("store_write"), x.ops);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, upstream_reply& x) {
+  return f(caf::meta::type_name("upstream_reply"), x.status, x.body);
+}
+
+} // namespace wh::actors
+
+namespace wh::persistence {
+using actors::inspect;
+} // namespace wh::persistence

@@ -1,0 +1,88 @@
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "caf/actor.hpp"
+#include "caf/actor_system.hpp"
+#include "caf/expected.hpp"
+
+#include "actors/messages.hpp"
+#include "actors/snapshot.hpp"
+#include "core/clock.hpp"
+#include "core/config.hpp"
+#include "persistence/store.hpp"
+
+namespace wh {
+class metrics;
+}
+
+namespace wh::actors {
+
+/// Completion of an ask; may run on any thread, must not block.
+using credential_callback = std::function<void(caf::expected<credential>)>;
+
+/// The keyed directory of token actors. The front end reaches an actor only
+/// through this interface (find + ask_*), so a cluster can later place a key's
+/// actor on another node without the HTTP layer noticing. Lookups are
+/// lock-free reads of a copy-on-write map.
+class registry {
+public:
+  struct options {
+    uint32_t refresh_margin_s = 180;
+    uint32_t refresh_jitter_s = 90;
+    caf::timespan upstream_timeout = std::chrono::seconds(15);
+    /// Deadline of one ask from the front end.
+    caf::timespan ask_timeout = std::chrono::seconds(30);
+  };
+
+  registry(caf::actor_system& sys, caf::actor upstream, caf::actor store,
+           std::shared_ptr<persistence::store> db, const wh::clock& clk, metrics* stats,
+           options opts);
+  ~registry();
+
+  /// Spawns the actor of `app`, restoring its persisted state. Corrupt records
+  /// are logged and ignored (the app starts cold). Errors: duplicate appid.
+  caf::error add_app(const app_config& app);
+
+  /// Finds the entry of `key` (an appid), or nullptr.
+  std::shared_ptr<key_entry> find(std::string_view key) const;
+
+  /// All entries (for metrics and shutdown).
+  std::vector<std::shared_ptr<key_entry>> entries() const;
+
+  /// Asks for the current access token.
+  void ask_token(const key_entry& e, credential_callback cb);
+
+  /// Asks for a ticket ("jsapi" / "wx_card").
+  void ask_ticket(const key_entry& e, std::string type, credential_callback cb);
+
+  /// Reports that `token` failed for a client.
+  void report_stale(const key_entry& e, std::string token, credential_callback cb);
+
+  /// Forces a refresh (operators only; spends the force budget).
+  void force_refresh(const key_entry& e, credential_callback cb);
+
+  /// Stops every actor.
+  void shutdown();
+
+private:
+  using map_type = std::unordered_map<std::string, std::shared_ptr<key_entry>>;
+
+  caf::actor_system& sys_;
+  caf::actor upstream_;
+  caf::actor store_;
+  std::shared_ptr<persistence::store> db_;
+  const wh::clock& clock_;
+  metrics* stats_;
+  options opts_;
+  std::atomic<std::shared_ptr<const map_type>> map_;
+};
+
+} // namespace wh::actors

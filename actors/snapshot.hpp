@@ -1,0 +1,49 @@
+#pragma once
+
+#include <atomic>
+#include <memory>
+#include <string>
+
+#include "caf/actor.hpp"
+
+#include "actors/messages.hpp"
+
+namespace wh::actors {
+
+/// The latest credential an actor published. The owning actor is the only
+/// writer; HTTP threads read it lock-free-ish (std::atomic<shared_ptr>) so
+/// serving a cached token never touches the actor system.
+class snapshot_slot {
+public:
+  std::shared_ptr<const credential> load() const { return ptr_.load(std::memory_order_acquire); }
+
+  void publish(const credential& x) {
+    ptr_.store(std::make_shared<const credential>(x), std::memory_order_release);
+  }
+
+  void clear() { ptr_.store(nullptr, std::memory_order_release); }
+
+private:
+  std::atomic<std::shared_ptr<const credential>> ptr_;
+};
+
+/// Everything the front end knows about one key: its actor and what it published.
+struct key_entry {
+  /// The appid (or "component/authorizer" for authorizers).
+  std::string key;
+  caf::actor actor;
+  snapshot_slot token;
+  snapshot_slot jsapi;
+  snapshot_slot wx_card;
+
+  /// Returns the ticket slot for `type`, or nullptr for an unknown type.
+  snapshot_slot* ticket(std::string_view type) {
+    if (type == "jsapi")
+      return &jsapi;
+    if (type == "wx_card")
+      return &wx_card;
+    return nullptr;
+  }
+};
+
+} // namespace wh::actors
