@@ -22,8 +22,8 @@ bool constant_time_equal(std::string_view a, std::string_view b);
 std::string base64_encode(std::string_view data);
 
 /// Strict standard base64 decoding: length a multiple of 4, no whitespace,
-/// at most two trailing `=`. Non-zero trailing bits are tolerated (WeChat's
-/// peers produce canonical output, but lenient decoding costs nothing here).
+/// at most two trailing `=`. Non-zero trailing bits are tolerated like in the
+/// official samples: most published EncodingAESKeys rely on it (doc §6.1).
 /// Errors: ec::invalid_request ("bad base64").
 caf::expected<std::string> base64_decode(std::string_view text);
 
@@ -41,8 +41,9 @@ struct decrypted_message {
 /// 32-byte block, random16 || len32be || msg || appid), msg_signature SHA-1.
 class msg_crypto {
 public:
-  /// Validates the 43-char EncodingAESKey (non-canonical base64 accepted).
-  /// Errors: ec::invalid_config.
+  /// Validates the 43-char EncodingAESKey (non-canonical base64 accepted) and
+  /// requires a non-empty token. Errors: ec::invalid_config (details name the
+  /// problem, never the key).
   static caf::expected<msg_crypto> make(std::string_view encoding_aes_key, std::string token,
                                         std::string appid);
 

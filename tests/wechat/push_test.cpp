@@ -130,6 +130,22 @@ CAF_TEST(oversized input is refused before parsing) {
   CAF_CHECK(parse_envelope(fit));
 }
 
+CAF_TEST(deep nesting and odd but legal XML) {
+  std::string deep = "<xml><AppId>wx</AppId><Encrypt>e</Encrypt>";
+  for (int i = 0; i < 10000; ++i)
+    deep += "<a>";
+  for (int i = 0; i < 10000; ++i)
+    deep += "</a>";
+  deep += "</xml>";
+  auto res = parse_envelope(deep);
+  CAF_REQUIRE(res);
+  CAF_CHECK_EQUAL(res->encrypt, "e");
+  // Character references are decoded; unknown fields ignored.
+  auto esc = parse_envelope("<xml><AppId>w&#120;&amp;</AppId><Encrypt>e</Encrypt><Extra/></xml>");
+  CAF_REQUIRE(esc);
+  CAF_CHECK_EQUAL(esc->appid, "wx&");
+}
+
 CAF_TEST(events as documented) {
   auto t = parse_event("<xml><AppId>some_appid</AppId><CreateTime>1413192605</CreateTime>"
                        "<InfoType>component_verify_ticket</InfoType>"
