@@ -1,6 +1,68 @@
-// Placeholder main, replaced by the module's owner.
+// wechat-hub: the access-token hub. Parses the command line, loads the TOML
+// config and hands over to wh::run_hub.
 #include <cstdio>
-int main() {
-  std::fputs("not built yet\n", stderr);
-  return 1;
+#include <cstring>
+#include <string>
+
+#include "core/config.hpp"
+#include "core/error.hpp"
+#include "http/hub.hpp"
+
+namespace {
+
+constexpr const char* usage = R"(usage: wechat-hub --config FILE [--port-file PATH]
+
+Serves WeChat access tokens and tickets to other services (elixir_wechat hub API).
+
+options:
+  --config FILE      TOML configuration (required); see configs/example.toml
+  --port-file PATH   write the bound HTTP port to PATH once listening
+  --help             show this help
+
+config keys:
+  [hub]     listen ("host:port"), data_dir, http_threads, max_body_bytes,
+            request_timeout_s, idle_timeout_s, refresh_margin_s, refresh_jitter_s,
+            push_window_s, log_level (debug|info|warning|error)
+  [wechat]  api_base (https:// or http://), timeout_ms, ca_file
+  [[app]]   appid, secret | secret_env, token_api ("stable" | "classic")
+
+signals: SIGTERM / SIGINT drain in-flight requests and exit 0 within 10 s.
+)";
+
+} // namespace
+
+int main(int argc, char** argv) {
+  std::string config_path;
+  wh::hub_run_options opts;
+  for (int i = 1; i < argc; ++i) {
+    std::string arg = argv[i];
+    auto value = [&](const char* name) -> const char* {
+      if (i + 1 >= argc) {
+        std::fprintf(stderr, "wechat-hub: %s needs a value\n", name);
+        std::exit(2);
+      }
+      return argv[++i];
+    };
+    if (arg == "--help" || arg == "-h") {
+      std::fputs(usage, stdout);
+      return 0;
+    } else if (arg == "--config") {
+      config_path = value("--config");
+    } else if (arg == "--port-file") {
+      opts.port_file = value("--port-file");
+    } else {
+      std::fprintf(stderr, "wechat-hub: unknown option %s (see --help)\n", arg.c_str());
+      return 2;
+    }
+  }
+  if (config_path.empty()) {
+    std::fputs("wechat-hub: --config FILE is required (see --help)\n", stderr);
+    return 2;
+  }
+  auto cfg = wh::load_config(config_path);
+  if (!cfg) {
+    std::fprintf(stderr, "wechat-hub: invalid config: %s\n", wh::detail_of(cfg.error()).c_str());
+    return 2;
+  }
+  return wh::run_hub(*cfg, opts);
 }

@@ -1,0 +1,366 @@
+#include "http/api.hpp"
+
+#include <boost/json.hpp>
+#include <boost/url.hpp>
+
+#include "actors/registry.hpp"
+#include "core/clock.hpp"
+#include "core/error.hpp"
+#include "core/metrics.hpp"
+
+namespace json = boost::json;
+namespace urls = boost::urls;
+
+namespace wh::http {
+
+namespace {
+
+constexpr std::string_view route_names[] = {
+  "/client/access_token", "/refresh/access_token",
+  "/client/ticket",       "/client/component_access_token",
+  "/client/refresh_component_access_token", "/healthz",
+  "/metrics",             "other",
+};
+
+bool valid_id(std::string_view id) {
+  if (id.empty() || id.size() > 64)
+    return false;
+  for (char c : id)
+    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '_' && c != '-')
+      return false;
+  return true;
+}
+
+const std::string* find_param(const std::vector<std::pair<std::string, std::string>>& q,
+                              std::string_view key) {
+  for (auto& [k, v] : q)
+    if (k == key)
+      return &v;
+  return nullptr;
+}
+
+response json_ok(std::string body) {
+  response res;
+  res.body = std::move(body);
+  return res;
+}
+
+response method_not_allowed(std::string_view allow) {
+  auto res = error_response(405, "method_not_allowed",
+                            "this path only accepts " + std::string{allow});
+  res.headers.emplace_back("Allow", std::string{allow});
+  return res;
+}
+
+/// Reads an appid-like parameter: missing or malformed values are 400s.
+bool read_id(const std::vector<std::pair<std::string, std::string>>& q, std::string_view key,
+             bool required, std::string& out, response& err) {
+  auto v = find_param(q, key);
+  if (!v || v->empty()) {
+    if (required) {
+      err = error_response(400, "invalid_request", std::string{key} + " is required");
+      return false;
+    }
+    return true;
+  }
+  if (!valid_id(*v)) {
+    err = error_response(400, "invalid_request",
+                         std::string{key} + " must be 1-64 characters of [A-Za-z0-9_-]");
+    return false;
+  }
+  out = *v;
+  return true;
+}
+
+/// Parses a refresh body: JSON object or urlencoded form (elixir sends either).
+bool parse_body(const request& req, std::vector<std::pair<std::string, std::string>>& out,
+                response& err) {
+  if (req.content_type.rfind("application/x-www-form-urlencoded", 0) == 0) {
+    auto q = urls::parse_query(req.body);
+    if (!q) {
+      err = error_response(400, "invalid_request", "malformed form body");
+      return false;
+    }
+    for (auto p : *q)
+      out.emplace_back(p.key, p.value);
+    return true;
+  }
+  boost::system::error_code ec;
+  auto val = json::parse(req.body, ec);
+  if (ec || !val.is_object()) {
+    err = error_response(400, "invalid_request", "body must be a JSON object");
+    return false;
+  }
+  for (auto& [k, v] : val.as_object()) {
+    if (v.is_string())
+      out.emplace_back(std::string{k}, std::string{v.as_string()});
+    else if (!v.is_null()) {
+      err = error_response(400, "invalid_request", std::string{k} + " must be a string");
+      return false;
+    }
+  }
+  return true;
+}
+
+} // namespace
+
+// -- rendering ---------------------------------------------------------------
+
+response error_response(unsigned status, std::string_view reason, std::string_view message,
+                        const int* errcode) {
+  json::object obj;
+  if (errcode)
+    obj["errcode"] = *errcode;
+  else
+    obj["errcode"] = nullptr;
+  obj["message"] = message;
+  obj["reason"] = reason;
+  obj["http_status"] = status;
+  response res;
+  res.status = status;
+  res.body = json::serialize(obj);
+  return res;
+}
+
+unsigned status_of(const caf::error& err) {
+  switch (code_of(err)) {
+    case ec::invalid_request: return 400;
+    case ec::unknown_key: return 404;
+    case ec::authorizer_revoked: return 410;
+    case ec::needs_reauthorization: return 409;
+    case ec::upstream_error:
+    case ec::bad_credentials:
+    case ec::verify_ticket_invalid: return 502;
+    case ec::upstream_unavailable:
+    case ec::quota_exhausted:
+    case ec::rate_limited:
+    case ec::force_budget_exhausted:
+    case ec::timeout:
+    case ec::shutting_down: return 503;
+    default: return 500;
+  }
+}
+
+response error_response(const caf::error& err) {
+  auto status = status_of(err);
+  auto code = code_of(err);
+  std::string reason = code == ec::none ? "internal_error" : to_string(code);
+  auto detail = detail_of(err);
+  if (detail.empty())
+    detail = code == ec::none ? "internal error" : reason;
+  int errcode = 0;
+  if (wechat_errcode_of(err, errcode))
+    return error_response(status, reason, detail, &errcode);
+  return error_response(status, reason, detail);
+}
+
+std::string render_token(const actors::credential& x) {
+  std::string out;
+  out.reserve(x.value.size() + 64);
+  out += R"({"access_token":)";
+  out += json::serialize(json::string_view{x.value});
+  out += R"(,"expires_in":)";
+  out += std::to_string(x.expires_at - x.obtained_at);
+  out += R"(,"timestamp":)";
+  out += std::to_string(x.obtained_at);
+  out += '}';
+  return out;
+}
+
+std::string render_ticket(const actors::credential& x, std::string_view type) {
+  json::object obj;
+  obj["ticket"] = x.value;
+  obj["type"] = type;
+  obj["expires_in"] = x.expires_at - x.obtained_at;
+  obj["timestamp"] = x.obtained_at;
+  return json::serialize(obj);
+}
+
+// -- hub_api -----------------------------------------------------------------
+
+hub_api::hub_api(actors::registry& reg, wh::metrics& stats, const wh::clock& clk)
+  : reg_(reg), stats_(stats), clock_(clk) {
+  stats_.describe("wechat_hub_http_requests_total", "HTTP requests by route and status");
+}
+
+std::atomic<uint64_t>& hub_api::counter(route_id r, unsigned status) {
+  for (size_t i = 0; i < statuses_.size(); ++i) {
+    if (statuses_[i] != status)
+      continue;
+    auto& slot = cache_[r][i];
+    if (auto p = slot.load(std::memory_order_acquire))
+      return *p;
+    auto& c = stats_.counter("wechat_hub_http_requests_total",
+                             {{"route", std::string{route_names[r]}},
+                              {"status", std::to_string(status)}});
+    slot.store(&c, std::memory_order_release);
+    return c;
+  }
+  return stats_.counter("wechat_hub_http_requests_total",
+                        {{"route", std::string{route_names[r]}}, {"status", std::to_string(status)}});
+}
+
+void hub_api::count(std::string_view route, unsigned status) {
+  route_id r = r_other;
+  for (uint8_t i = 0; i < route_count; ++i)
+    if (route_names[i] == route)
+      r = static_cast<route_id>(i);
+  counter(r, status).fetch_add(1, std::memory_order_relaxed);
+}
+
+void hub_api::respond_counted(route_id r, const responder& respond, response res) {
+  counter(r, res.status).fetch_add(1, std::memory_order_relaxed);
+  respond(std::move(res));
+}
+
+void hub_api::handle(request&& req, responder respond) {
+  auto target = urls::parse_origin_form(req.target);
+  if (!target)
+    return respond_counted(r_other, respond,
+                           error_response(400, "invalid_request", "malformed request target"));
+  std::string path = target->path();
+  params q;
+  for (auto p : target->params())
+    q.emplace_back(p.key, p.value);
+  bool get = req.method == "GET";
+  bool post = req.method == "POST";
+  if (path == "/client/access_token") {
+    if (!get)
+      return respond_counted(r_access_token, respond, method_not_allowed("GET"));
+    return get_access_token(q, respond);
+  }
+  if (path == "/refresh/access_token") {
+    if (!post)
+      return respond_counted(r_refresh, respond, method_not_allowed("POST"));
+    return post_refresh(req, respond);
+  }
+  if (path == "/client/ticket") {
+    if (!get)
+      return respond_counted(r_ticket, respond, method_not_allowed("GET"));
+    return get_ticket(q, respond);
+  }
+  if (path == "/client/component_access_token") {
+    if (!get)
+      return respond_counted(r_component_token, respond, method_not_allowed("GET"));
+    return get_component_token(q, respond);
+  }
+  if (path == "/client/refresh_component_access_token") {
+    if (!post)
+      return respond_counted(r_component_refresh, respond, method_not_allowed("POST"));
+    return post_component_refresh(req, respond);
+  }
+  if (path == "/healthz") {
+    if (!get && req.method != "HEAD")
+      return respond_counted(r_healthz, respond, method_not_allowed("GET"));
+    return respond_counted(r_healthz, respond, json_ok(R"({"status":"ok"})"));
+  }
+  if (path == "/metrics") {
+    if (!get)
+      return respond_counted(r_metrics, respond, method_not_allowed("GET"));
+    response res;
+    res.content_type = "text/plain; version=0.0.4; charset=utf-8";
+    res.body = stats_.render();
+    return respond_counted(r_metrics, respond, std::move(res));
+  }
+  respond_counted(r_other, respond, error_response(404, "not_found", "no such path"));
+}
+
+void hub_api::get_access_token(const params& q, const responder& respond) {
+  std::string appid, authorizer;
+  response err;
+  if (!read_id(q, "appid", true, appid, err) || !read_id(q, "authorizer_appid", false, authorizer, err))
+    return respond_counted(r_access_token, respond, std::move(err));
+  auto key = authorizer.empty() ? appid : appid + "/" + authorizer;
+  auto entry = reg_.find(key);
+  if (!entry)
+    return respond_counted(r_access_token, respond,
+                           error_response(404, authorizer.empty() ? "unknown_appid" : "unknown_authorizer",
+                                          authorizer.empty() ? "appid " + appid + " is not configured on this hub"
+                                                             : "authorizer " + authorizer + " of "
+                                                                 + appid + " is not known to this hub"));
+  // Fast path: the actor's published token, no actor round trip.
+  if (auto x = entry->token.load(); x && clock_.now() < x->expires_at)
+    return respond_counted(r_access_token, respond, json_ok(render_token(*x)));
+  reg_.ask_token(*entry, [this, respond](caf::expected<actors::credential> res) {
+    if (res)
+      respond_counted(r_access_token, respond, json_ok(render_token(*res)));
+    else
+      respond_counted(r_access_token, respond, error_response(res.error()));
+  });
+}
+
+void hub_api::post_refresh(const request& req, const responder& respond) {
+  params body;
+  response err;
+  if (!parse_body(req, body, err))
+    return respond_counted(r_refresh, respond, std::move(err));
+  std::string appid, authorizer;
+  if (!read_id(body, "appid", true, appid, err) || !read_id(body, "authorizer_appid", false, authorizer, err))
+    return respond_counted(r_refresh, respond, std::move(err));
+  auto stale = find_param(body, "access_token");
+  if (!stale || stale->empty() || stale->size() > 2048)
+    return respond_counted(r_refresh, respond,
+                           error_response(400, "invalid_request",
+                                          "access_token (the token that failed) is required"));
+  auto key = authorizer.empty() ? appid : appid + "/" + authorizer;
+  auto entry = reg_.find(key);
+  if (!entry)
+    return respond_counted(r_refresh, respond,
+                           error_response(404, authorizer.empty() ? "unknown_appid" : "unknown_authorizer",
+                                          "appid " + key + " is not configured on this hub"));
+  reg_.report_stale(*entry, *stale, [this, respond](caf::expected<actors::credential> res) {
+    if (res)
+      respond_counted(r_refresh, respond, json_ok(render_token(*res)));
+    else
+      respond_counted(r_refresh, respond, error_response(res.error()));
+  });
+}
+
+void hub_api::get_ticket(const params& q, const responder& respond) {
+  std::string appid, authorizer;
+  response err;
+  if (!read_id(q, "appid", true, appid, err) || !read_id(q, "authorizer_appid", false, authorizer, err))
+    return respond_counted(r_ticket, respond, std::move(err));
+  auto type_param = find_param(q, "type");
+  if (!type_param || (*type_param != "jsapi" && *type_param != "wx_card"))
+    return respond_counted(r_ticket, respond,
+                           error_response(400, "invalid_request", "type must be jsapi or wx_card"));
+  std::string type = *type_param;
+  auto key = authorizer.empty() ? appid : appid + "/" + authorizer;
+  auto entry = reg_.find(key);
+  if (!entry)
+    return respond_counted(r_ticket, respond,
+                           error_response(404, authorizer.empty() ? "unknown_appid" : "unknown_authorizer",
+                                          "appid " + key + " is not configured on this hub"));
+  if (auto x = entry->ticket(type)->load(); x && clock_.now() < x->expires_at)
+    return respond_counted(r_ticket, respond, json_ok(render_ticket(*x, type)));
+  reg_.ask_ticket(*entry, type, [this, respond, type](caf::expected<actors::credential> res) {
+    if (res)
+      respond_counted(r_ticket, respond, json_ok(render_ticket(*res, type)));
+    else
+      respond_counted(r_ticket, respond, error_response(res.error()));
+  });
+}
+
+void hub_api::get_component_token(const params& q, const responder& respond) {
+  std::string appid;
+  response err;
+  if (!read_id(q, "appid", true, appid, err))
+    return respond_counted(r_component_token, respond, std::move(err));
+  respond_counted(r_component_token, respond,
+                  error_response(404, "unknown_appid",
+                                 "component " + appid + " is not configured on this hub"));
+}
+
+void hub_api::post_component_refresh(const request& req, const responder& respond) {
+  params body;
+  response err;
+  std::string appid;
+  if (!parse_body(req, body, err) || !read_id(body, "appid", true, appid, err))
+    return respond_counted(r_component_refresh, respond, std::move(err));
+  respond_counted(r_component_refresh, respond,
+                  error_response(404, "unknown_appid",
+                                 "component " + appid + " is not configured on this hub"));
+}
+
+} // namespace wh::http

@@ -1,0 +1,89 @@
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "caf/error.hpp"
+
+#include "actors/messages.hpp"
+#include "http/server.hpp"
+
+namespace wh {
+class clock;
+class metrics;
+} // namespace wh
+
+namespace wh::actors {
+class registry;
+}
+
+namespace wh::http {
+
+/// Renders the elixir_wechat-compatible error body: exactly the four keys
+/// errcode (int or null), message, reason and http_status.
+response error_response(unsigned status, std::string_view reason, std::string_view message,
+                        const int* errcode = nullptr);
+
+/// Maps an actor error to its HTTP status and error body.
+response error_response(const caf::error& err);
+
+/// HTTP status of an error code.
+unsigned status_of(const caf::error& err);
+
+/// `{"access_token","expires_in","timestamp"}`.
+std::string render_token(const actors::credential& x);
+
+/// `{"ticket","type","expires_in","timestamp"}`.
+std::string render_ticket(const actors::credential& x, std::string_view type);
+
+/// The hub's HTTP API (wire-compatible with elixir_wechat's default client).
+/// Cached tokens are served straight from the published snapshots; misses,
+/// stale-token reports and tickets go to the key's actor.
+class hub_api {
+public:
+  hub_api(actors::registry& reg, wh::metrics& stats, const wh::clock& clk);
+
+  /// Entry point for the server.
+  void handle(request&& req, responder respond);
+
+  /// Counts a response the server produced itself (413, 400 from the parser).
+  void count(std::string_view route, unsigned status);
+
+private:
+  enum route_id : uint8_t {
+    r_access_token,
+    r_refresh,
+    r_ticket,
+    r_component_token,
+    r_component_refresh,
+    r_healthz,
+    r_metrics,
+    r_other,
+    route_count,
+  };
+
+  void respond_counted(route_id r, const responder& respond, response res);
+  std::atomic<uint64_t>& counter(route_id r, unsigned status);
+
+  using params = std::vector<std::pair<std::string, std::string>>;
+
+  void get_access_token(const params& q, const responder& respond);
+  void post_refresh(const request& req, const responder& respond);
+  void get_ticket(const params& q, const responder& respond);
+  void get_component_token(const params& q, const responder& respond);
+  void post_component_refresh(const request& req, const responder& respond);
+
+  actors::registry& reg_;
+  wh::metrics& stats_;
+  const wh::clock& clock_;
+  static constexpr std::array<unsigned, 13> statuses_{200, 400, 401, 403, 404, 405, 410,
+                                                      413, 431, 500, 502, 503, 504};
+  std::array<std::array<std::atomic<std::atomic<uint64_t>*>, statuses_.size()>, route_count> cache_{};
+};
+
+} // namespace wh::http

@@ -1,0 +1,136 @@
+#include "http/hub.hpp"
+
+#include <csignal>
+#include <cstdio>
+#include <fstream>
+#include <thread>
+
+#include <pthread.h>
+
+#include "caf/all.hpp"
+
+#include "actors/registry.hpp"
+#include "actors/store_actor.hpp"
+#include "actors/upstream_actor.hpp"
+#include "core/clock.hpp"
+#include "core/error.hpp"
+#include "core/log.hpp"
+#include "core/metrics.hpp"
+#include "http/api.hpp"
+#include "http/server.hpp"
+#include "net/http_client.hpp"
+#include "persistence/store.hpp"
+
+namespace wh {
+
+namespace {
+
+bool write_port_file(const std::string& path, uint16_t port) {
+  auto tmp = path + ".tmp";
+  {
+    std::ofstream out{tmp, std::ios::trunc};
+    if (!out)
+      return false;
+    out << port << "\n";
+    if (!out)
+      return false;
+  }
+  return std::rename(tmp.c_str(), path.c_str()) == 0;
+}
+
+} // namespace
+
+int run_hub(const hub_config& cfg, const hub_run_options& opts) {
+  // Signals are taken synchronously by this thread only; every thread
+  // started below inherits the mask.
+  sigset_t sigs;
+  sigemptyset(&sigs);
+  sigaddset(&sigs, SIGTERM);
+  sigaddset(&sigs, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
+  std::signal(SIGPIPE, SIG_IGN);
+
+  log::level lvl = log::level::info;
+  log::parse_level(cfg.log_level, lvl);
+  log::set_level(lvl);
+  if (cfg.refresh_margin_s + cfg.refresh_jitter_s > 300)
+    WH_WARN("hub", "refresh_margin_s + refresh_jitter_s > 300: with token_api = \"classic\" the "
+                   "previous token dies before clients' cached expiry");
+
+  auto opened = persistence::open_rocksdb(cfg.data_dir);
+  if (!opened) {
+    WH_ERROR("hub", detail_of(opened.error()));
+    return 1;
+  }
+  std::shared_ptr<persistence::store> db = std::move(*opened);
+
+  caf::actor_system_config sys_cfg;
+  sys_cfg.set("logger.file-verbosity", caf::atom("quiet"));
+  sys_cfg.set("logger.console-verbosity", caf::atom("quiet"));
+  sys_cfg.set("scheduler.max-threads", size_t{std::max(2u, std::thread::hardware_concurrency())});
+  caf::actor_system sys{sys_cfg};
+
+  system_clock wall;
+  metrics stats;
+  net::client_options http_opts;
+  http_opts.ca_file = cfg.upstream_ca_file;
+  http_opts.user_agent = "wechat-hub/0.1";
+  auto http = std::make_shared<net::http_client>(http_opts);
+  auto upstream = actors::spawn_upstream_actor(sys, http, cfg.api_base,
+                                               std::chrono::milliseconds{cfg.upstream_timeout_ms},
+                                               &stats);
+  auto store = actors::spawn_store_actor(sys, db);
+  actors::registry::options reg_opts;
+  reg_opts.refresh_margin_s = cfg.refresh_margin_s;
+  reg_opts.refresh_jitter_s = cfg.refresh_jitter_s;
+  reg_opts.upstream_timeout = std::chrono::milliseconds{cfg.upstream_timeout_ms + 2000};
+  actors::registry reg{sys, upstream, store, db, wall, &stats, reg_opts};
+  for (auto& app : cfg.apps) {
+    if (auto err = reg.add_app(app)) {
+      WH_ERROR("hub", detail_of(err));
+      return 1;
+    }
+  }
+
+  http::hub_api api{reg, stats, wall};
+  http::server_options srv_opts;
+  srv_opts.host = cfg.listen_host;
+  srv_opts.port = cfg.listen_port;
+  srv_opts.threads = cfg.http_threads;
+  srv_opts.max_body_bytes = cfg.max_body_bytes;
+  srv_opts.request_timeout = std::chrono::seconds{cfg.request_timeout_s};
+  srv_opts.idle_timeout = std::chrono::seconds{cfg.idle_timeout_s};
+  http::server srv{srv_opts,
+                   [&api](http::request&& req, http::responder respond) {
+                     api.handle(std::move(req), std::move(respond));
+                   },
+                   [&api](unsigned status, std::string_view reason, std::string_view message) {
+                     api.count("other", status);
+                     return http::error_response(status, reason, message);
+                   }};
+  if (auto err = srv.start()) {
+    WH_ERROR("hub", detail_of(err));
+    reg.shutdown();
+    caf::anon_send_exit(upstream, caf::exit_reason::user_shutdown);
+    caf::anon_send_exit(store, caf::exit_reason::user_shutdown);
+    return 1;
+  }
+  if (!opts.port_file.empty() && !write_port_file(opts.port_file, srv.port()))
+    WH_WARN("hub", "cannot write port file " << opts.port_file);
+  WH_INFO("hub", "listening on " << cfg.listen_host << ":" << srv.port() << " with "
+                                 << cfg.apps.size() << " app(s); data_dir " << cfg.data_dir
+                                 << "; upstream " << cfg.api_base);
+
+  int sig = 0;
+  sigwait(&sigs, &sig);
+  WH_INFO("hub", "signal " << sig << ": draining");
+  srv.stop(std::chrono::seconds{8});
+  reg.shutdown();
+  http->shutdown();
+  caf::anon_send_exit(upstream, caf::exit_reason::user_shutdown);
+  caf::anon_send_exit(store, caf::exit_reason::user_shutdown);
+  WH_INFO("hub", "stopped");
+  return 0;
+}
+
+} // namespace wh

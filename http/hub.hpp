@@ -1,0 +1,20 @@
+#pragma once
+
+#include <string>
+
+#include "core/config.hpp"
+
+namespace wh {
+
+/// Process-level options that are not part of the TOML config.
+struct hub_run_options {
+  /// Written with the bound HTTP port once listening (tests use port 0).
+  std::string port_file;
+};
+
+/// Assembles and runs a hub (RocksDB, actor system, upstream client, token
+/// actors, HTTP front end) until SIGTERM or SIGINT, then drains and stops.
+/// Returns the process exit code: 0 after a clean stop, 1 when startup fails.
+int run_hub(const hub_config& cfg, const hub_run_options& opts);
+
+} // namespace wh

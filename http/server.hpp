@@ -1,0 +1,90 @@
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "caf/error.hpp"
+
+namespace wh::http {
+
+/// One parsed HTTP request, independent of Beast so handlers are plain functions.
+struct request {
+  std::string method;
+  /// Origin-form target: path plus query.
+  std::string target;
+  std::string body;
+  std::string content_type;
+  std::string authorization;
+};
+
+/// One HTTP response.
+struct response {
+  unsigned status = 200;
+  std::string content_type = "application/json";
+  std::string body;
+  std::vector<std::pair<std::string, std::string>> headers;
+};
+
+/// Delivers the response; callable from any thread, exactly once.
+using responder = std::function<void(response)>;
+
+/// Handles a request; may answer synchronously (fast path) or later.
+using handler = std::function<void(request&&, responder)>;
+
+/// Builds the JSON error body for failures the server detects itself
+/// (malformed request, body too large), so every error has one shape.
+using error_renderer = std::function<response(unsigned status, std::string_view reason,
+                                              std::string_view message)>;
+
+/// Observes every response the server writes (for request metrics).
+using response_observer = std::function<void(unsigned status)>;
+
+struct server_options {
+  std::string host = "127.0.0.1";
+  uint16_t port = 0;
+  /// I/O threads; 0 = hardware concurrency.
+  unsigned threads = 0;
+  uint32_t max_body_bytes = 64 * 1024;
+  uint32_t max_header_bytes = 16 * 1024;
+  /// Deadline for reading the first request and for writing any response.
+  std::chrono::seconds request_timeout{15};
+  /// Deadline for the next request on a keep-alive connection.
+  std::chrono::seconds idle_timeout{60};
+  /// Connections beyond this are closed right after accept.
+  std::size_t max_connections = 10'000;
+};
+
+/// A Beast HTTP/1.1 server: keep-alive, one request in flight per connection,
+/// body and header limits, deadlines on every read and write, and a graceful
+/// drain. Handler responses are dispatched onto the connection's strand.
+class server {
+public:
+  server(server_options opts, handler h, error_renderer render_error);
+  ~server();
+
+  server(const server&) = delete;
+  server& operator=(const server&) = delete;
+
+  /// Binds, listens and starts the I/O threads. Errors name the address.
+  caf::error start();
+
+  /// The bound port (useful with port 0).
+  uint16_t port() const;
+
+  /// Stops accepting, lets in-flight requests finish (closing idle
+  /// keep-alive connections at once), then stops within `grace`.
+  void stop(std::chrono::milliseconds grace);
+
+  struct impl;
+
+private:
+  std::shared_ptr<impl> impl_;
+};
+
+} // namespace wh::http
