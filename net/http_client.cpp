@@ -615,4 +615,8 @@ void http_client::shutdown() {
   impl_->shutdown();
 }
 
+bool http_client::on_io_thread() const {
+  return impl_->on_io_thread();
+}
+
 } // namespace wh::net

@@ -78,8 +78,13 @@ public:
   /// Blocking form; must not be called from one of this client's I/O threads.
   caf::expected<response> send(request req);
 
-  /// Stops I/O; pending requests complete with ec::shutting_down.
+  /// Stops I/O; pending requests complete with ec::shutting_down. Must not
+  /// be called from one of this client's I/O threads.
   void shutdown();
+
+  /// Whether the calling thread is one of this client's I/O threads (where
+  /// blocking on another request of this client would deadlock).
+  bool on_io_thread() const;
 
 private:
   struct impl;
