@@ -1,12 +1,11 @@
 #include "sim/push.hpp"
 
-#include <random>
-
 #include <boost/url/parse.hpp>
 #include <boost/url/url.hpp>
 
 #include "core/error.hpp"
 #include "wechat/msg_crypto.hpp"
+#include "wechat/push.hpp"
 
 namespace wh::sim {
 
@@ -16,26 +15,29 @@ std::optional<push_http> build_push(const push_event& ev, std::string& error) {
     error = "bad EncodingAESKey: " + detail_of(crypto.error());
     return std::nullopt;
   }
-  auto encrypt = crypto->encrypt(event_xml(ev));
-  auto timestamp = std::to_string(ev.create_time);
-  thread_local std::mt19937_64 rng{std::random_device{}()};
-  auto nonce = std::to_string(rng() % 10'000'000'000ull);
   auto parsed = boost::urls::parse_absolute_uri(ev.url);
   if (!parsed) {
     error = "bad push url";
     return std::nullopt;
   }
+  wechat::push_event plain;
+  plain.info_type = ev.info_type;
+  plain.appid = ev.component_appid;
+  plain.create_time = ev.create_time;
+  plain.component_verify_ticket = ev.verify_ticket;
+  plain.authorizer_appid = ev.authorizer_appid;
+  plain.authorization_code = ev.authorization_code;
+  plain.authorization_code_expired_time = ev.code_expired_time;
+  plain.pre_auth_code = ev.pre_auth_code;
+  // The sim clock, not the wall clock, stamps the push.
+  auto sealed = wechat::seal_push(*crypto, plain, std::to_string(ev.create_time));
   boost::urls::url url{*parsed};
-  url.params().set("timestamp", timestamp);
-  url.params().set("nonce", nonce);
+  url.params().set("timestamp", sealed.timestamp);
+  url.params().set("nonce", sealed.nonce);
   url.params().set("encrypt_type", "aes");
-  url.params().set("msg_signature", crypto->signature(timestamp, nonce, encrypt));
-  url.params().set("signature", wechat::sorted_sha1({ev.token, timestamp, nonce}));
-  push_http out;
-  out.url = std::string{url.buffer()};
-  out.body = "<xml><AppId><![CDATA[" + ev.component_appid + "]]></AppId><Encrypt><![CDATA["
-             + encrypt + "]]></Encrypt></xml>";
-  return out;
+  url.params().set("msg_signature", sealed.msg_signature);
+  url.params().set("signature", sealed.signature);
+  return push_http{std::string{url.buffer()}, std::move(sealed.body)};
 }
 
 } // namespace wh::sim

@@ -211,6 +211,7 @@ private:
   void on_read_error(beast::error_code ec) {
     if (ec == http::error::body_limit) {
       keep_alive_ = false;
+      linger_ = true;
       return write(http_reply{413, "application/json",
                               R"({"errcode":-1,"errmsg":"request body too large"})"});
     }
@@ -220,6 +221,7 @@ private:
     // Malformed HTTP: answer 400 once, then close.
     if (ec.category() == http::make_error_code(http::error::bad_target).category()) {
       keep_alive_ = false;
+      linger_ = true;
       return write(http_reply{400, "application/json",
                               R"({"errcode":-1,"errmsg":"bad request"})"});
     }
@@ -295,6 +297,8 @@ private:
     stream_.expires_after(io_timeout);
     http::async_write(stream_, *res,
                       [self = shared_from_this(), res](beast::error_code ec, std::size_t) {
+                        if (!ec && self->linger_)
+                          return self->linger_close();
                         if (ec || !self->keep_alive_)
                           return self->close();
                         self->pending_.reset();
@@ -314,6 +318,26 @@ private:
                                         << " -> " << status << " (" << ms << " ms)");
   }
 
+  /// After an error reply with unread input, closing at once would make the
+  /// kernel send RST and the client could lose the reply; half-close and
+  /// drain the rest for a while instead (as nginx's lingering close does).
+  void linger_close() {
+    beast::error_code ignored;
+    stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
+    stream_.expires_after(2s);
+    drain();
+  }
+
+  void drain() {
+    scratch_.resize(64 * 1024);
+    stream_.async_read_some(asio::buffer(scratch_),
+                            [self = shared_from_this()](beast::error_code ec, std::size_t) {
+                              if (ec)
+                                return self->close();
+                              self->drain();
+                            });
+  }
+
   void close() {
     beast::error_code ignored;
     stream_.socket().shutdown(tcp::socket::shutdown_both, ignored);
@@ -327,6 +351,8 @@ private:
   std::optional<prepared> pending_;
   server::impl* owner_;
   bool keep_alive_ = true;
+  bool linger_ = false;
+  std::vector<char> scratch_;
   std::chrono::steady_clock::time_point started_;
 };
 
