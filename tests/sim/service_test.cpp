@@ -2,6 +2,8 @@
 
 #include "caf/test/dsl.hpp"
 
+#include <random>
+
 #include <boost/json/parse.hpp>
 #include <boost/url/parse.hpp>
 
@@ -275,6 +277,35 @@ CAF_TEST(push requests are sealed like WeChat does) {
   CAF_CHECK(sp.push);
   CAF_CHECK(!sp.wait_for_push);
   CAF_CHECK_EQUAL(sp.reply.body, R"({"errcode":0,"errmsg":"ok"})");
+}
+
+CAF_TEST(random and malformed input never throws) {
+  std::mt19937 rng{42}; // fixed seed: reproducible failures
+  const std::vector<std::string> paths = {
+    "/cgi-bin/token", "/cgi-bin/stable_token", "/cgi-bin/ticket/getticket",
+    "/cgi-bin/media/upload", "/cgi-bin/material/add_material",
+    "/cgi-bin/component/api_component_token", "/cgi-bin/component/api_query_auth",
+    "/cgi-bin/component/api_get_authorizer_list", "/sim/fault", "/sim/push", "/sim/advance",
+    "/sim/quota", "/sim/state", "/sim/invalidate", "/sim/register_push", "/%zz", "//", ""};
+  const std::vector<std::string> bodies = {
+    "", "{", "[]", "null", "{\"appid\":1}", "{\"component_appid\":[1]}",
+    "{\"seconds\":\"x\"}", "{\"offset\":-5,\"count\":1e300,\"component_appid\":\"wxcomp\"}",
+    std::string(100, '['), "{\"kind\":\"latency\",\"latency_ms\":-1}",
+    "{\"info_type\":\"authorized\",\"component_appid\":\"wxcomp\",\"url\":\"http://[::1\"}"};
+  for (int i = 0; i < 2000; ++i) {
+    std::string target = paths[rng() % paths.size()];
+    if (rng() % 2)
+      target += "?access_token=%" + std::to_string(rng() % 1000) + "&type=&appid";
+    std::string body = bodies[rng() % bodies.size()];
+    if (rng() % 4 == 0)
+      for (auto& c : body)
+        c = static_cast<char>(rng());
+    auto out = call(rng() % 2 ? "POST" : "GET", target, body,
+                    rng() % 2 ? "multipart/form-data; boundary=\"" : "application/json");
+    CAF_CHECK(out.reply.status == 0 || out.reply.status >= 200);
+  }
+  // The sim still works afterwards.
+  CAF_CHECK(!token().empty());
 }
 
 CAF_TEST_FIXTURE_SCOPE_END()

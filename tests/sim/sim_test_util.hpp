@@ -26,7 +26,7 @@ inline int64_t code(const boost::json::object& obj) {
   return c == -12345 ? 0 : c;
 }
 
-/// A canonical 43-char EncodingAESKey (all zero bytes).
+/// The EncodingAESKey of the official samples (non-canonical base64, accepted).
 inline const char* test_aes_key = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG";
 
 } // namespace wh::sim::test
