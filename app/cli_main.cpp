@@ -51,6 +51,7 @@ commands:
 common options:
   --timeout MS       per-request deadline (default 10000)
   --ca-file PEM      extra trusted CA bundle for https
+  --insecure         do not verify TLS certificates (testing only)
   --verbose          log to stderr
 The hub key and the AppSecret may also come from WECHAT_HUB_KEY and
 WECHAT_APP_SECRET, which keeps them out of the process list.

@@ -127,6 +127,18 @@ CAF_TEST(idle pool is bounded per host) {
   CAF_CHECK_EQUAL(server.connections(), 3u);
 }
 
+CAF_TEST(idle pooled connections expire) {
+  net::http_client client{with_opt([](net::client_options& o) { o.idle_timeout = 1s; })};
+  auto start = std::chrono::steady_clock::now();
+  CAF_REQUIRE(client.send(get("/ok")));
+  // The client closes the idle connection after idle_timeout; the server
+  // sees the close (an event, not a sleep).
+  CAF_REQUIRE(server.wait_closed(1, 10s));
+  CAF_CHECK(std::chrono::steady_clock::now() - start >= 900ms);
+  CAF_REQUIRE(client.send(get("/ok")));
+  CAF_CHECK_EQUAL(server.connections(), 2u);
+}
+
 CAF_TEST(a server that never answers times out within the deadline) {
   net::http_client client;
   auto req = get("/hang?access_token=TOPSECRET");

@@ -1,6 +1,8 @@
 #include "tests/net/test_server.hpp"
 
+#include <condition_variable>
 #include <cstdlib>
+#include <mutex>
 #include <fstream>
 #include <stdexcept>
 #include <strings.h>
@@ -72,6 +74,9 @@ struct test_server::impl {
     } catch (...) {
       // Peer went away or the handshake failed: both are expected in tests.
     }
+    std::lock_guard guard{mtx};
+    ++ended;
+    cv.notify_all();
   }
 
   template <class Stream>
@@ -119,6 +124,9 @@ struct test_server::impl {
   uint16_t bound_port = 0;
   std::atomic<size_t> conns{0};
   std::atomic<size_t> reqs{0};
+  mutable std::mutex mtx;
+  std::condition_variable cv;
+  size_t ended = 0;
   std::thread thread;
 };
 
@@ -142,6 +150,16 @@ size_t test_server::connections() const {
 
 size_t test_server::requests() const {
   return impl_->reqs.load();
+}
+
+size_t test_server::closed() const {
+  std::lock_guard guard{impl_->mtx};
+  return impl_->ended;
+}
+
+bool test_server::wait_closed(size_t n, std::chrono::milliseconds timeout) {
+  std::unique_lock guard{impl_->mtx};
+  return impl_->cv.wait_for(guard, timeout, [&] { return impl_->ended >= n; });
 }
 
 std::string make_temp_dir(const std::string& prefix) {

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -73,6 +74,12 @@ public:
 
   /// Requests read so far.
   size_t requests() const;
+
+  /// Connections that have ended so far.
+  size_t closed() const;
+
+  /// Waits until at least `n` connections have ended; false on timeout.
+  bool wait_closed(size_t n, std::chrono::milliseconds timeout);
 
 private:
   struct impl;
