@@ -141,8 +141,28 @@ private:
     if (ec)
       return close();
     if (!res_.keep_alive())
-      return close();
+      return linger_close();
     do_read();
+  }
+
+  /// Half-closes, then discards what the peer still sends (e.g. the rest of
+  /// an oversized body) until it closes or the deadline passes, so that the
+  /// peer reads our answer instead of a connection reset.
+  void linger_close() {
+    beast::error_code ignored;
+    stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
+    stream_.expires_after(srv_->opts.request_timeout);
+    drain_.resize(16 * 1024);
+    do_discard();
+  }
+
+  void do_discard() {
+    stream_.async_read_some(asio::buffer(drain_),
+                            [self = shared_from_this()](beast::error_code ec, std::size_t) {
+                              if (ec)
+                                return self->close();
+                              self->do_discard();
+                            });
   }
 
   void close() {
@@ -156,6 +176,7 @@ private:
   std::optional<bhttp::request_parser<bhttp::string_body>> parser_;
   bhttp::response<bhttp::string_body> res_;
   std::shared_ptr<server::impl> srv_;
+  std::vector<char> drain_;
   bool first_ = true;
   bool busy_ = false;
   bool keep_alive_ = true;
