@@ -56,7 +56,11 @@ int main(int argc, char** argv) {
   }
   std::cerr << "wechat-sim listening on " << opts.srv.host << ':' << port << " ("
             << opts.svc.apps.size() << " apps, " << opts.svc.components.size()
-            << " components)\n";
+            << " components, " << opts.svc.push_urls.size() << " push urls, ticket push "
+            << (opts.srv.push_interval_s > 0
+                  ? "every " + std::to_string(opts.srv.push_interval_s) + " s"
+                  : std::string{"off"})
+            << ")\n";
   srv.run();
   return 0;
 }

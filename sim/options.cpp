@@ -3,6 +3,8 @@
 #include <set>
 #include <sstream>
 
+#include <boost/url/parse.hpp>
+
 #include "core/config.hpp"
 
 namespace wh::sim {
@@ -70,6 +72,12 @@ WeChat upstream simulator for tests, demos and benchmarks.
   --daily-quota N             token calls per app per sim-day (default 2000)
   --force-limit N             forced stable_token refreshes per app per day (default 20)
   --latency-ms N              delay added to every upstream answer (default 0)
+  --push-url APPID=URL        register a component's authorization-event URL (http://)
+                              at startup, as POST /sim/register_push does (repeatable)
+  --push-interval S           push a fresh component_verify_ticket to every registered
+                              URL every S seconds (default 600 as on WeChat; 0 = off)
+  --no-push-on-start          don't push a ticket to the --push-url URLs right after
+                              startup (by default they get one at once)
   --threads N                 I/O threads (default 1)
   --verbose                   log one line per request to stderr
   --help                      show this text
@@ -102,9 +110,14 @@ bool parse_cli(const std::vector<std::string>& args, cli_options& out, std::stri
       out.srv.verbose = true;
       continue;
     }
+    if (name == "--no-push-on-start") {
+      out.srv.push_on_start = false;
+      continue;
+    }
     static const std::set<std::string> valued = {
       "--listen", "--port-file", "--app", "--component", "--token-lifetime", "--ticket-lifetime",
-      "--daily-quota", "--force-limit", "--latency-ms", "--threads"};
+      "--daily-quota", "--force-limit", "--latency-ms", "--threads", "--push-url",
+      "--push-interval"};
     if (valued.count(name) == 0) {
       error = "unknown option '" + name + "' (see --help)";
       return false;
@@ -164,12 +177,35 @@ bool parse_cli(const std::vector<std::string>& args, cli_options& out, std::stri
       if (!parse_int(value, 0, 600'000, n))
         return bad("expected milliseconds 0..600000");
       out.svc.latency_ms = n;
+    } else if (name == "--push-url") {
+      auto eq = value.find('=');
+      if (eq == std::string::npos || eq == 0)
+        return bad("expected APPID=URL");
+      auto url = value.substr(eq + 1);
+      auto parsed = boost::urls::parse_absolute_uri(url);
+      if (!parsed || parsed->scheme() != "http" || parsed->host().empty())
+        return bad("URL must be an absolute http:// URL");
+      out.svc.push_urls.emplace_back(value.substr(0, eq), url);
+    } else if (name == "--push-interval") {
+      if (!parse_int(value, 0, 10'000'000, n))
+        return bad("expected seconds >= 0");
+      out.srv.push_interval_s = n;
     } else if (name == "--threads") {
       if (!parse_int(value, 1, 64, n))
         return bad("expected 1..64");
       out.srv.threads = static_cast<unsigned>(n);
     } else {
       error = "unknown option '" + name + "' (see --help)";
+      return false;
+    }
+  }
+  // Components may follow --push-url on the command line, so check here.
+  for (auto& [comp, url] : out.svc.push_urls) {
+    bool known = false;
+    for (auto& c : out.svc.components)
+      known = known || c.appid == comp;
+    if (!known) {
+      error = "invalid --push-url: '" + comp + "' is not a --component";
       return false;
     }
   }

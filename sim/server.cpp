@@ -131,10 +131,36 @@ private:
 struct server::impl {
   impl(service& s, server_options o)
     : svc(s), opts(std::move(o)), ioc(static_cast<int>(std::max(1u, opts.threads))),
-      acceptor(asio::make_strand(ioc)), signals(ioc) {
+      acceptor(asio::make_strand(ioc)), signals(ioc), push_timer(asio::make_strand(ioc)) {
   }
 
   void do_accept();
+
+  /// Delivers a fresh verify ticket to every registered push URL. Only
+  /// issues tickets and starts async clients: never blocks the I/O thread.
+  void push_tickets() {
+    for (auto& ev : svc.periodic_pushes()) {
+      deliver(ev, [verbose = opts.verbose, comp = ev.component_appid](
+                    unsigned status, std::string, std::string error) {
+        // A hub that is down or restarting is normal; the next tick retries.
+        if (status != 200 || !error.empty())
+          WH_WARN("sim", "verify-ticket push for " << comp << " failed: status " << status
+                                                   << (error.empty() ? "" : " ") << error);
+        else if (verbose)
+          WH_INFO("sim", "verify-ticket push for " << comp << " delivered");
+      });
+    }
+  }
+
+  void arm_push_timer() {
+    push_timer.expires_after(std::chrono::seconds{opts.push_interval_s});
+    push_timer.async_wait([this](beast::error_code ec) {
+      if (ec)
+        return; // cancelled by stop()
+      push_tickets();
+      arm_push_timer();
+    });
+  }
 
   /// Delivers `push`; `done` gets (status, body, error) on the push's strand.
   void deliver(const push_event& ev, push_client::handler done) {
@@ -144,8 +170,12 @@ struct server::impl {
       done(0, "", error);
       return;
     }
-    if (opts.verbose)
-      WH_INFO("sim", "push " << ev.info_type << " to " << ev.url);
+    if (opts.verbose) {
+      // Path only: a registered URL may carry a query string of its own.
+      auto url = boost::urls::parse_absolute_uri(ev.url);
+      WH_INFO("sim", "push " << ev.info_type << " for " << ev.component_appid << " to "
+                             << (url ? std::string{url->encoded_path()} : std::string{"?"}));
+    }
     std::make_shared<push_client>(ioc, std::move(done))->start(*push);
   }
 
@@ -154,6 +184,8 @@ struct server::impl {
   asio::io_context ioc;
   tcp::acceptor acceptor;
   asio::signal_set signals;
+  /// Drives the periodic verify-ticket pushes (on its own strand).
+  asio::steady_timer push_timer;
 };
 
 namespace {
@@ -416,6 +448,10 @@ uint16_t server::start(std::string& error) {
     });
   }
   d.do_accept();
+  if (d.opts.push_on_start)
+    asio::post(d.push_timer.get_executor(), [&d] { d.push_tickets(); });
+  if (d.opts.push_interval_s > 0)
+    asio::post(d.push_timer.get_executor(), [&d] { d.arm_push_timer(); });
   return d.acceptor.local_endpoint().port();
 }
 
@@ -436,6 +472,7 @@ void server::stop() {
     d.acceptor.close(ignored);
     d.signals.cancel(ignored);
   });
+  asio::post(d.push_timer.get_executor(), [&d] { d.push_timer.cancel(); });
   d.ioc.stop();
 }
 

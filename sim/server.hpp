@@ -18,6 +18,12 @@ struct server_options {
   bool verbose = false;
   /// Stop on SIGINT / SIGTERM (the binary wants this, in-process tests don't).
   bool handle_signals = false;
+  /// Seconds between verify-ticket pushes to every registered push URL, as
+  /// WeChat pushes every 10 minutes; 0 = no periodic pushes.
+  int64_t push_interval_s = 600;
+  /// Push once right after start() to the URLs registered at construction
+  /// (service_options::push_urls), so a hub gets a ticket without waiting.
+  bool push_on_start = true;
 };
 
 /// The HTTP/1.1 keep-alive server in front of a `service`. Beast lives only

@@ -136,6 +136,10 @@ std::string prepared::param(std::string_view key) const {
 
 service::service(const wh::clock& base, service_options opts)
   : opts_(std::move(opts)), state_(base, opts_.lim, opts_.apps, opts_.components) {
+  // parse_cli validated these; an unknown component here is a caller bug
+  // the first push would report anyway, so it is not fatal.
+  for (auto& [comp, url] : opts_.push_urls)
+    state_.register_push(comp, url);
 }
 
 prepared service::prepare(http_request req) {
@@ -419,6 +423,33 @@ outcome service::execute_control(prepared& p) {
     if (!state_.register_push(str_of(p.json, "component_appid"), url))
       return outcome{control_error(404, "unknown component_appid")};
     return outcome{json_reply(ok())};
+  }
+  if (path == "/sim/authorizers") {
+    if (p.req.method != "POST")
+      return outcome{control_error(405, "POST required")};
+    auto count = int_of(p.json, "count");
+    if (!count)
+      return outcome{control_error(400, "count (integer) required")};
+    auto prefix = str_of(p.json, "prefix");
+    if (prefix.empty())
+      prefix = "wxa";
+    std::vector<std::pair<std::string, std::string>> made;
+    std::string error;
+    if (!state_.create_authorizers(str_of(p.json, "component_appid"), *count, prefix, made,
+                                   error))
+      return outcome{control_error(error == "unknown component_appid" ? 404 : 400, error)};
+    json::array list;
+    list.reserve(made.size());
+    for (auto& [appid, refresh] : made) {
+      json::object item;
+      item.reserve(2);
+      item["authorizer_appid"] = appid;
+      item["refresh_token"] = refresh;
+      list.push_back(std::move(item));
+    }
+    json::object out;
+    out["authorizers"] = std::move(list);
+    return outcome{json_reply(out)};
   }
   if (path == "/sim/push") {
     auto url = str_of(p.json, "url");

@@ -22,6 +22,9 @@ struct service_options {
   std::vector<component_account> components;
   /// Added before every upstream answer (never to /sim/ control calls).
   int64_t latency_ms = 0;
+  /// (component appid, authorization-event URL) pairs registered at startup,
+  /// as if POSTed to /sim/register_push.
+  std::vector<std::pair<std::string, std::string>> push_urls;
 };
 
 /// A request as the transport received it; Beast-free so tests build it by hand.
@@ -95,6 +98,10 @@ public:
 
   /// Upstream call counters.
   call_stats& stats() { return stats_; }
+
+  /// Fresh verify-ticket pushes for every registered push URL (the periodic
+  /// pusher calls this on each tick; see state::verify_ticket_pushes).
+  std::vector<push_event> periodic_pushes() { return state_.verify_ticket_pushes(); }
 
   /// Routes `req`, counts it and draws a fault for it. Never throws.
   prepared prepare(http_request req);

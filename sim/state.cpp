@@ -366,10 +366,11 @@ answer state::component_token(std::string_view component_appid,
     return make_error(41004, "component_appsecret missing");
   if (component_secret != comp.account.secret)
     return make_error(40125, "invalid appsecret");
+  // WeChat answers 61005 both for a ticket it never pushed and for one past
+  // its 12 h: either way the cure is waiting for (or restarting) pushes.
   auto t = comp.tickets.find(std::string{verify_ticket});
-  if (verify_ticket.empty() || t == comp.tickets.end())
-    return make_error(61006, "component ticket is invalid");
-  if (now_locked() - t->second >= verify_ticket_lifetime)
+  if (verify_ticket.empty() || t == comp.tickets.end()
+      || now_locked() - t->second >= verify_ticket_lifetime)
     return make_error(61005, "component ticket is expired");
   answer out;
   out["component_access_token"] = rotate(comp.token_current, comp.token_grace, comp.account.appid,
@@ -573,6 +574,92 @@ std::optional<push_event> state::make_push(std::string_view component_appid,
     auth_code_info{comp.account.appid, std::string{authorizer_appid}, ev.code_expired_time, false};
   ev.pre_auth_code = "preauthcode@@@" + random_string(48);
   return ev;
+}
+
+std::vector<push_event> state::verify_ticket_pushes() {
+  std::vector<std::string> due;
+  {
+    std::lock_guard guard{mtx_};
+    for (auto& [appid, comp] : components_)
+      if (!comp.push_url.empty())
+        due.push_back(appid);
+  }
+  std::vector<push_event> out;
+  std::string ignored;
+  for (auto& appid : due)
+    if (auto ev = make_push(appid, "component_verify_ticket", "", "", ignored))
+      out.push_back(std::move(*ev));
+  return out;
+}
+
+bool state::create_authorizers(std::string_view component_appid, int64_t count,
+                               std::string_view prefix,
+                               std::vector<std::pair<std::string, std::string>>& out,
+                               std::string& error) {
+  constexpr std::size_t digits = 9;
+  constexpr std::size_t max_appid = 32;
+  if (count < 1 || count > max_bulk_authorizers) {
+    error = "count must be 1.." + std::to_string(max_bulk_authorizers);
+    return false;
+  }
+  if (prefix.empty() || prefix.size() + digits > max_appid) {
+    error = "prefix must be 1.." + std::to_string(max_appid - digits) + " characters";
+    return false;
+  }
+  for (char c : prefix)
+    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_')) {
+      error = "prefix must be [A-Za-z0-9_]";
+      return false;
+    }
+  std::lock_guard guard{mtx_};
+  auto c = components_.find(component_appid);
+  if (c == components_.end()) {
+    error = "unknown component_appid";
+    return false;
+  }
+  // Refuse before creating anything, so a bad call leaves no half-made batch.
+  auto in_range = [&](const std::string& appid) {
+    if (appid.size() != prefix.size() + digits || !appid.starts_with(prefix))
+      return false;
+    int64_t n = 0;
+    for (std::size_t k = prefix.size(); k < appid.size(); ++k) {
+      if (appid[k] < '0' || appid[k] > '9')
+        return false;
+      n = n * 10 + (appid[k] - '0');
+    }
+    return n >= 1 && n <= count;
+  };
+  std::vector<const std::string*> taken;
+  for (auto& kv : apps_)
+    taken.push_back(&kv.first);
+  for (auto& kv : components_)
+    taken.push_back(&kv.first);
+  for (auto* appid : taken)
+    if (in_range(*appid)) {
+      error = "appid '" + *appid + "' belongs to an app or component";
+      return false;
+    }
+  const auto& comp_appid = c->second.account.appid;
+  auto now = now_locked();
+  out.reserve(out.size() + static_cast<std::size_t>(count));
+  std::string appid{prefix};
+  appid.resize(prefix.size() + digits);
+  for (int64_t i = 1; i <= count; ++i) {
+    auto n = i;
+    for (std::size_t d = 0; d < digits; ++d, n /= 10)
+      appid[appid.size() - 1 - d] = static_cast<char>('0' + n % 10);
+    auto [it, fresh] = authorizers_.try_emplace(appid);
+    auto& auth = it->second;
+    if (fresh || !auth.authorized || auth.refresh_token.empty()
+        || auth.component_appid != comp_appid) {
+      auth.refresh_token = "refreshtoken@@@" + random_string(43);
+      auth.auth_time = now;
+      auth.authorized = true;
+      auth.component_appid = comp_appid;
+    }
+    out.emplace_back(appid, auth.refresh_token);
+  }
+  return true;
 }
 
 bool state::invalidate(std::string_view appid) {

@@ -8,6 +8,7 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include <boost/json/object.hpp>
@@ -27,6 +28,9 @@ answer token_error(int code);
 
 /// The errcode of `a`, 0 when absent.
 int64_t errcode_of(const answer& a);
+
+/// Most authorizers one POST /sim/authorizers call creates.
+inline constexpr int64_t max_bulk_authorizers = 200'000;
 
 /// Credentials of one simulated official account.
 struct app_account {
@@ -159,7 +163,9 @@ public:
   answer start_push_ticket(std::string_view component_appid, std::string_view component_secret,
                            std::optional<push_event>& push);
 
-  /// POST /cgi-bin/component/api_component_token.
+  /// POST /cgi-bin/component/api_component_token. An unknown, empty or
+  /// stale (older than 12 h) verify ticket answers 61005, as WeChat does for
+  /// a platform whose pushes stopped; 61006 is left to injected faults.
   answer component_token(std::string_view component_appid, std::string_view component_secret,
                          std::string_view verify_ticket);
 
@@ -189,6 +195,21 @@ public:
   std::optional<push_event> make_push(std::string_view component_appid, std::string_view info_type,
                                       std::string_view authorizer_appid,
                                       std::string_view url_override, std::string& error);
+
+  /// Issues a fresh verify ticket for every component with a registered
+  /// push URL and returns the events to deliver (the periodic pusher's
+  /// "what to push"; the server's timer only decides when).
+  std::vector<push_event> verify_ticket_pushes();
+
+  /// Creates `count` authorized authorizers of `component_appid`, named
+  /// `prefix` + the 1-based index zero-padded to 9 digits, and appends
+  /// (appid, refresh token) pairs to `out`. An authorizer that is already
+  /// authorized by this component keeps its refresh token, so repeating a
+  /// call is idempotent. Returns false and sets `error` on bad input.
+  bool create_authorizers(std::string_view component_appid, int64_t count,
+                          std::string_view prefix,
+                          std::vector<std::pair<std::string, std::string>>& out,
+                          std::string& error);
 
   /// Kills every token of `appid` (app, authorizer or component); false if
   /// the appid is unknown.

@@ -28,7 +28,27 @@ CAF_TEST(defaults) {
   CAF_CHECK_EQUAL(opts.svc.lim.daily_quota, 2000);
   CAF_CHECK_EQUAL(opts.svc.lim.force_limit, 20);
   CAF_CHECK_EQUAL(opts.srv.threads, 1u);
+  CAF_CHECK_EQUAL(opts.srv.push_interval_s, 600);
+  CAF_CHECK(opts.srv.push_on_start);
+  CAF_CHECK(opts.svc.push_urls.empty());
   CAF_CHECK(!opts.help);
+}
+
+CAF_TEST(push options) {
+  cli_options opts;
+  std::string error;
+  // --push-url may come before the --component it names.
+  CAF_REQUIRE(parse_cli({"--push-url", "wxc=http://127.0.0.1:4000/wechat/component/wxc/events",
+                         "--component", "wxc:cs:tok:abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG",
+                         "--push-url=wxc=http://h/x?a=b", "--push-interval", "0",
+                         "--no-push-on-start"},
+                        opts, error));
+  CAF_REQUIRE_EQUAL(opts.svc.push_urls.size(), 2u);
+  CAF_CHECK_EQUAL(opts.svc.push_urls[0].first, "wxc");
+  CAF_CHECK_EQUAL(opts.svc.push_urls[0].second, "http://127.0.0.1:4000/wechat/component/wxc/events");
+  CAF_CHECK_EQUAL(opts.svc.push_urls[1].second, "http://h/x?a=b");
+  CAF_CHECK_EQUAL(opts.srv.push_interval_s, 0);
+  CAF_CHECK(!opts.srv.push_on_start);
 }
 
 CAF_TEST(full command line) {
@@ -70,4 +90,12 @@ CAF_TEST(bad arguments) {
   CAF_CHECK_NOT_EQUAL(fails({"--threads", "x"}), "<no error>");
   CAF_CHECK_NOT_EQUAL(fails({"--daily-quota", "-1"}), "<no error>");
   CAF_CHECK_NOT_EQUAL(fails({"positional"}), "<no error>");
+  const std::string comp = "wxc:cs:tok:abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG";
+  CAF_CHECK_EQUAL(fails({"--push-url", "wxc=http://h/x"}),
+                  "invalid --push-url: 'wxc' is not a --component");
+  CAF_CHECK_NOT_EQUAL(fails({"--component", comp, "--push-url", "http://h/x"}), "<no error>");
+  CAF_CHECK_NOT_EQUAL(fails({"--component", comp, "--push-url", "wxc=https://h/x"}), "<no error>");
+  CAF_CHECK_NOT_EQUAL(fails({"--component", comp, "--push-url", "wxc=/x"}), "<no error>");
+  CAF_CHECK_NOT_EQUAL(fails({"--push-interval", "-1"}), "<no error>");
+  CAF_CHECK_NOT_EQUAL(fails({"--push-interval", "soon"}), "<no error>");
 }

@@ -279,6 +279,69 @@ CAF_TEST(push requests are sealed like WeChat does) {
   CAF_CHECK_EQUAL(sp.reply.body, R"({"errcode":0,"errmsg":"ok"})");
 }
 
+CAF_TEST(sim authorizers creates a batch the component can refresh) {
+  CAF_CHECK_EQUAL(call("GET", "/sim/authorizers", R"({"component_appid":"wxcomp","count":1})")
+                    .reply.status,
+                  405u);
+  CAF_CHECK_EQUAL(call("POST", "/sim/authorizers", R"({"component_appid":"wxcomp"})").reply.status,
+                  400u);
+  CAF_CHECK_EQUAL(
+    call("POST", "/sim/authorizers", R"({"component_appid":"wxcomp","count":0})").reply.status,
+    400u);
+  CAF_CHECK_EQUAL(
+    call("POST", "/sim/authorizers", R"({"component_appid":"wxcomp","count":200001})").reply.status,
+    400u);
+  CAF_CHECK_EQUAL(
+    call("POST", "/sim/authorizers", R"({"component_appid":"nope","count":1})").reply.status, 404u);
+  auto res = json("POST", "/sim/authorizers",
+                  R"({"component_appid":"wxcomp","count":100000,"prefix":"wxb"})");
+  auto& list = res.at("authorizers").as_array();
+  CAF_REQUIRE_EQUAL(list.size(), 100000u);
+  auto& last = list.back().as_object();
+  CAF_CHECK_EQUAL(str(last, "authorizer_appid"), "wxb000100000");
+  // Default prefix.
+  auto small = json("POST", "/sim/authorizers", R"({"component_appid":"wxcomp","count":"2"})");
+  CAF_CHECK_EQUAL(str(small.at("authorizers").as_array()[1].as_object(), "authorizer_appid"),
+                  "wxa000000002");
+  // The token chain works for a bulk authorizer, and control calls are not
+  // upstream calls.
+  CAF_CHECK_EQUAL(num(svc.stats().to_json(), "total"), 0);
+  auto push = call("POST", "/sim/push",
+                   R"({"component_appid":"wxcomp","url":"http://127.0.0.1:1/x"})");
+  auto ticket = str(push.push_info, "ticket");
+  auto tok = json("POST", "/cgi-bin/component/api_component_token",
+                  R"({"component_appid":"wxcomp","component_appsecret":"csecret","component_verify_ticket":")"
+                    + ticket + R"("})");
+  auto ctoken = str(tok, "component_access_token");
+  auto at = json("POST", "/cgi-bin/component/api_authorizer_token?component_access_token=" + ctoken,
+                 R"({"component_appid":"wxcomp","authorizer_appid":"wxb000100000","authorizer_refresh_token":")"
+                   + str(last, "refresh_token") + R"("})");
+  CAF_CHECK(!str(at, "authorizer_access_token").empty());
+}
+
+CAF_TEST(component token answers 61005 for unknown tickets and 61006 by fault) {
+  auto body = std::string{
+    R"({"component_appid":"wxcomp","component_appsecret":"csecret","component_verify_ticket":"ticket@@@nope"})"};
+  CAF_CHECK_EQUAL(code(json("POST", "/cgi-bin/component/api_component_token", body)), 61005);
+  json("POST", "/sim/fault",
+       R"({"path":"/cgi-bin/component/api_component_token","kind":"errcode","errcode":61006})");
+  CAF_CHECK_EQUAL(code(json("POST", "/cgi-bin/component/api_component_token", body)), 61006);
+  CAF_CHECK_EQUAL(code(json("POST", "/cgi-bin/component/api_component_token", body)), 61005);
+}
+
+CAF_TEST(push urls from the options are registered at startup) {
+  auto opts = make_options();
+  opts.push_urls = {{"wxcomp", "http://127.0.0.1:1/wechat/component/wxcomp/events"}};
+  service svc2{clk, opts};
+  CAF_CHECK_EQUAL(str(*svc2.sim().describe("wxcomp"), "push_url"),
+                  "http://127.0.0.1:1/wechat/component/wxcomp/events");
+  auto pushes = svc2.periodic_pushes();
+  CAF_REQUIRE_EQUAL(pushes.size(), 1u);
+  CAF_CHECK(pushes[0].verify_ticket.starts_with("ticket@@@"));
+  // The service without registrations has nothing to push.
+  CAF_CHECK(svc.periodic_pushes().empty());
+}
+
 CAF_TEST(random and malformed input never throws) {
   std::mt19937 rng{42}; // fixed seed: reproducible failures
   const std::vector<std::string> paths = {
@@ -286,12 +349,14 @@ CAF_TEST(random and malformed input never throws) {
     "/cgi-bin/media/upload", "/cgi-bin/material/add_material",
     "/cgi-bin/component/api_component_token", "/cgi-bin/component/api_query_auth",
     "/cgi-bin/component/api_get_authorizer_list", "/sim/fault", "/sim/push", "/sim/advance",
-    "/sim/quota", "/sim/state", "/sim/invalidate", "/sim/register_push", "/%zz", "//", ""};
+    "/sim/quota", "/sim/state", "/sim/invalidate", "/sim/register_push", "/sim/authorizers",
+    "/%zz", "//", ""};
   const std::vector<std::string> bodies = {
     "", "{", "[]", "null", "{\"appid\":1}", "{\"component_appid\":[1]}",
     "{\"seconds\":\"x\"}", "{\"offset\":-5,\"count\":1e300,\"component_appid\":\"wxcomp\"}",
     std::string(100, '['), "{\"kind\":\"latency\",\"latency_ms\":-1}",
-    "{\"info_type\":\"authorized\",\"component_appid\":\"wxcomp\",\"url\":\"http://[::1\"}"};
+    "{\"info_type\":\"authorized\",\"component_appid\":\"wxcomp\",\"url\":\"http://[::1\"}",
+    "{\"component_appid\":\"wxcomp\",\"count\":3,\"prefix\":\"wx\\u0000\"}"};
   for (int i = 0; i < 2000; ++i) {
     std::string target = paths[rng() % paths.size()];
     if (rng() % 2)

@@ -46,8 +46,9 @@ CAF_TEST_FIXTURE_SCOPE(sim_state_component_tests, fixture)
 CAF_TEST(verify ticket and component token) {
   auto t = ticket();
   CAF_CHECK(t.starts_with("ticket@@@"));
-  CAF_CHECK_EQUAL(code(st.component_token("wxcomp", "csecret", "bogus")), 61006);
-  CAF_CHECK_EQUAL(code(st.component_token("wxcomp", "csecret", "")), 61006);
+  // Unknown and stale tickets both read as expired (61005), as on WeChat.
+  CAF_CHECK_EQUAL(code(st.component_token("wxcomp", "csecret", "bogus")), 61005);
+  CAF_CHECK_EQUAL(code(st.component_token("wxcomp", "csecret", "")), 61005);
   CAF_CHECK_EQUAL(code(st.component_token("wxcomp", "wrong", t)), 40125);
   CAF_CHECK_EQUAL(code(st.component_token("nope", "csecret", t)), 61011);
   auto a = st.component_token("wxcomp", "csecret", t);
@@ -62,9 +63,95 @@ CAF_TEST(verify ticket and component token) {
   CAF_CHECK_EQUAL(code(st.create_preauthcode(c2, "wxcomp")), 0);
   // Component tokens are not business tokens.
   CAF_CHECK_EQUAL(code(st.get_ticket(c2, "jsapi")), 40001);
-  // Tickets live 12 h.
-  clk.advance(12 * 3600 - 300);
+  // Tickets live 12 h, also after newer ones were pushed.
+  auto t2 = ticket();
+  clk.advance(12 * 3600 - 301);
+  CAF_CHECK_EQUAL(code(st.component_token("wxcomp", "csecret", t)), 0);
+  clk.advance(1);
   CAF_CHECK_EQUAL(code(st.component_token("wxcomp", "csecret", t)), 61005);
+  CAF_CHECK_EQUAL(code(st.component_token("wxcomp", "csecret", t2)), 0);
+}
+
+CAF_TEST(periodic pushes cover every registered url with a fresh ticket) {
+  // No URL registered: nothing to push.
+  CAF_CHECK(st.verify_ticket_pushes().empty());
+  CAF_REQUIRE(st.register_push("wxcomp", "http://127.0.0.1:9/wechat/component/wxcomp/events"));
+  auto first = st.verify_ticket_pushes();
+  CAF_REQUIRE_EQUAL(first.size(), 1u);
+  CAF_CHECK_EQUAL(first[0].info_type, "component_verify_ticket");
+  CAF_CHECK_EQUAL(first[0].url, "http://127.0.0.1:9/wechat/component/wxcomp/events");
+  CAF_CHECK_EQUAL(first[0].create_time, clk.now());
+  clk.advance(600);
+  auto second = st.verify_ticket_pushes();
+  CAF_REQUIRE_EQUAL(second.size(), 1u);
+  CAF_CHECK_EQUAL(second[0].create_time, clk.now());
+  CAF_CHECK_NOT_EQUAL(first[0].verify_ticket, second[0].verify_ticket);
+  CAF_CHECK_EQUAL(str(*st.describe("wxcomp"), "verify_ticket"), second[0].verify_ticket);
+  // A hub that missed the newest push keeps using the previous ticket.
+  CAF_CHECK_EQUAL(code(st.component_token("wxcomp", "csecret", first[0].verify_ticket)), 0);
+  CAF_CHECK_EQUAL(code(st.component_token("wxcomp", "csecret", second[0].verify_ticket)), 0);
+}
+
+CAF_TEST(bulk authorizers are authorized and refreshable) {
+  std::vector<std::pair<std::string, std::string>> made;
+  std::string error;
+  CAF_REQUIRE(st.create_authorizers("wxcomp", 3, "wxa", made, error));
+  CAF_REQUIRE_EQUAL(made.size(), 3u);
+  CAF_CHECK_EQUAL(made[0].first, "wxa000000001");
+  CAF_CHECK_EQUAL(made[2].first, "wxa000000003");
+  CAF_CHECK(made[0].second.starts_with("refreshtoken@@@"));
+  CAF_CHECK_NOT_EQUAL(made[0].second, made[1].second);
+  auto c = ctoken();
+  auto r = st.authorizer_token(c, "wxcomp", made[1].first, made[1].second);
+  CAF_REQUIRE_EQUAL(code(r), 0);
+  CAF_CHECK_EQUAL(str(r, "authorizer_refresh_token"), made[1].second);
+  CAF_CHECK_EQUAL(st.check_token(str(r, "authorizer_access_token")).owner, "wxa000000002");
+  CAF_CHECK_EQUAL(num(st.authorizer_list(c, "wxcomp", 0, 100), "total_count"), 3);
+  // Repeating (or growing) a batch keeps existing refresh tokens.
+  std::vector<std::pair<std::string, std::string>> again;
+  CAF_REQUIRE(st.create_authorizers("wxcomp", 4, "wxa", again, error));
+  CAF_REQUIRE_EQUAL(again.size(), 4u);
+  CAF_CHECK_EQUAL(again[1].second, made[1].second);
+  CAF_CHECK_EQUAL(again[3].first, "wxa000000004");
+  // A revoked authorizer comes back with a new refresh token.
+  authorize("wxa000000001", "unauthorized");
+  again.clear();
+  CAF_REQUIRE(st.create_authorizers("wxcomp", 1, "wxa", again, error));
+  CAF_CHECK_NOT_EQUAL(again[0].second, made[0].second);
+  CAF_CHECK_EQUAL(code(st.authorizer_token(c, "wxcomp", "wxa000000001", again[0].second)), 0);
+  // The longest prefix still gives a 32-character appid.
+  again.clear();
+  CAF_REQUIRE(st.create_authorizers("wxcomp", 1, std::string(23, 'p'), again, error));
+  CAF_CHECK_EQUAL(again[0].first.size(), 32u);
+}
+
+CAF_TEST(bulk authorizers reject bad input without side effects) {
+  std::vector<std::pair<std::string, std::string>> made;
+  std::string error;
+  CAF_CHECK(!st.create_authorizers("wxcomp", 0, "wxa", made, error));
+  CAF_CHECK(!st.create_authorizers("wxcomp", max_bulk_authorizers + 1, "wxa", made, error));
+  CAF_CHECK(!st.create_authorizers("wxcomp", 1, "", made, error));
+  CAF_CHECK(!st.create_authorizers("wxcomp", 1, std::string(24, 'p'), made, error));
+  CAF_CHECK(!st.create_authorizers("wxcomp", 1, "wx-a", made, error));
+  CAF_CHECK(!st.create_authorizers("nope", 1, "wxa", made, error));
+  CAF_CHECK_EQUAL(error, "unknown component_appid");
+  // An app named like a member of the batch refuses the whole batch.
+  state st2{clk, limits{}, {{"wxa000000002", "s"}}, {{"wxcomp", "csecret", "ctoken", test_aes_key}}};
+  CAF_CHECK(!st2.create_authorizers("wxcomp", 5, "wxa", made, error));
+  CAF_CHECK(!st2.describe("wxa000000001"));
+  CAF_CHECK(st2.create_authorizers("wxcomp", 1, "wxa", made, error));
+  CAF_CHECK(made.size() == 1u);
+}
+
+CAF_TEST(bulk authorizers scale to the maximum batch) {
+  std::vector<std::pair<std::string, std::string>> made;
+  std::string error;
+  CAF_REQUIRE(st.create_authorizers("wxcomp", max_bulk_authorizers, "wxa", made, error));
+  CAF_REQUIRE_EQUAL(made.size(), static_cast<std::size_t>(max_bulk_authorizers));
+  CAF_CHECK_EQUAL(made.back().first, "wxa000200000");
+  auto c = ctoken();
+  CAF_CHECK_EQUAL(code(st.authorizer_token(c, "wxcomp", made.back().first, made.back().second)), 0);
+  CAF_CHECK_EQUAL(num(st.authorizer_list(c, "wxcomp", 0, 1), "total_count"), max_bulk_authorizers);
 }
 
 CAF_TEST(start push ticket wants a push url) {
