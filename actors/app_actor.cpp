@@ -42,7 +42,9 @@ struct app_state {
   static inline const char* name = "wh.app";
 
   app_params p;
-  std::mt19937_64 rng;
+  /// splitmix64 state: 8 bytes instead of mt19937's 2.5 KB per actor, which
+  /// matters with 100,000 authorizers.
+  uint64_t rng = 0;
 
   std::optional<credential> token;
   uint64_t last_version = 0;
@@ -65,6 +67,14 @@ struct app_state {
   int64_t blocked_until = 0;
   caf::error blocked_error;
   persistence::force_budget_record budget;
+
+  // authorizers
+  std::optional<credential> refresh_token;
+  authorizer_status status = authorizer_status::active;
+
+  // components
+  std::optional<credential> verify_ticket;
+  int64_t push_requested_at = 0;
 };
 
 using self_ptr = caf::stateful_actor<app_state>*;
@@ -78,6 +88,24 @@ int64_t now(self_ptr self) {
 const std::string& appid(self_ptr self) {
   return self->state.p.app.appid;
 }
+
+const std::string& prefix(self_ptr self) {
+  return self->state.p.prefix;
+}
+
+key_kind kind(self_ptr self) {
+  return self->state.p.kind;
+}
+
+uint64_t next_random(self_ptr self) {
+  auto z = (self->state.rng += 0x9e3779b97f4a7c15ULL);
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+  return z ^ (z >> 31);
+}
+
+/// A refresh token has no expiry of its own.
+constexpr int64_t never = std::numeric_limits<int64_t>::max();
 
 ticket_slot* slot_of(self_ptr self, std::string_view type) {
   if (type == "jsapi")
@@ -250,7 +278,7 @@ int64_t draw_jitter(self_ptr self) {
   auto j = self->state.p.refresh_jitter_s;
   if (j == 0)
     return 0;
-  return static_cast<int64_t>(self->state.rng() % (j + 1));
+  return static_cast<int64_t>(next_random(self) % (j + 1));
 }
 
 void arm(self_ptr self, timer_kind kind, uint64_t gen, int64_t at) {
@@ -293,25 +321,59 @@ void schedule_ticket(self_ptr self, ticket_slot& slot, int64_t at) {
 
 // -- token lifecycle ---------------------------------------------------------
 
-upstream_call token_call(const app_config& app, bool force) {
-  upstream_call call;
+const char* token_field(key_kind k) {
+  switch (k) {
+    case key_kind::component: return "component_access_token";
+    case key_kind::authorizer: return "authorizer_access_token";
+    default: return "access_token";
+  }
+}
+
+const char* kind_label(key_kind k) {
+  switch (k) {
+    case key_kind::component: return "component_access_token";
+    case key_kind::authorizer: return "authorizer_access_token";
+    default: return "access_token";
+  }
+}
+
+upstream_call post_json(std::string endpoint, std::string target, const json::object& body) {
+  return upstream_call{std::move(endpoint), "POST", std::move(target), json::serialize(body)};
+}
+
+/// The call that obtains a new token. `component_token` is used by authorizers.
+upstream_call token_call(self_ptr self, bool force, const std::string& component_token) {
+  auto& p = self->state.p;
+  auto& app = p.app;
+  if (p.kind == key_kind::component) {
+    json::object body;
+    body["component_appid"] = app.appid;
+    body["component_appsecret"] = app.secret;
+    body["component_verify_ticket"] = self->state.verify_ticket ? self->state.verify_ticket->value : "";
+    return post_json("api_component_token", "/cgi-bin/component/api_component_token", body);
+  }
+  if (p.kind == key_kind::authorizer) {
+    json::object body;
+    body["component_appid"] = p.component_appid;
+    body["authorizer_appid"] = app.appid;
+    body["authorizer_refresh_token"] = self->state.refresh_token ? self->state.refresh_token->value : "";
+    return post_json("api_authorizer_token",
+                     "/cgi-bin/component/api_authorizer_token?component_access_token="
+                       + net::url_encode(component_token),
+                     body);
+  }
   if (app.api == token_api::stable) {
     json::object body;
     body["grant_type"] = "client_credential";
     body["appid"] = app.appid;
     body["secret"] = app.secret;
     body["force_refresh"] = force;
-    call.endpoint = force ? "stable_token_force" : "stable_token";
-    call.method = "POST";
-    call.target = "/cgi-bin/stable_token";
-    call.body = json::serialize(body);
-  } else {
-    call.endpoint = "token";
-    call.method = "GET";
-    call.target = "/cgi-bin/token?grant_type=client_credential&appid=" + net::url_encode(app.appid)
-                  + "&secret=" + net::url_encode(app.secret);
+    return post_json(force ? "stable_token_force" : "stable_token", "/cgi-bin/stable_token", body);
   }
-  return call;
+  return upstream_call{"token", "GET",
+                       "/cgi-bin/token?grant_type=client_credential&appid=" + net::url_encode(app.appid)
+                         + "&secret=" + net::url_encode(app.secret),
+                       ""};
 }
 
 caf::error spend_force(self_ptr self) {
@@ -335,37 +397,159 @@ caf::error spend_force(self_ptr self) {
   return caf::none;
 }
 
-void fetch_token(self_ptr self, const char* reason, bool force);
+/// Asks WeChat to (re)start verify-ticket pushes, at most once a minute.
+void request_push_ticket(self_ptr self) {
+  auto& st = self->state;
+  auto t = now(self);
+  if (st.p.kind != key_kind::component || (st.push_requested_at > 0 && t - st.push_requested_at < 60))
+    return;
+  st.push_requested_at = t;
+  json::object body;
+  body["component_appid"] = st.p.app.appid;
+  body["component_secret"] = st.p.app.secret;
+  WH_INFO("component", appid(self) << ": asking WeChat to push a component_verify_ticket");
+  call_upstream(self, post_json("api_start_push_ticket", "/cgi-bin/component/api_start_push_ticket", body),
+                [self](const caf::expected<upstream_reply>& rep) {
+                  auto res = parse_reply(rep);
+                  if (!res || res->errcode != 0)
+                    WH_WARN("component", appid(self) << ": api_start_push_ticket failed");
+                });
+}
+
+void set_degraded(self_ptr self, bool degraded) {
+  self->state.p.entry->degraded.store(degraded, std::memory_order_relaxed);
+}
+
+/// Why no token can be fetched right now, if anything.
+caf::error cannot_fetch(self_ptr self) {
+  auto& st = self->state;
+  if (auto err = blocked(self))
+    return err;
+  if (st.p.kind == key_kind::authorizer) {
+    if (st.status == authorizer_status::revoked)
+      return make_detail_error(ec::authorizer_revoked, "the authorizer revoked its authorization");
+    if (st.status == authorizer_status::needs_reauthorization)
+      return make_detail_error(ec::needs_reauthorization,
+                               "WeChat rejected the refresh token (61023); the account must authorize again");
+    if (!st.refresh_token)
+      return make_detail_error(ec::needs_reauthorization, "no refresh token is known for this authorizer");
+  }
+  if (st.p.kind == key_kind::component && !st.verify_ticket) {
+    request_push_ticket(self);
+    return make_detail_error(ec::verify_ticket_invalid,
+                             "no component_verify_ticket received yet; WeChat was asked to push one");
+  }
+  return caf::none;
+}
+
+void fetch_token(self_ptr self, const char* reason, bool force, bool retried = false);
 
 void after_token_failure(self_ptr self, const char* reason, const caf::error& err) {
   auto& st = self->state;
   st.fetching = false;
   st.token_failures++;
-  count_refresh(self, "access_token", reason, "error");
-  WH_WARN("app", appid(self) << ": access_token " << reason << " refresh failed: "
-                             << to_string(code_of(err)) << " " << detail_of(err));
+  count_refresh(self, kind_label(kind(self)), reason, "error");
+  WH_WARN("token", appid(self) << ": " << kind_label(kind(self)) << " " << reason
+                               << " refresh failed: " << to_string(code_of(err)) << " " << detail_of(err));
   fail_all(st.token_waiters, err);
   int64_t at = 0;
   if (retry_time(self, st.token, st.token_failures, at))
     schedule_token(self, at);
 }
 
+/// Deletes everything of a revoked authorizer and remembers the revocation.
+void revoke(self_ptr self, std::function<void(caf::error)> k) {
+  auto& st = self->state;
+  store_write w;
+  for (auto key : {persistence::keys::token(prefix(self)), persistence::keys::ticket(prefix(self), "jsapi"),
+                   persistence::keys::ticket(prefix(self), "wx_card"),
+                   persistence::keys::refresh_token(prefix(self))})
+    w.ops.push_back(store_write::op{key, "", true});
+  w.put(persistence::keys::status(prefix(self)), persistence::encode_status("revoked", now(self)));
+  persist(self, std::move(w), [self, k](caf::error err) {
+    auto& st = self->state;
+    if (!err) {
+      st.status = authorizer_status::revoked;
+      st.p.entry->status.store(1);
+      st.token.reset();
+      st.refresh_token.reset();
+      st.jsapi.value.reset();
+      st.wx_card.value.reset();
+      ++st.token_timer_gen;
+      ++st.jsapi.timer_gen;
+      ++st.wx_card.timer_gen;
+      st.p.entry->token.clear();
+      st.p.entry->jsapi.clear();
+      st.p.entry->wx_card.clear();
+      auto revoked = make_detail_error(ec::authorizer_revoked, "the authorizer revoked its authorization");
+      fail_all(st.jsapi.waiters, revoked);
+      fail_all(st.wx_card.waiters, revoked);
+      WH_INFO("authorizer", st.p.component_appid << "/" << appid(self) << ": revoked; tokens deleted");
+    }
+    k(err);
+  });
+  (void) st;
+}
+
 void on_token_reply(self_ptr self, const caf::expected<upstream_reply>& rep, int64_t sent_at,
-                    const char* reason, bool force) {
+                    const char* reason, bool force, bool retried, const std::string& component_token) {
   auto& st = self->state;
   auto res = parse_reply(rep);
   if (!res)
     return after_token_failure(self, reason, res.error());
-  if (res->errcode != 0)
+  if (res->errcode != 0) {
+    auto cls = wechat::classify(res->errcode);
+    if (kind(self) == key_kind::authorizer) {
+      if (cls == wechat::errclass::token_invalid && !retried) {
+        // The *component* token is dead: have it replaced once, then retry once.
+        st.fetching = false;
+        self->request(st.p.component, st.p.upstream_timeout, stale_atom::value, component_token)
+          .then([self, reason, force](const credential&) { fetch_token(self, reason, force, true); },
+                [self, reason](caf::error& err) { after_token_failure(self, reason, err); });
+        return;
+      }
+      if (cls == wechat::errclass::refresh_token_invalid) {
+        st.status = authorizer_status::needs_reauthorization;
+        st.p.entry->status.store(2);
+        st.token.reset();
+        st.p.entry->token.clear();
+        store_write w;
+        w.put(persistence::keys::status(prefix(self)),
+              persistence::encode_status("needs_reauthorization", now(self)));
+        persist(self, std::move(w), [](caf::error) {});
+        WH_ERROR("authorizer", st.p.component_appid << "/" << appid(self)
+                                                    << ": refresh token rejected (61023); needs re-authorization");
+        return after_token_failure(self, reason,
+                                   make_upstream_error(ec::needs_reauthorization, res->errcode,
+                                                       "WeChat rejected the refresh token; the account must authorize again"));
+      }
+      if (cls == wechat::errclass::revoked) {
+        st.fetching = false;
+        auto err = make_upstream_error(ec::authorizer_revoked, res->errcode,
+                                       "the authorizer revoked its authorization");
+        return revoke(self, [self, reason, err](caf::error) { after_token_failure(self, reason, err); });
+      }
+    }
+    if (kind(self) == key_kind::component && cls == wechat::errclass::verify_ticket) {
+      set_degraded(self, true);
+      request_push_ticket(self);
+      auto err = make_upstream_error(ec::verify_ticket_invalid, res->errcode,
+                                     "WeChat rejected the component_verify_ticket; waiting for the next push");
+      block(self, now(self) + 10, err);
+      return after_token_failure(self, reason, err);
+    }
     return after_token_failure(self, reason,
-                               on_errcode(self, res->errcode, res->errmsg, true, st.token_failures));
+                               on_errcode(self, res->errcode, res->errmsg, kind(self) != key_kind::authorizer,
+                                          st.token_failures));
+  }
   std::string value;
   int64_t expires_in = 0;
-  if (!read_credential_fields(res->obj, "access_token", value, expires_in))
+  if (!read_credential_fields(res->obj, token_field(kind(self)), value, expires_in))
     return after_token_failure(self, reason,
                                make_detail_error(ec::upstream_unavailable,
-                                                 "WeChat's token answer lacks access_token or expires_in"));
-  if (!st.dead_token.empty() && value == st.dead_token) {
+                                                 "WeChat's token answer lacks the token or expires_in"));
+  if (!st.dead_token.empty() && value == st.dead_token && kind(self) == key_kind::app
+      && st.p.app.api == token_api::stable) {
     // stable_token's normal mode handed back the token WeChat just rejected:
     // only a forced refresh replaces it, and only if the budget allows.
     st.fetching = false;
@@ -380,47 +564,70 @@ void on_token_reply(self_ptr self, const caf::expected<upstream_reply>& rep, int
   bool unchanged = st.token && st.token->value == value;
   credential x{value, now(self), sent_at + expires_in, unchanged ? st.token->version : st.last_version + 1};
   store_write batch;
-  batch.put(persistence::keys::app_token(appid(self)), persistence::encode(x));
+  std::optional<credential> new_refresh;
+  if (kind(self) == key_kind::authorizer) {
+    // A refresh token that comes back is written with the token, atomically.
+    auto rt = res->obj.if_contains("authorizer_refresh_token");
+    if (rt && rt->is_string() && !rt->as_string().empty()
+        && (!st.refresh_token || st.refresh_token->value != rt->as_string())) {
+      new_refresh = credential{std::string{rt->as_string()}, now(self), never,
+                               st.refresh_token ? st.refresh_token->version + 1 : 1};
+      batch.put(persistence::keys::refresh_token(prefix(self)), persistence::encode(*new_refresh));
+    }
+  }
+  batch.put(persistence::keys::token(prefix(self)), persistence::encode(x));
   if (force)
-    batch.put(persistence::keys::app_force(appid(self)), persistence::encode(st.budget));
+    batch.put(persistence::keys::force(prefix(self)), persistence::encode(st.budget));
   std::string why = reason;
-  persist(self, std::move(batch), [self, x, unchanged, why](caf::error err) {
+  persist(self, std::move(batch), [self, x, unchanged, why, new_refresh](caf::error err) {
     auto& st = self->state;
     if (err)
       return after_token_failure(self, "persist", err);
     st.fetching = false;
     st.token = x;
+    if (new_refresh)
+      st.refresh_token = new_refresh;
     st.last_version = std::max(st.last_version, x.version);
     st.token_failures = 0;
     st.dead_token.clear();
     st.p.entry->token.publish(x);
+    if (kind(self) == key_kind::component)
+      set_degraded(self, false);
     if (!unchanged) {
-      count_refresh(self, "access_token", why.c_str(), "ok");
-      WH_INFO("app", appid(self) << ": new access_token v" << x.version << " (" << why
-                                 << "), valid " << (x.expires_at - x.obtained_at) << " s");
+      count_refresh(self, kind_label(kind(self)), why.c_str(), "ok");
+      WH_INFO("token", appid(self) << ": new " << kind_label(kind(self)) << " v" << x.version << " ("
+                                   << why << "), valid " << (x.expires_at - x.obtained_at) << " s");
     }
     schedule_token(self, refresh_time(self, x, unchanged));
     deliver_all(st.token_waiters, x);
   });
 }
 
-void fetch_token(self_ptr self, const char* reason, bool force) {
+void fetch_token(self_ptr self, const char* reason, bool force, bool retried) {
   auto& st = self->state;
   if (st.fetching)
     return;
-  if (auto err = blocked(self)) {
+  if (auto err = cannot_fetch(self)) {
     fail_all(st.token_waiters, err);
     int64_t at = 0;
-    if (retry_time(self, st.token, st.token_failures, at))
+    if (code_of(err) != ec::authorizer_revoked && retry_time(self, st.token, st.token_failures, at))
       schedule_token(self, at);
     return;
   }
   st.fetching = true;
   auto sent_at = now(self);
-  call_upstream(self, token_call(st.p.app, force),
-                [self, sent_at, reason, force](const caf::expected<upstream_reply>& rep) {
-                  on_token_reply(self, rep, sent_at, reason, force);
-                });
+  auto go = [self, sent_at, reason, force, retried](const std::string& component_token) {
+    call_upstream(self, token_call(self, force, component_token),
+                  [self, sent_at, reason, force, retried,
+                   component_token](const caf::expected<upstream_reply>& rep) {
+                    on_token_reply(self, rep, sent_at, reason, force, retried, component_token);
+                  });
+  };
+  if (kind(self) != key_kind::authorizer)
+    return go({});
+  self->request(st.p.component, st.p.upstream_timeout, get_atom::value, token_atom::value)
+    .then([go](const credential& ct) { go(ct.value); },
+          [self, reason](caf::error& err) { after_token_failure(self, reason, err); });
 }
 
 void want_token(self_ptr self, waiter w) {
@@ -448,8 +655,8 @@ void token_rejected(self_ptr self, const std::string& value, const char* reason)
     ++st.token_timer_gen; // cancels the proactive refresh of the dead token
   }
   st.dead_token = value;
-  WH_WARN("app", appid(self) << ": WeChat rejected the current access_token (" << reason
-                             << "); replacing it");
+  WH_WARN("token", appid(self) << ": WeChat rejected the current " << kind_label(kind(self)) << " ("
+                               << reason << "); replacing it");
   if (!st.fetching)
     fetch_token(self, reason, false);
 }
@@ -473,7 +680,7 @@ void check_token(self_ptr self, const std::string& value) {
       // The client was wrong: the token works. Hand it back unchanged.
       st.verified_token = value;
       st.verified_at = now(self);
-      WH_INFO("app", appid(self) << ": reported access_token verified valid; not refreshed");
+      WH_INFO("token", appid(self) << ": reported token verified valid; not refreshed");
       auto ws = std::move(st.check_waiters);
       st.check_waiters.clear();
       for (auto& w : ws)
@@ -540,7 +747,7 @@ void on_ticket_reply(self_ptr self, const std::string& type, const std::string& 
                unchanged ? slot.value->version : (slot.value ? slot.value->version + 1 : 1)};
   std::string why = reason;
   store_write batch;
-  batch.put(persistence::keys::app_ticket(appid(self), type), persistence::encode(x));
+  batch.put(persistence::keys::ticket(prefix(self), type), persistence::encode(x));
   persist(self, std::move(batch),
           [self, type, x, unchanged, why](caf::error err) {
             auto& slot = *slot_of(self, type);
@@ -586,12 +793,115 @@ void fetch_ticket(self_ptr self, ticket_slot& slot, bool retried, const char* re
   });
 }
 
+// -- components and authorizers ----------------------------------------------
+
+/// api_query_auth with the component token; a dead component token is
+/// replaced once and the call retried once. Persists the refresh token
+/// before anything that depends on it sees the result.
+void query_auth(self_ptr self, std::string code, caf::typed_response_promise<authorization> rp,
+                bool retried) {
+  with_token(self, [self, code, rp, retried](const caf::expected<credential>& tok) mutable {
+    if (!tok)
+      return (void) rp.deliver(tok.error());
+    json::object body;
+    body["component_appid"] = appid(self);
+    body["authorization_code"] = code;
+    auto used = tok->value;
+    auto sent_at = now(self);
+    call_upstream(self,
+                  post_json("api_query_auth",
+                            "/cgi-bin/component/api_query_auth?component_access_token="
+                              + net::url_encode(used),
+                            body),
+                  [self, code, rp, retried, used, sent_at](const caf::expected<upstream_reply>& rep) mutable {
+                    auto res = parse_reply(rep);
+                    if (!res)
+                      return (void) rp.deliver(res.error());
+                    if (res->errcode != 0) {
+                      if (wechat::classify(res->errcode) == wechat::errclass::token_invalid && !retried) {
+                        token_rejected(self, used, "query_auth_token_rejected");
+                        return query_auth(self, code, rp, true);
+                      }
+                      return (void) rp.deliver(make_upstream_error(ec::upstream_error, res->errcode,
+                                                            "api_query_auth failed with errcode "
+                                                              + std::to_string(res->errcode)));
+                    }
+                    auto info = res->obj.if_contains("authorization_info");
+                    authorization a;
+                    int64_t expires_in = 0;
+                    auto bad = [&] {
+                      rp.deliver(make_detail_error(ec::upstream_unavailable,
+                                                   "api_query_auth answer lacks authorization_info fields"));
+                    };
+                    if (!info || !info->is_object())
+                      return bad();
+                    auto& obj = info->as_object();
+                    auto aid = obj.if_contains("authorizer_appid");
+                    auto rt = obj.if_contains("authorizer_refresh_token");
+                    if (!aid || !aid->is_string() || aid->as_string().empty() || aid->as_string().size() > 64
+                        || !rt || !rt->is_string() || rt->as_string().empty()
+                        || !read_credential_fields(obj, "authorizer_access_token", a.access_token.value,
+                                                   expires_in))
+                      return bad();
+                    a.authorizer_appid = std::string{aid->as_string()};
+                    a.access_token.obtained_at = now(self);
+                    a.access_token.expires_at = sent_at + expires_in;
+                    a.refresh_token = credential{std::string{rt->as_string()}, now(self), never, 1};
+                    // The refresh token is durable before anyone can depend on it.
+                    auto pre = persistence::keys::authorizer_prefix(appid(self), a.authorizer_appid);
+                    store_write w;
+                    w.put(persistence::keys::refresh_token(pre), persistence::encode(a.refresh_token));
+                    w.ops.push_back(store_write::op{persistence::keys::status(pre), "", true});
+                    persist(self, std::move(w), [rp, a](caf::error err) mutable {
+                      if (err)
+                        return (void) rp.deliver(err);
+                      rp.deliver(a);
+                    });
+                  });
+  });
+}
+
+/// An authorizer took a new authorization: adopt its tokens (persisted first).
+void adopt_authorization(self_ptr self, const authorization& a, caf::typed_response_promise<done_atom> rp) {
+  auto& st = self->state;
+  credential x = a.access_token;
+  x.version = st.last_version + 1;
+  store_write w;
+  w.put(persistence::keys::refresh_token(prefix(self)), persistence::encode(a.refresh_token));
+  w.put(persistence::keys::token(prefix(self)), persistence::encode(x));
+  w.ops.push_back(store_write::op{persistence::keys::status(prefix(self)), "", true});
+  persist(self, std::move(w), [self, x, a, rp](caf::error err) mutable {
+    auto& st = self->state;
+    if (err)
+      return (void) rp.deliver(err);
+    st.status = authorizer_status::active;
+    st.p.entry->status.store(0);
+    st.refresh_token = a.refresh_token;
+    st.token = x;
+    st.dead_token.clear();
+    st.last_version = x.version;
+    st.p.entry->token.publish(x);
+    schedule_token(self, refresh_time(self, x, false));
+    WH_INFO("authorizer", st.p.component_appid << "/" << appid(self) << ": authorized; token v" << x.version);
+    deliver_all(st.token_waiters, x);
+    rp.deliver(done_atom::value);
+  });
+}
+
 // -- initialization ------------------------------------------------------------
 
 void restore(self_ptr self) {
   auto& st = self->state;
   auto t = now(self);
   st.budget = st.p.force_budget;
+  st.refresh_token = st.p.refresh_token;
+  st.status = st.p.status;
+  st.p.entry->status.store(static_cast<uint8_t>(st.status));
+  st.verify_ticket = st.p.verify_ticket;
+  if (st.verify_ticket)
+    st.p.entry->verify_ticket_at.store(st.verify_ticket->obtained_at);
+  if (st.p.kind == key_kind::component && !st.verify_ticket)
+    request_push_ticket(self);
   if (st.p.token) {
     st.last_version = st.p.token->version;
     if (st.p.token->valid_at(t)) {
@@ -615,7 +925,7 @@ void restore(self_ptr self) {
 caf::behavior app_actor(self_ptr self, app_params params) {
   auto& st = self->state;
   st.p = std::move(params);
-  st.rng.seed(st.p.seed);
+  st.rng = st.p.seed;
   restore(self);
   return {
     [=](get_atom, token_atom) -> caf::result<credential> {
@@ -630,6 +940,10 @@ caf::behavior app_actor(self_ptr self, app_params params) {
       auto slot = slot_of(self, type);
       if (!slot)
         return make_detail_error(ec::invalid_request, "type must be jsapi or wx_card");
+      if (kind(self) == key_kind::component)
+        return make_detail_error(ec::invalid_request, "a component has no tickets; ask for an authorizer's");
+      if (auto err = cannot_fetch(self); code_of(err) == ec::authorizer_revoked)
+        return err;
       if (slot->value && slot->value->valid_at(now(self)))
         return *slot->value;
       auto rp = self->make_response_promise<credential>();
@@ -652,6 +966,16 @@ caf::behavior app_actor(self_ptr self, app_params params) {
         want_token(self, to_waiter(rp));
         return rp;
       }
+      if (kind(self) == key_kind::component) {
+        // No cheap API verifies a component token, so a report is trusted
+        // unless the token is brand new (a confused client cannot make the
+        // hub refresh more than once a minute).
+        if (t - st.token->obtained_at < static_cast<int64_t>(st.p.verify_cache_s))
+          return *st.token;
+        st.token_waiters.push_back(to_waiter(rp));
+        token_rejected(self, failed, "stale_report");
+        return rp;
+      }
       st.check_waiters.push_back(to_waiter(rp));
       if (!st.checking)
         check_token(self, failed);
@@ -671,6 +995,76 @@ caf::behavior app_actor(self_ptr self, app_params params) {
         }
       }
       fetch_token(self, "admin", force);
+      return rp;
+    },
+    // -- components ------------------------------------------------------------
+    [=](vticket_atom, const std::string& ticket) -> caf::result<done_atom> {
+      if (kind(self) != key_kind::component)
+        return make_detail_error(ec::invalid_request, "not a component");
+      if (ticket.empty() || ticket.size() > 1024)
+        return make_detail_error(ec::invalid_request, "malformed component_verify_ticket");
+      auto rp = self->make_response_promise<done_atom>();
+      credential x{ticket, now(self), now(self) + 12 * 3600, 0};
+      x.version = self->state.verify_ticket ? self->state.verify_ticket->version + 1 : 1;
+      store_write w;
+      w.put(persistence::keys::verify_ticket(prefix(self)), persistence::encode(x));
+      persist(self, std::move(w), [self, x, rp](caf::error err) mutable {
+        auto& st = self->state;
+        if (err)
+          return (void) rp.deliver(err);
+        bool first = !st.verify_ticket;
+        st.verify_ticket = x;
+        st.p.entry->verify_ticket_at.store(x.obtained_at);
+        if (st.blocked_until > now(self) && code_of(st.blocked_error) == ec::verify_ticket_invalid)
+          st.blocked_until = 0; // a fresh ticket lifts the wait
+        if (first || code_of(st.blocked_error) == ec::verify_ticket_invalid)
+          WH_INFO("component", appid(self) << ": component_verify_ticket received");
+        if (!st.token_waiters.empty() && !st.fetching)
+          fetch_token(self, "verify_ticket", false);
+        else if (self->state.p.entry->degraded.load() && !st.fetching)
+          fetch_token(self, "verify_ticket", false);
+        rp.deliver(done_atom::value);
+      });
+      return rp;
+    },
+    [=](auth_atom, std::string& code) -> caf::result<authorization> {
+      if (kind(self) != key_kind::component)
+        return make_detail_error(ec::invalid_request, "not a component");
+      if (code.empty() || code.size() > 512)
+        return make_detail_error(ec::invalid_request, "malformed authorization code");
+      auto rp = self->make_response_promise<authorization>();
+      query_auth(self, std::move(code), rp, false);
+      return rp;
+    },
+    // -- authorizers -----------------------------------------------------------
+    [=](auth_atom, const authorization& a) -> caf::result<done_atom> {
+      if (kind(self) != key_kind::authorizer)
+        return make_detail_error(ec::invalid_request, "not an authorizer");
+      auto rp = self->make_response_promise<done_atom>();
+      adopt_authorization(self, a, rp);
+      return rp;
+    },
+    [=](auth_atom, const credential& refresh) -> caf::result<done_atom> {
+      // An imported refresh token, already durable (bulk imports batch their writes).
+      auto& st = self->state;
+      if (kind(self) != key_kind::authorizer)
+        return make_detail_error(ec::invalid_request, "not an authorizer");
+      st.refresh_token = refresh;
+      st.status = authorizer_status::active;
+      st.p.entry->status.store(0);
+      st.blocked_until = 0;
+      return done_atom::value;
+    },
+    [=](revoke_atom) -> caf::result<done_atom> {
+      if (kind(self) != key_kind::authorizer)
+        return make_detail_error(ec::invalid_request, "not an authorizer");
+      auto rp = self->make_response_promise<done_atom>();
+      revoke(self, [rp](caf::error err) mutable {
+        if (err)
+          rp.deliver(err);
+        else
+          rp.deliver(done_atom::value);
+      });
       return rp;
     },
     [=](tick_atom, uint8_t kind, uint64_t gen) {

@@ -20,10 +20,47 @@ class metrics;
 
 namespace wh::actors {
 
-/// Everything an official-account actor needs: identity, collaborators and
-/// the state recovered from storage.
+/// What a token actor manages.
+enum class key_kind : uint8_t {
+  /// An official-account app (`[[app]]`): access_token + tickets.
+  app,
+  /// A third-party platform (`[[component]]`): component_access_token, fed
+  /// by pushed verify tickets; performs api_query_auth for authorizations.
+  component,
+  /// An account authorized to a component: authorizer_access_token from its
+  /// refresh token + tickets.
+  authorizer,
+};
+
+/// An authorizer's lifecycle.
+enum class authorizer_status : uint8_t { active, revoked, needs_reauthorization };
+
+/// The result of api_query_auth, persisted before it is returned.
+struct authorization {
+  std::string authorizer_appid;
+  credential access_token;
+  credential refresh_token;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, authorization& x) {
+  return f(caf::meta::type_name("authorization"), x.authorizer_appid, x.access_token,
+           x.refresh_token);
+}
+
+/// Everything a token actor needs: identity, collaborators and the state
+/// recovered from storage.
 struct app_params {
+  key_kind kind = key_kind::app;
+  /// appid + secret (+ token_api) of an app or component; for an authorizer
+  /// the appid is the authorizer appid and the secret is unused.
   app_config app;
+  /// Component appid (components and authorizers).
+  std::string component_appid;
+  /// Storage prefix of this key (see persistence::keys).
+  std::string prefix;
+  /// The component's actor (authorizers only).
+  caf::actor component;
   /// Gateway to WeChat (see upstream_actor.hpp).
   caf::actor upstream;
   /// Durable writes (see store_actor.hpp).
@@ -50,6 +87,11 @@ struct app_params {
   std::optional<credential> jsapi;
   std::optional<credential> wx_card;
   persistence::force_budget_record force_budget;
+  /// Authorizers: the stored refresh token and status.
+  std::optional<credential> refresh_token;
+  authorizer_status status = authorizer_status::active;
+  /// Components: the latest verify ticket.
+  std::optional<credential> verify_ticket;
 };
 
 /// Spawns the actor owning one official-account app's access_token and its
@@ -63,6 +105,14 @@ struct app_params {
 ///   get_api_domain_ip before it is replaced, so a confused client cannot burn
 ///   quota or the force_refresh budget.
 /// - `(refresh_atom)`: an operator-forced refresh (counts against the budget).
+/// Components only:
+/// - `(vticket_atom, std::string ticket)` -> `done_atom` once the verify ticket is durable.
+/// - `(auth_atom, std::string authorization_code)` -> `authorization` after
+///   api_query_auth, with both tokens durable.
+/// Authorizers only:
+/// - `(auth_atom, authorization)`: (re-)authorized; resets a revoked status.
+/// - `(auth_atom, std::string refresh_token)` -> `done_atom`: imported refresh token, durable.
+/// - `(revoke_atom)` -> `done_atom`: deletes tokens and tickets, marks revoked.
 ///
 /// Concurrent requests share one upstream call (single-flight); every change
 /// is persisted through the store actor before anyone is answered; the token

@@ -1,5 +1,8 @@
 #include "actors/registry.hpp"
 
+#include <algorithm>
+#include <limits>
+#include <map>
 #include <random>
 
 #include "caf/all.hpp"
@@ -30,21 +33,39 @@ std::optional<credential> load_credential(persistence::store& db, const std::str
   return std::move(*x);
 }
 
+caf::error normalize(caf::error err) {
+  if (code_of(err) == ec::none)
+    return make_detail_error(ec::timeout, "the token actor did not answer in time");
+  return err;
+}
+
 /// Sends one request from a short-lived bridge actor so that non-actor threads
-/// (Asio) never block on the actor system.
+/// (Asio) never block on the actor system. `T` is the expected reply type.
+template <class T, class OnOk, class OnErr, class... Ts>
+void ask_then(caf::actor_system& sys, caf::actor target, caf::timespan timeout, OnOk on_ok,
+              OnErr on_err, Ts... xs) {
+  sys.spawn([target, timeout, on_ok, on_err, xs...](caf::event_based_actor* self) mutable {
+    self->request(target, timeout, xs...)
+      .then([on_ok](T& x) mutable { on_ok(std::move(x)); },
+            [on_err](caf::error& err) mutable { on_err(normalize(std::move(err))); });
+  });
+}
+
 template <class... Ts>
 void ask(caf::actor_system& sys, caf::actor target, caf::timespan timeout,
          credential_callback cb, Ts... xs) {
-  sys.spawn([target, timeout, cb = std::move(cb), xs...](caf::event_based_actor* self) mutable {
-    self->request(target, timeout, xs...)
-      .then([cb](credential& x) { cb(std::move(x)); },
-            [cb](caf::error& err) {
-              if (code_of(err) == ec::none)
-                cb(make_detail_error(ec::timeout, "the token actor did not answer in time"));
-              else
-                cb(std::move(err));
-            });
-  });
+  ask_then<credential>(
+    sys, std::move(target), timeout, [cb](credential x) { cb(std::move(x)); },
+    [cb](caf::error err) { cb(std::move(err)); }, xs...);
+}
+
+std::optional<credential> decode_logged(const std::string& key, std::string_view raw) {
+  auto x = persistence::decode_credential(raw);
+  if (!x) {
+    WH_ERROR("registry", "ignoring corrupt record " << key << ": " << detail_of(x.error()));
+    return std::nullopt;
+  }
+  return std::move(*x);
 }
 
 } // namespace
@@ -92,23 +113,37 @@ registry::~registry() {
   shutdown();
 }
 
-caf::error registry::add_app(const app_config& app) {
-  auto cur = map_.load();
-  if (cur->count(app.appid) > 0)
-    return make_detail_error(ec::invalid_config, "duplicate appid " + app.appid);
-  auto entry = std::make_shared<key_entry>();
-  entry->key = app.appid;
+app_params registry::base_params(std::shared_ptr<key_entry> entry) const {
   app_params p;
-  p.app = app;
   p.upstream = upstream_;
   p.store = store_;
-  p.entry = entry;
+  p.entry = std::move(entry);
   p.clock = &clock_;
   p.stats = stats_;
   p.refresh_margin_s = opts_.refresh_margin_s;
   p.refresh_jitter_s = opts_.refresh_jitter_s;
   p.upstream_timeout = opts_.upstream_timeout;
-  p.seed = std::random_device{}();
+  p.seed = (static_cast<uint64_t>(std::random_device{}()) << 32) ^ std::random_device{}();
+  return p;
+}
+
+void registry::insert(std::vector<std::shared_ptr<key_entry>> entries) {
+  std::lock_guard<std::mutex> guard{add_mtx_};
+  auto next = std::make_shared<map_type>(*map_.load());
+  next->reserve(next->size() + entries.size());
+  for (auto& e : entries)
+    (*next)[e->key] = std::move(e);
+  map_.store(std::move(next));
+}
+
+caf::error registry::add_app(const app_config& app) {
+  if (find(app.appid))
+    return make_detail_error(ec::invalid_config, "duplicate appid " + app.appid);
+  auto entry = std::make_shared<key_entry>();
+  entry->key = app.appid;
+  auto p = base_params(entry);
+  p.app = app;
+  p.prefix = persistence::keys::app_prefix(app.appid);
   p.token = load_credential(*db_, persistence::keys::app_token(app.appid));
   p.jsapi = load_credential(*db_, persistence::keys::app_ticket(app.appid, "jsapi"));
   p.wx_card = load_credential(*db_, persistence::keys::app_ticket(app.appid, "wx_card"));
@@ -122,10 +157,195 @@ caf::error registry::add_app(const app_config& app) {
     WH_INFO("registry", app.appid << ": restored access_token v" << p.token->version << ", "
                                   << (p.token->expires_at - clock_.now()) << " s left");
   entry->actor = spawn_app_actor(sys_, std::move(p));
-  auto next = std::make_shared<map_type>(*cur);
-  next->emplace(app.appid, std::move(entry));
-  map_.store(std::move(next));
+  insert({std::move(entry)});
   return caf::none;
+}
+
+std::shared_ptr<key_entry> registry::make_authorizer(const std::string& component,
+                                                     const caf::actor& comp_actor,
+                                                     const std::string& authorizer, app_params&& p) {
+  auto entry = std::make_shared<key_entry>();
+  entry->key = component + "/" + authorizer;
+  entry->kind = static_cast<uint8_t>(key_kind::authorizer);
+  auto base = base_params(entry);
+  base.kind = key_kind::authorizer;
+  base.app.appid = authorizer;
+  base.component_appid = component;
+  base.component = comp_actor;
+  base.prefix = persistence::keys::authorizer_prefix(component, authorizer);
+  base.token = std::move(p.token);
+  base.jsapi = std::move(p.jsapi);
+  base.wx_card = std::move(p.wx_card);
+  base.refresh_token = std::move(p.refresh_token);
+  base.status = p.status;
+  entry->actor = spawn_app_actor(sys_, std::move(base));
+  return entry;
+}
+
+caf::error registry::add_component(const component_config& comp) {
+  if (find(comp.appid))
+    return make_detail_error(ec::invalid_config, "duplicate appid " + comp.appid);
+  auto entry = std::make_shared<key_entry>();
+  entry->key = comp.appid;
+  entry->kind = static_cast<uint8_t>(key_kind::component);
+  auto p = base_params(entry);
+  p.kind = key_kind::component;
+  p.app = app_config{comp.appid, comp.secret, token_api::stable};
+  p.component_appid = comp.appid;
+  p.prefix = persistence::keys::component_prefix(comp.appid);
+  p.token = load_credential(*db_, persistence::keys::token(p.prefix));
+  p.verify_ticket = load_credential(*db_, persistence::keys::verify_ticket(p.prefix));
+  entry->actor = spawn_app_actor(sys_, std::move(p));
+  // Restore every stored authorizer: one scan, one map update.
+  std::map<std::string, app_params> found;
+  auto all = persistence::keys::authorizers_of(comp.appid);
+  auto err = db_->scan(all, [&](std::string_view key, std::string_view value) {
+    auto rest = key.substr(all.size());
+    auto slash = rest.find('/');
+    if (slash == std::string_view::npos)
+      return true;
+    auto& ap = found[std::string{rest.substr(0, slash)}];
+    auto field = rest.substr(slash + 1);
+    std::string k{key};
+    if (field == "access_token")
+      ap.token = decode_logged(k, value);
+    else if (field == "ticket/jsapi")
+      ap.jsapi = decode_logged(k, value);
+    else if (field == "ticket/wx_card")
+      ap.wx_card = decode_logged(k, value);
+    else if (field == "refresh_token")
+      ap.refresh_token = decode_logged(k, value);
+    else if (field == "status") {
+      auto st = persistence::decode_status(value);
+      if (!st)
+        WH_ERROR("registry", "ignoring corrupt record " << k);
+      else
+        ap.status = *st == "revoked" ? authorizer_status::revoked
+                                     : authorizer_status::needs_reauthorization;
+    }
+    return true;
+  });
+  if (err)
+    return err;
+  std::vector<std::shared_ptr<key_entry>> entries;
+  entries.reserve(found.size() + 1);
+  for (auto& [aid, ap] : found)
+    entries.push_back(make_authorizer(comp.appid, entry->actor, aid, std::move(ap)));
+  WH_INFO("registry", comp.appid << ": component with " << found.size() << " stored authorizer(s)");
+  entries.push_back(std::move(entry));
+  insert(std::move(entries));
+  return caf::none;
+}
+
+void registry::write(store_write w, done_callback cb) {
+  ask_then<done_atom>(
+    sys_, store_, std::chrono::seconds(60), [cb](done_atom) { cb(caf::none); },
+    [cb](caf::error err) { cb(std::move(err)); }, put_atom::value, std::move(w));
+}
+
+void registry::deliver_verify_ticket(const std::string& component, std::string ticket,
+                                     done_callback cb) {
+  auto e = find(component);
+  if (!e || e->kind != static_cast<uint8_t>(key_kind::component))
+    return cb(make_detail_error(ec::unknown_key, "component " + component + " is not configured"));
+  ask_then<done_atom>(
+    sys_, e->actor, opts_.ask_timeout, [cb](done_atom) { cb(caf::none); },
+    [cb](caf::error err) { cb(std::move(err)); }, vticket_atom::value, std::move(ticket));
+}
+
+void registry::authorize(const std::string& component, std::string code, done_callback cb) {
+  auto e = find(component);
+  if (!e || e->kind != static_cast<uint8_t>(key_kind::component))
+    return cb(make_detail_error(ec::unknown_key, "component " + component + " is not configured"));
+  auto comp_actor = e->actor;
+  ask_then<authorization>(
+    sys_, comp_actor, opts_.ask_timeout,
+    [this, component, comp_actor, cb](authorization a) {
+      auto key = component + "/" + a.authorizer_appid;
+      auto entry = find(key);
+      if (!entry) {
+        entry = make_authorizer(component, comp_actor, a.authorizer_appid, app_params{});
+        insert({entry});
+      }
+      ask_then<done_atom>(
+        sys_, entry->actor, opts_.ask_timeout, [cb](done_atom) { cb(caf::none); },
+        [cb](caf::error err) { cb(std::move(err)); }, auth_atom::value, std::move(a));
+    },
+    [cb](caf::error err) { cb(std::move(err)); }, auth_atom::value, std::move(code));
+}
+
+void registry::revoke(const std::string& component, const std::string& authorizer,
+                      done_callback cb) {
+  auto e = find(component + "/" + authorizer);
+  if (!e)
+    return cb(make_detail_error(ec::unknown_key,
+                                "authorizer " + authorizer + " of " + component + " is not known"));
+  ask_then<done_atom>(
+    sys_, e->actor, opts_.ask_timeout, [cb](done_atom) { cb(caf::none); },
+    [cb](caf::error err) { cb(std::move(err)); }, revoke_atom::value);
+}
+
+void registry::import_authorizers(const std::string& component,
+                                  std::vector<std::pair<std::string, std::string>> refresh_tokens,
+                                  done_callback cb) {
+  auto e = find(component);
+  if (!e || e->kind != static_cast<uint8_t>(key_kind::component))
+    return cb(make_detail_error(ec::unknown_key, "component " + component + " is not configured"));
+  auto t = clock_.now();
+  store_write w;
+  for (auto& [aid, rt] : refresh_tokens) {
+    auto pre = persistence::keys::authorizer_prefix(component, aid);
+    w.put(persistence::keys::refresh_token(pre),
+          persistence::encode(credential{rt, t, std::numeric_limits<int64_t>::max(), 1}));
+    w.ops.push_back(store_write::op{persistence::keys::status(pre), "", true});
+  }
+  auto comp_actor = e->actor;
+  write(std::move(w), [this, component, comp_actor, t, refresh_tokens = std::move(refresh_tokens),
+                       cb](caf::error err) {
+    if (err)
+      return cb(std::move(err));
+    std::vector<std::shared_ptr<key_entry>> fresh;
+    for (auto& [aid, rt] : refresh_tokens) {
+      credential x{rt, t, std::numeric_limits<int64_t>::max(), 1};
+      if (auto existing = find(component + "/" + aid)) {
+        caf::anon_send(existing->actor, auth_atom::value, x);
+      } else {
+        app_params p;
+        p.refresh_token = x;
+        fresh.push_back(make_authorizer(component, comp_actor, aid, std::move(p)));
+      }
+    }
+    if (!fresh.empty())
+      insert(std::move(fresh));
+    cb(caf::none);
+  });
+}
+
+std::vector<registry::authorizer_info>
+registry::list_authorizers(const std::string& component, size_t offset, size_t limit,
+                           size_t& total) const {
+  auto cur = map_.load();
+  auto pre = component + "/";
+  std::vector<std::shared_ptr<key_entry>> all;
+  for (auto& [k, e] : *cur)
+    if (k.size() > pre.size() && k.compare(0, pre.size(), pre) == 0)
+      all.push_back(e);
+  std::sort(all.begin(), all.end(), [](auto& a, auto& b) { return a->key < b->key; });
+  total = all.size();
+  std::vector<authorizer_info> out;
+  auto t = clock_.now();
+  for (size_t i = offset; i < all.size() && out.size() < limit; ++i) {
+    authorizer_info info;
+    info.appid = all[i]->key.substr(pre.size());
+    auto x = all[i]->token.load();
+    info.status = all[i]->status.load() == 1 ? "revoked"
+                  : all[i]->status.load() == 2 ? "needs_reauthorization"
+                                               : "active";
+    if (x && x->valid_at(t))
+      info.token_expires_at = x->expires_at;
+    out.push_back(std::move(info));
+  }
+  return out;
 }
 
 std::shared_ptr<key_entry> registry::find(std::string_view key) const {

@@ -3,6 +3,7 @@
 #include <atomic>
 #include <chrono>
 #include <functional>
+#include <mutex>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -13,6 +14,7 @@
 #include "caf/actor_system.hpp"
 #include "caf/expected.hpp"
 
+#include "actors/app_actor.hpp"
 #include "actors/messages.hpp"
 #include "actors/snapshot.hpp"
 #include "core/clock.hpp"
@@ -51,7 +53,11 @@ public:
   /// are logged and ignored (the app starts cold). Errors: duplicate appid.
   caf::error add_app(const app_config& app);
 
-  /// Finds the entry of `key` (an appid), or nullptr.
+  /// Spawns a component's actor and the actors of all its stored authorizers.
+  caf::error add_component(const component_config& comp);
+
+  /// Finds the entry of `key` (an appid, a component appid, or
+  /// "component/authorizer"), or nullptr.
   std::shared_ptr<key_entry> find(std::string_view key) const;
 
   /// All entries (for metrics and shutdown).
@@ -69,11 +75,50 @@ public:
   /// Forces a refresh (operators only; spends the force budget).
   void force_refresh(const key_entry& e, credential_callback cb);
 
+  /// Done callback of component operations (empty error = success).
+  using done_callback = std::function<void(caf::error)>;
+
+  /// Stores a pushed verify ticket durably and hands it to the component.
+  void deliver_verify_ticket(const std::string& component, std::string ticket, done_callback cb);
+
+  /// An `authorized` / `updateauthorized` event: api_query_auth, then both
+  /// tokens durable and the authorizer's actor running.
+  void authorize(const std::string& component, std::string code, done_callback cb);
+
+  /// An `unauthorized` event or an admin delete: tokens deleted, marked revoked.
+  void revoke(const std::string& component, const std::string& authorizer, done_callback cb);
+
+  /// Imports authorizers' refresh tokens (migration): one durable batch, then
+  /// actors. Errors: unknown component, malformed entries.
+  void import_authorizers(const std::string& component,
+                          std::vector<std::pair<std::string, std::string>> refresh_tokens,
+                          done_callback cb);
+
+  /// Authorizers of a component in appid order: (appid, status) pairs.
+  struct authorizer_info {
+    std::string appid;
+    std::string status;
+    int64_t token_expires_at = 0;
+  };
+  std::vector<authorizer_info> list_authorizers(const std::string& component, size_t offset,
+                                                size_t limit, size_t& total) const;
+
   /// Stops every actor.
   void shutdown();
 
 private:
   using map_type = std::unordered_map<std::string, std::shared_ptr<key_entry>>;
+
+  /// Spawns an authorizer actor (not yet in the map).
+  std::shared_ptr<key_entry> make_authorizer(const std::string& component, const caf::actor& comp_actor,
+                                             const std::string& authorizer, app_params&& p);
+  /// Adds entries with one copy of the map (100,000 authorizers must not be O(n^2)).
+  void insert(std::vector<std::shared_ptr<key_entry>> entries);
+  app_params base_params(std::shared_ptr<key_entry> entry) const;
+  /// Persists through the store actor from a non-actor thread.
+  void write(store_write w, done_callback cb);
+
+  std::mutex add_mtx_;
 
   caf::actor_system& sys_;
   caf::actor upstream_;

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <atomic>
+#include <cstdint>
 #include <memory>
 #include <string>
 
@@ -32,6 +33,14 @@ struct key_entry {
   /// The appid (or "component/authorizer" for authorizers).
   std::string key;
   caf::actor actor;
+  /// 0 = app, 1 = component, 2 = authorizer (see key_kind).
+  uint8_t kind = 0;
+  /// Components: WeChat rejected the verify ticket (61005/61006).
+  std::atomic<bool> degraded{false};
+  /// Authorizers: 0 active, 1 revoked, 2 needs_reauthorization (written by the actor).
+  std::atomic<uint8_t> status{0};
+  /// Components: unix time the latest verify ticket arrived (0 = never).
+  std::atomic<int64_t> verify_ticket_at{0};
   snapshot_slot token;
   snapshot_slot jsapi;
   snapshot_slot wx_card;

@@ -10,16 +10,32 @@ namespace wh::persistence {
 
 namespace keys {
 
+std::string app_prefix(std::string_view appid) {
+  return "app/" + std::string{appid} + "/";
+}
+
+std::string component_prefix(std::string_view component_appid) {
+  return "comp/" + std::string{component_appid} + "/";
+}
+
+std::string authorizers_of(std::string_view component_appid) {
+  return "auth/" + std::string{component_appid} + "/";
+}
+
+std::string authorizer_prefix(std::string_view component_appid, std::string_view authorizer_appid) {
+  return authorizers_of(component_appid) + std::string{authorizer_appid} + "/";
+}
+
 std::string app_token(std::string_view appid) {
-  return "app/" + std::string{appid} + "/access_token";
+  return token(app_prefix(appid));
 }
 
 std::string app_ticket(std::string_view appid, std::string_view type) {
-  return "app/" + std::string{appid} + "/ticket/" + std::string{type};
+  return ticket(app_prefix(appid), type);
 }
 
 std::string app_force(std::string_view appid) {
-  return "app/" + std::string{appid} + "/force";
+  return force(app_prefix(appid));
 }
 
 } // namespace keys
@@ -79,6 +95,24 @@ std::string encode(const force_budget_record& x) {
   obj["used"] = x.used;
   obj["last_at"] = x.last_at;
   return json::serialize(obj);
+}
+
+std::string encode_status(std::string_view status, int64_t at) {
+  json::object obj;
+  obj["v"] = record_version;
+  obj["status"] = status;
+  obj["at"] = at;
+  return json::serialize(obj);
+}
+
+caf::expected<std::string> decode_status(std::string_view bytes) {
+  auto obj = open_record(bytes);
+  if (!obj)
+    return std::move(obj.error());
+  auto st = obj->if_contains("status");
+  if (!st || !st->is_string() || (st->as_string() != "revoked" && st->as_string() != "needs_reauthorization"))
+    return corrupt("status record has an unknown status");
+  return std::string{st->as_string()};
 }
 
 caf::expected<credential> decode_credential(std::string_view bytes) {

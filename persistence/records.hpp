@@ -26,8 +26,28 @@ struct force_budget_record {
   int64_t last_at = 0;
 };
 
-/// Storage keys, one namespace per owner so a scan can load one app.
+/// Storage keys. Every key's state lives under one prefix ("app/<appid>/",
+/// "comp/<component>/", "auth/<component>/<authorizer>/") so a scan loads one
+/// owner and all authorizers of a component share "auth/<component>/".
 namespace keys {
+std::string app_prefix(std::string_view appid);
+std::string component_prefix(std::string_view component_appid);
+std::string authorizer_prefix(std::string_view component_appid, std::string_view authorizer_appid);
+/// All authorizers of a component.
+std::string authorizers_of(std::string_view component_appid);
+
+inline std::string token(std::string_view prefix) { return std::string{prefix} + "access_token"; }
+inline std::string ticket(std::string_view prefix, std::string_view type) {
+  return std::string{prefix} + "ticket/" + std::string{type};
+}
+inline std::string force(std::string_view prefix) { return std::string{prefix} + "force"; }
+/// An authorizer's refresh token (a credential record without expiry).
+inline std::string refresh_token(std::string_view prefix) { return std::string{prefix} + "refresh_token"; }
+/// A component's latest verify ticket (obtained_at = receipt time).
+inline std::string verify_ticket(std::string_view prefix) { return std::string{prefix} + "verify_ticket"; }
+/// An authorizer's lifecycle status record ("revoked" / "needs_reauthorization").
+inline std::string status(std::string_view prefix) { return std::string{prefix} + "status"; }
+
 std::string app_token(std::string_view appid);
 std::string app_ticket(std::string_view appid, std::string_view type);
 std::string app_force(std::string_view appid);
@@ -36,6 +56,10 @@ std::string app_force(std::string_view appid);
 /// Encodes as versioned JSON ({"v":1,...}).
 std::string encode(const credential& x);
 std::string encode(const force_budget_record& x);
+
+/// An authorizer's lifecycle status ("revoked", "needs_reauthorization") and when it was set.
+std::string encode_status(std::string_view status, int64_t at);
+caf::expected<std::string> decode_status(std::string_view bytes);
 
 /// Decodes; ec::corrupt_record with a reason for garbage or an unknown version.
 caf::expected<credential> decode_credential(std::string_view bytes);
