@@ -95,7 +95,28 @@ registry::registry(caf::actor_system& sys, caf::actor upstream, caf::actor store
                          "# TYPE wechat_hub_token_age_seconds gauge\n";
       std::string ttls = "# HELP wechat_hub_token_ttl_seconds Seconds until the served access "
                          "token expires\n# TYPE wechat_hub_token_ttl_seconds gauge\n";
+      std::string vt = "# HELP wechat_hub_verify_ticket_age_seconds Age of the latest "
+                       "component_verify_ticket (pushed every 10 min, valid 12 h)\n"
+                       "# TYPE wechat_hub_verify_ticket_age_seconds gauge\n"
+                       "# HELP wechat_hub_component_degraded 1 while WeChat rejects the verify ticket\n"
+                       "# TYPE wechat_hub_component_degraded gauge\n";
+      // Authorizers are aggregated per component and status: 100,000 of
+      // them must not become 100,000 series.
+      std::map<std::pair<std::string, std::string>, size_t> authorizers;
       for (auto& e : entries()) {
+        if (e->kind == static_cast<uint8_t>(key_kind::authorizer)) {
+          auto comp = e->key.substr(0, e->key.find('/'));
+          auto st = e->status.load();
+          authorizers[{comp, st == 1 ? "revoked" : st == 2 ? "needs_reauthorization" : "active"}]++;
+          continue;
+        }
+        if (e->kind == static_cast<uint8_t>(key_kind::component)) {
+          if (auto at = e->verify_ticket_at.load(); at > 0)
+            metrics::render_sample(vt, "wechat_hub_verify_ticket_age_seconds", {{"component", e->key}},
+                                   static_cast<double>(t - at));
+          metrics::render_sample(vt, "wechat_hub_component_degraded", {{"component", e->key}},
+                                 e->degraded.load() ? 1.0 : 0.0);
+        }
         if (auto x = e->token.load()) {
           metrics::render_sample(ages, "wechat_hub_token_age_seconds", {{"appid", e->key}},
                                  static_cast<double>(t - x->obtained_at));
@@ -105,6 +126,12 @@ registry::registry(caf::actor_system& sys, caf::actor upstream, caf::actor store
       }
       out += ages;
       out += ttls;
+      out += vt;
+      out += "# HELP wechat_hub_authorizers Authorizers by component and status\n"
+             "# TYPE wechat_hub_authorizers gauge\n";
+      for (auto& [k, n] : authorizers)
+        metrics::render_sample(out, "wechat_hub_authorizers", {{"component", k.first}, {"status", k.second}},
+                               static_cast<double>(n));
     });
   }
 }

@@ -1,4 +1,7 @@
 #include "http/api.hpp"
+#include "http/api_util.hpp"
+
+#include <cstring>
 
 #include <boost/json.hpp>
 #include <boost/url.hpp>
@@ -15,12 +18,18 @@ namespace wh::http {
 
 namespace {
 
+
 constexpr std::string_view route_names[] = {
   "/client/access_token", "/refresh/access_token",
   "/client/ticket",       "/client/component_access_token",
   "/client/refresh_component_access_token", "/healthz",
-  "/metrics",             "other",
+  "/metrics",             "/wechat/component/events", "/admin", "other",
 };
+
+} // namespace
+
+namespace detail {
+
 
 bool valid_id(std::string_view id) {
   if (id.empty() || id.size() > 64)
@@ -102,7 +111,9 @@ bool parse_body(const request& req, std::vector<std::pair<std::string, std::stri
   return true;
 }
 
-} // namespace
+} // namespace detail
+
+using namespace detail;
 
 // -- rendering ---------------------------------------------------------------
 
@@ -178,10 +189,7 @@ std::string render_ticket(const actors::credential& x, std::string_view type) {
 
 // -- hub_api -----------------------------------------------------------------
 
-hub_api::hub_api(actors::registry& reg, wh::metrics& stats, const wh::clock& clk)
-  : reg_(reg), stats_(stats), clock_(clk) {
-  stats_.describe("wechat_hub_http_requests_total", "HTTP requests by route and status");
-}
+
 
 std::atomic<uint64_t>& hub_api::counter(route_id r, unsigned status) {
   for (size_t i = 0; i < statuses_.size(); ++i) {
@@ -252,8 +260,30 @@ void hub_api::handle(request&& req, responder respond) {
   if (path == "/healthz") {
     if (!get && req.method != "HEAD")
       return respond_counted(r_healthz, respond, method_not_allowed("GET"));
-    return respond_counted(r_healthz, respond, json_ok(R"({"status":"ok"})"));
+    // Liveness stays 200; components WeChat refuses tokens for are listed.
+    json::array degraded;
+    for (auto& e : reg_.entries())
+      if (e->degraded.load(std::memory_order_relaxed))
+        degraded.emplace_back(e->key);
+    if (degraded.empty())
+      return respond_counted(r_healthz, respond, json_ok(R"({"status":"ok"})"));
+    json::object obj;
+    obj["status"] = "degraded";
+    obj["degraded_components"] = std::move(degraded);
+    return respond_counted(r_healthz, respond, json_ok(json::serialize(obj)));
   }
+  if (path.rfind("/wechat/component/", 0) == 0) {
+    // /wechat/component/{component_appid}/events
+    auto rest = path.substr(std::strlen("/wechat/component/"));
+    auto slash = rest.find('/');
+    if (slash == std::string::npos || rest.substr(slash) != "/events")
+      return respond_counted(r_other, respond, error_response(404, "not_found", "no such path"));
+    if (!post)
+      return respond_counted(r_push, respond, method_not_allowed("POST"));
+    return post_push(rest.substr(0, slash), req, q, respond);
+  }
+  if (path.rfind("/admin/", 0) == 0)
+    return admin(path, req, q, respond);
   if (path == "/metrics") {
     if (!get)
       return respond_counted(r_metrics, respond, method_not_allowed("GET"));
@@ -265,19 +295,53 @@ void hub_api::handle(request&& req, responder respond) {
   respond_counted(r_other, respond, error_response(404, "not_found", "no such path"));
 }
 
+std::shared_ptr<actors::key_entry> hub_api::lookup(route_id r, const std::string& appid,
+                                                   const std::string& authorizer,
+                                                   const responder& respond) {
+  auto key = authorizer.empty() ? appid : appid + "/" + authorizer;
+  auto entry = reg_.find(key);
+  if (!entry) {
+    if (authorizer.empty())
+      respond_counted(r, respond,
+                      error_response(404, "unknown_appid", "appid " + appid + " is not configured on this hub"));
+    else
+      respond_counted(r, respond,
+                      error_response(404, "unknown_authorizer",
+                                     "authorizer " + authorizer + " of " + appid + " is not known to this hub"));
+    return nullptr;
+  }
+  if (!authorizer.empty() && entry->status.load(std::memory_order_relaxed) == 1) {
+    respond_counted(r, respond,
+                    error_response(410, "authorizer_revoked",
+                                   "authorizer " + authorizer + " revoked its authorization"));
+    return nullptr;
+  }
+  return entry;
+}
+
+namespace {
+
+/// Whether `entry` is of the kind a route expects (an app or an authorizer
+/// for the token routes, a component for the component routes).
+bool is_component(const actors::key_entry& e) {
+  return e.kind == static_cast<uint8_t>(actors::key_kind::component);
+}
+
+} // namespace
+
 void hub_api::get_access_token(const params& q, const responder& respond) {
   std::string appid, authorizer;
   response err;
   if (!read_id(q, "appid", true, appid, err) || !read_id(q, "authorizer_appid", false, authorizer, err))
     return respond_counted(r_access_token, respond, std::move(err));
-  auto key = authorizer.empty() ? appid : appid + "/" + authorizer;
-  auto entry = reg_.find(key);
+  auto entry = lookup(r_access_token, appid, authorizer, respond);
   if (!entry)
+    return;
+  if (is_component(*entry))
     return respond_counted(r_access_token, respond,
-                           error_response(404, authorizer.empty() ? "unknown_appid" : "unknown_authorizer",
-                                          authorizer.empty() ? "appid " + appid + " is not configured on this hub"
-                                                             : "authorizer " + authorizer + " of "
-                                                                 + appid + " is not known to this hub"));
+                           error_response(400, "invalid_request",
+                                          appid + " is a component: use /client/component_access_token "
+                                                  "or pass authorizer_appid"));
   // Fast path: the actor's published token, no actor round trip.
   if (auto x = entry->token.load(); x && clock_.now() < x->expires_at)
     return respond_counted(r_access_token, respond, json_ok(render_token(*x)));
@@ -302,12 +366,13 @@ void hub_api::post_refresh(const request& req, const responder& respond) {
     return respond_counted(r_refresh, respond,
                            error_response(400, "invalid_request",
                                           "access_token (the token that failed) is required"));
-  auto key = authorizer.empty() ? appid : appid + "/" + authorizer;
-  auto entry = reg_.find(key);
+  auto entry = lookup(r_refresh, appid, authorizer, respond);
   if (!entry)
+    return;
+  if (is_component(*entry))
     return respond_counted(r_refresh, respond,
-                           error_response(404, authorizer.empty() ? "unknown_appid" : "unknown_authorizer",
-                                          "appid " + key + " is not configured on this hub"));
+                           error_response(400, "invalid_request",
+                                          appid + " is a component: use /client/refresh_component_access_token"));
   reg_.report_stale(*entry, *stale, [this, respond](caf::expected<actors::credential> res) {
     if (res)
       respond_counted(r_refresh, respond, json_ok(render_token(*res)));
@@ -326,12 +391,9 @@ void hub_api::get_ticket(const params& q, const responder& respond) {
     return respond_counted(r_ticket, respond,
                            error_response(400, "invalid_request", "type must be jsapi or wx_card"));
   std::string type = *type_param;
-  auto key = authorizer.empty() ? appid : appid + "/" + authorizer;
-  auto entry = reg_.find(key);
+  auto entry = lookup(r_ticket, appid, authorizer, respond);
   if (!entry)
-    return respond_counted(r_ticket, respond,
-                           error_response(404, authorizer.empty() ? "unknown_appid" : "unknown_authorizer",
-                                          "appid " + key + " is not configured on this hub"));
+    return;
   if (auto x = entry->ticket(type)->load(); x && clock_.now() < x->expires_at)
     return respond_counted(r_ticket, respond, json_ok(render_ticket(*x, type)));
   reg_.ask_ticket(*entry, type, [this, respond, type](caf::expected<actors::credential> res) {
@@ -347,9 +409,19 @@ void hub_api::get_component_token(const params& q, const responder& respond) {
   response err;
   if (!read_id(q, "appid", true, appid, err))
     return respond_counted(r_component_token, respond, std::move(err));
-  respond_counted(r_component_token, respond,
-                  error_response(404, "unknown_appid",
-                                 "component " + appid + " is not configured on this hub"));
+  auto entry = reg_.find(appid);
+  if (!entry || !is_component(*entry))
+    return respond_counted(r_component_token, respond,
+                           error_response(404, "unknown_appid",
+                                          "component " + appid + " is not configured on this hub"));
+  if (auto x = entry->token.load(); x && clock_.now() < x->expires_at)
+    return respond_counted(r_component_token, respond, json_ok(render_token(*x)));
+  reg_.ask_token(*entry, [this, respond](caf::expected<actors::credential> res) {
+    if (res)
+      respond_counted(r_component_token, respond, json_ok(render_token(*res)));
+    else
+      respond_counted(r_component_token, respond, error_response(res.error()));
+  });
 }
 
 void hub_api::post_component_refresh(const request& req, const responder& respond) {
@@ -358,9 +430,22 @@ void hub_api::post_component_refresh(const request& req, const responder& respon
   std::string appid;
   if (!parse_body(req, body, err) || !read_id(body, "appid", true, appid, err))
     return respond_counted(r_component_refresh, respond, std::move(err));
-  respond_counted(r_component_refresh, respond,
-                  error_response(404, "unknown_appid",
-                                 "component " + appid + " is not configured on this hub"));
+  auto stale = find_param(body, "access_token");
+  if (!stale || stale->empty() || stale->size() > 2048)
+    return respond_counted(r_component_refresh, respond,
+                           error_response(400, "invalid_request",
+                                          "access_token (the token that failed) is required"));
+  auto entry = reg_.find(appid);
+  if (!entry || !is_component(*entry))
+    return respond_counted(r_component_refresh, respond,
+                           error_response(404, "unknown_appid",
+                                          "component " + appid + " is not configured on this hub"));
+  reg_.report_stale(*entry, *stale, [this, respond](caf::expected<actors::credential> res) {
+    if (res)
+      respond_counted(r_component_refresh, respond, json_ok(render_token(*res)));
+    else
+      respond_counted(r_component_refresh, respond, error_response(res.error()));
+  });
 }
 
 } // namespace wh::http

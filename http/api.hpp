@@ -3,6 +3,7 @@
 #include <array>
 #include <atomic>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -11,6 +12,8 @@
 #include "caf/error.hpp"
 
 #include "actors/messages.hpp"
+#include "actors/snapshot.hpp"
+#include "core/config.hpp"
 #include "http/server.hpp"
 
 namespace wh {
@@ -46,7 +49,10 @@ std::string render_ticket(const actors::credential& x, std::string_view type);
 /// stale-token reports and tickets go to the key's actor.
 class hub_api {
 public:
-  hub_api(actors::registry& reg, wh::metrics& stats, const wh::clock& clk);
+  /// `cfg` supplies the components' push crypto and the push time window.
+  hub_api(actors::registry& reg, wh::metrics& stats, const wh::clock& clk,
+          const hub_config& cfg);
+  ~hub_api();
 
   /// Entry point for the server.
   void handle(request&& req, responder respond);
@@ -63,6 +69,8 @@ private:
     r_component_refresh,
     r_healthz,
     r_metrics,
+    r_push,
+    r_admin,
     r_other,
     route_count,
   };
@@ -77,6 +85,17 @@ private:
   void get_ticket(const params& q, const responder& respond);
   void get_component_token(const params& q, const responder& respond);
   void post_component_refresh(const request& req, const responder& respond);
+  void post_push(const std::string& component, const request& req, const params& q,
+                 const responder& respond);
+  void admin(const std::string& path, const request& req, const params& q,
+             const responder& respond);
+  /// Answers 404/410 for unknown or revoked keys; returns the entry otherwise.
+  std::shared_ptr<actors::key_entry> lookup(route_id r, const std::string& appid,
+                                            const std::string& authorizer,
+                                            const responder& respond);
+
+  struct push_state;
+  static std::unique_ptr<push_state> make_push_state(const hub_config& cfg);
 
   actors::registry& reg_;
   wh::metrics& stats_;
@@ -84,6 +103,7 @@ private:
   static constexpr std::array<unsigned, 13> statuses_{200, 400, 401, 403, 404, 405, 410,
                                                       413, 431, 500, 502, 503, 504};
   std::array<std::array<std::atomic<std::atomic<uint64_t>*>, statuses_.size()>, route_count> cache_{};
+  std::unique_ptr<push_state> push_;
 };
 
 } // namespace wh::http

@@ -91,8 +91,14 @@ int run_hub(const hub_config& cfg, const hub_run_options& opts) {
       return 1;
     }
   }
+  for (auto& comp : cfg.components) {
+    if (auto err = reg.add_component(comp)) {
+      WH_ERROR("hub", detail_of(err));
+      return 1;
+    }
+  }
 
-  http::hub_api api{reg, stats, wall};
+  http::hub_api api{reg, stats, wall, cfg};
   http::server_options srv_opts;
   srv_opts.host = cfg.listen_host;
   srv_opts.port = cfg.listen_port;
@@ -118,7 +124,8 @@ int run_hub(const hub_config& cfg, const hub_run_options& opts) {
   if (!opts.port_file.empty() && !write_port_file(opts.port_file, srv.port()))
     WH_WARN("hub", "cannot write port file " << opts.port_file);
   WH_INFO("hub", "listening on " << cfg.listen_host << ":" << srv.port() << " with "
-                                 << cfg.apps.size() << " app(s); data_dir " << cfg.data_dir
+                                 << cfg.apps.size() << " app(s), " << cfg.components.size()
+                                 << " component(s); data_dir " << cfg.data_dir
                                  << "; upstream " << cfg.api_base);
 
   int sig = 0;

@@ -111,6 +111,9 @@ private:
       req.content_type = std::string{it->value()};
     if (auto it = msg.find(bhttp::field::authorization); it != msg.end())
       req.authorization = std::string{it->value()};
+    beast::error_code ep_ec;
+    auto peer = stream_.socket().remote_endpoint(ep_ec);
+    req.loopback = !ep_ec && peer.address().is_loopback();
     auto self = shared_from_this();
     srv_->handle(std::move(req), [self](response res) {
       // Inline when already on this connection's strand (the cached fast

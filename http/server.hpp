@@ -21,6 +21,8 @@ struct request {
   std::string body;
   std::string content_type;
   std::string authorization;
+  /// Whether the peer connected from a loopback address.
+  bool loopback = false;
 };
 
 /// One HTTP response.

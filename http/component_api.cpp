@@ -1,0 +1,280 @@
+// The third-party platform's push receiver and the authorizer admin API.
+#include <cstring>
+#include <mutex>
+#include <unordered_map>
+
+#include <boost/json.hpp>
+
+#include "actors/registry.hpp"
+#include "core/clock.hpp"
+#include "core/metrics.hpp"
+#include "core/error.hpp"
+#include "core/log.hpp"
+#include "http/api.hpp"
+#include "http/api_util.hpp"
+#include "wechat/msg_crypto.hpp"
+#include "wechat/push.hpp"
+
+namespace json = boost::json;
+
+namespace wh::http {
+
+using namespace detail;
+
+/// Per-component crypto plus the replay cache of accepted pushes.
+struct hub_api::push_state {
+  std::unordered_map<std::string, wechat::msg_crypto> crypto;
+  int64_t window_s = 300;
+  std::mutex mtx;
+  /// msg_signature -> time it may be forgotten; entries in flight are kept
+  /// too, so a concurrent duplicate is not applied twice.
+  std::unordered_map<std::string, int64_t> seen;
+};
+
+std::unique_ptr<hub_api::push_state> hub_api::make_push_state(const hub_config& cfg) {
+  auto st = std::make_unique<push_state>();
+  st->window_s = cfg.push_window_s;
+  for (auto& comp : cfg.components) {
+    auto c = wechat::msg_crypto::make(comp.encoding_aes_key, comp.token, comp.appid);
+    if (c)
+      st->crypto.emplace(comp.appid, std::move(*c));
+    else
+      WH_ERROR("push", comp.appid << ": unusable encoding_aes_key; its pushes will be refused");
+  }
+  return st;
+}
+
+hub_api::hub_api(actors::registry& reg, wh::metrics& stats, const wh::clock& clk,
+                 const hub_config& cfg)
+  : reg_(reg), stats_(stats), clock_(clk), push_(make_push_state(cfg)) {
+  stats_.describe("wechat_hub_http_requests_total", "HTTP requests by route and status");
+}
+
+hub_api::~hub_api() = default;
+
+namespace {
+
+response success_text() {
+  response res;
+  res.content_type = "text/plain";
+  res.body = "success";
+  return res;
+}
+
+} // namespace
+
+void hub_api::post_push(const std::string& component, const request& req, const params& q,
+                        const responder& respond) {
+  auto& ps = *push_;
+  auto it = ps.crypto.find(component);
+  if (it == ps.crypto.end())
+    return respond_counted(r_push, respond,
+                           error_response(404, "unknown_appid",
+                                          "component " + component + " is not configured on this hub"));
+  auto get = [&](std::string_view k) {
+    auto v = find_param(q, k);
+    return v ? *v : std::string{};
+  };
+  auto timestamp = get("timestamp");
+  auto nonce = get("nonce");
+  auto signature = get("msg_signature");
+  auto ev = wechat::open_push(it->second, req.body, timestamp, nonce, signature);
+  if (!ev) {
+    auto failure = wechat::push_failure_of(ev.error());
+    WH_WARN("push", component << ": rejected push: " << wechat::to_string(failure));
+    if (failure == wechat::push_failure::bad_signature)
+      return respond_counted(r_push, respond,
+                             error_response(401, "invalid_signature", "msg_signature does not verify"));
+    return respond_counted(r_push, respond,
+                           error_response(400, "invalid_push", "the push cannot be decrypted or parsed: "
+                                                                 + detail_of(ev.error())));
+  }
+  // Signed but stale or from the future: a replay from outside the window.
+  int64_t ts = 0;
+  try {
+    ts = std::stoll(timestamp);
+  } catch (...) {
+    ts = 0;
+  }
+  auto now = clock_.now();
+  if (ts <= 0 || ts < now - ps.window_s || ts > now + ps.window_s)
+    return respond_counted(r_push, respond,
+                           error_response(401, "push_timestamp_out_of_window",
+                                          "push timestamp is outside the accepted window of "
+                                            + std::to_string(ps.window_s) + " s"));
+  {
+    std::lock_guard<std::mutex> guard{ps.mtx};
+    for (auto i = ps.seen.begin(); i != ps.seen.end();)
+      i = i->second < now ? ps.seen.erase(i) : std::next(i);
+    if (!ps.seen.emplace(signature, now + 2 * ps.window_s + 1).second) {
+      WH_INFO("push", component << ": duplicate push ignored");
+      return respond_counted(r_push, respond, success_text());
+    }
+  }
+  auto forget = [this, signature] {
+    std::lock_guard<std::mutex> guard{push_->mtx};
+    push_->seen.erase(signature);
+  };
+  auto done = [this, respond, forget, component, info = ev->info_type](caf::error err) {
+    if (err) {
+      // Not applied: WeChat retries, and the retry must not look like a duplicate.
+      forget();
+      WH_WARN("push", component << ": " << info << " failed: " << to_string(code_of(err)) << " "
+                                << detail_of(err));
+      auto res = error_response(err);
+      if (res.status < 500)
+        res = error_response(503, res.status == 404 ? "unknown_appid" : "push_not_applied", detail_of(err));
+      return respond_counted(r_push, respond, std::move(res));
+    }
+    respond_counted(r_push, respond, success_text());
+  };
+  const auto& info = ev->info_type;
+  if (info == "component_verify_ticket") {
+    if (ev->component_verify_ticket.empty())
+      return forget(), respond_counted(r_push, respond,
+                                       error_response(400, "invalid_push", "ComponentVerifyTicket is empty"));
+    return reg_.deliver_verify_ticket(component, ev->component_verify_ticket, done);
+  }
+  if (info == "authorized" || info == "updateauthorized") {
+    if (ev->authorization_code.empty() || !valid_id(ev->authorizer_appid))
+      return forget(), respond_counted(r_push, respond,
+                                       error_response(400, "invalid_push",
+                                                      "AuthorizerAppid or AuthorizationCode is missing"));
+    WH_INFO("push", component << ": " << info << " " << ev->authorizer_appid);
+    return reg_.authorize(component, ev->authorization_code, done);
+  }
+  if (info == "unauthorized") {
+    if (!valid_id(ev->authorizer_appid))
+      return forget(), respond_counted(r_push, respond,
+                                       error_response(400, "invalid_push", "AuthorizerAppid is missing"));
+    WH_INFO("push", component << ": unauthorized " << ev->authorizer_appid);
+    return reg_.revoke(component, ev->authorizer_appid, [done](caf::error err) {
+      // Revoking an authorizer this hub never knew is a no-op, not a failure.
+      done(code_of(err) == ec::unknown_key ? caf::error{} : std::move(err));
+    });
+  }
+  WH_INFO("push", component << ": ignoring InfoType " << info.substr(0, 64));
+  respond_counted(r_push, respond, success_text());
+}
+
+// -- admin -------------------------------------------------------------------
+
+void hub_api::admin(const std::string& path, const request& req, const params& q,
+                    const responder& respond) {
+  // Until client keys exist, the admin API answers only on loopback.
+  if (!req.loopback)
+    return respond_counted(r_admin, respond,
+                           error_response(403, "forbidden", "the admin API answers only on loopback"));
+  // /admin/components/{C}/authorizers[/{A}]
+  static constexpr std::string_view base = "/admin/components/";
+  if (path.rfind(base, 0) != 0)
+    return respond_counted(r_admin, respond, error_response(404, "not_found", "no such path"));
+  auto rest = std::string_view{path}.substr(base.size());
+  auto slash = rest.find('/');
+  if (slash == std::string_view::npos)
+    return respond_counted(r_admin, respond, error_response(404, "not_found", "no such path"));
+  std::string component{rest.substr(0, slash)};
+  rest = rest.substr(slash + 1);
+  std::string authorizer;
+  if (rest.rfind("authorizers", 0) != 0)
+    return respond_counted(r_admin, respond, error_response(404, "not_found", "no such path"));
+  rest = rest.substr(std::strlen("authorizers"));
+  if (!rest.empty()) {
+    if (rest.front() != '/' || rest.size() == 1)
+      return respond_counted(r_admin, respond, error_response(404, "not_found", "no such path"));
+    authorizer = std::string{rest.substr(1)};
+    if (!valid_id(authorizer))
+      return respond_counted(r_admin, respond,
+                             error_response(400, "invalid_request", "malformed authorizer appid"));
+  }
+  auto comp = reg_.find(component);
+  if (!valid_id(component) || !comp || comp->kind != static_cast<uint8_t>(actors::key_kind::component))
+    return respond_counted(r_admin, respond,
+                           error_response(404, "unknown_appid", "component is not configured on this hub"));
+  auto done_json = [this, respond](std::string body) {
+    return [this, respond, body](caf::error err) {
+      if (err)
+        return respond_counted(r_admin, respond, error_response(err));
+      respond_counted(r_admin, respond, json_ok(body));
+    };
+  };
+  if (authorizer.empty()) {
+    if (req.method == "GET") {
+      size_t offset = 0, limit = 100;
+      try {
+        if (auto v = find_param(q, "offset"))
+          offset = std::stoul(*v);
+        if (auto v = find_param(q, "limit"))
+          limit = std::min<size_t>(1000, std::stoul(*v));
+      } catch (...) {
+        return respond_counted(r_admin, respond,
+                               error_response(400, "invalid_request", "offset and limit must be numbers"));
+      }
+      size_t total = 0;
+      auto items = reg_.list_authorizers(component, offset, limit, total);
+      json::array arr;
+      for (auto& i : items) {
+        json::object o;
+        o["authorizer_appid"] = i.appid;
+        o["status"] = i.status;
+        if (i.token_expires_at > 0)
+          o["token_expires_at"] = i.token_expires_at;
+        arr.push_back(std::move(o));
+      }
+      json::object obj;
+      obj["total"] = total;
+      obj["offset"] = offset;
+      obj["authorizers"] = std::move(arr);
+      return respond_counted(r_admin, respond, json_ok(json::serialize(obj)));
+    }
+    if (req.method != "POST")
+      return respond_counted(r_admin, respond, method_not_allowed("GET, POST"));
+    // Bulk import: {"authorizers":[{"authorizer_appid","refresh_token"},...]}
+    boost::system::error_code ec;
+    auto val = json::parse(req.body, ec);
+    auto bad = [&](std::string why) {
+      respond_counted(r_admin, respond, error_response(400, "invalid_request", why));
+    };
+    if (ec || !val.is_object() || !val.as_object().contains("authorizers")
+        || !val.as_object().at("authorizers").is_array())
+      return bad("body must be {\"authorizers\": [{\"authorizer_appid\", \"refresh_token\"}, ...]}");
+    auto& arr = val.as_object().at("authorizers").as_array();
+    if (arr.size() > 10'000)
+      return bad("at most 10000 authorizers per request");
+    std::vector<std::pair<std::string, std::string>> items;
+    items.reserve(arr.size());
+    for (auto& v : arr) {
+      auto o = v.if_object();
+      auto aid = o ? o->if_contains("authorizer_appid") : nullptr;
+      auto rt = o ? o->if_contains("refresh_token") : nullptr;
+      if (!aid || !aid->is_string() || !valid_id(aid->as_string()) || !rt || !rt->is_string()
+          || rt->as_string().empty() || rt->as_string().size() > 1024)
+        return bad("entry " + std::to_string(items.size())
+                   + " needs a valid authorizer_appid and a non-empty refresh_token");
+      items.emplace_back(std::string{aid->as_string()}, std::string{rt->as_string()});
+    }
+    auto n = items.size();
+    return reg_.import_authorizers(component, std::move(items),
+                                   done_json("{\"imported\":" + std::to_string(n) + "}"));
+  }
+  if (req.method == "PUT") {
+    params body;
+    response err;
+    if (!parse_body(req, body, err))
+      return respond_counted(r_admin, respond, std::move(err));
+    auto rt = find_param(body, "refresh_token");
+    if (!rt || rt->empty() || rt->size() > 1024)
+      return respond_counted(r_admin, respond,
+                             error_response(400, "invalid_request", "refresh_token is required"));
+    WH_INFO("admin", "import of authorizer " << component << "/" << authorizer);
+    return reg_.import_authorizers(component, {{authorizer, *rt}},
+                                   done_json(R"({"status":"imported"})"));
+  }
+  if (req.method == "DELETE") {
+    WH_INFO("admin", "revoking authorizer " << component << "/" << authorizer);
+    return reg_.revoke(component, authorizer, done_json(R"({"status":"revoked"})"));
+  }
+  respond_counted(r_admin, respond, method_not_allowed("PUT, DELETE"));
+}
+
+} // namespace wh::http
