@@ -314,17 +314,17 @@ private:
                                                   << error);
       });
     }
-    write(out.reply);
+    write(std::move(out.reply));
   }
 
-  void write(const http_reply& reply) {
+  void write(http_reply reply) {
     log_line(reply.status);
     auto res = std::make_shared<http::response<http::string_body>>(
       static_cast<http::status>(reply.status), 11);
     res->set(http::field::server, "wechat-sim");
     res->set(http::field::content_type, reply.content_type);
     res->keep_alive(keep_alive_);
-    res->body() = reply.body;
+    res->body() = std::move(reply.body);
     res->prepare_payload();
     stream_.expires_after(io_timeout);
     http::async_write(stream_, *res,
