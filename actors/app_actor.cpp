@@ -961,17 +961,19 @@ caf::behavior app_actor(self_ptr self, app_params params) {
         return *st.token; // compare-and-set: a newer token already replaced it
       if (have && st.verified_token == failed && t - st.verified_at < st.p.verify_cache_s)
         return *st.token;
+      // No cheap API verifies a component token, so a report is trusted
+      // unless the token is brand new (a confused client cannot make the hub
+      // refresh more than once a minute).
+      if (have && kind(self) == key_kind::component
+          && t - st.token->obtained_at < static_cast<int64_t>(st.p.verify_cache_s))
+        return *st.token;
+      // Note: once a response promise exists, the answer must go through it.
       auto rp = self->make_response_promise<credential>();
       if (!have) {
         want_token(self, to_waiter(rp));
         return rp;
       }
       if (kind(self) == key_kind::component) {
-        // No cheap API verifies a component token, so a report is trusted
-        // unless the token is brand new (a confused client cannot make the
-        // hub refresh more than once a minute).
-        if (t - st.token->obtained_at < static_cast<int64_t>(st.p.verify_cache_s))
-          return *st.token;
         st.token_waiters.push_back(to_waiter(rp));
         token_rejected(self, failed, "stale_report");
         return rp;
@@ -987,7 +989,7 @@ caf::behavior app_actor(self_ptr self, app_params params) {
       st.token_waiters.push_back(to_waiter(rp));
       if (st.fetching)
         return rp;
-      bool force = st.p.app.api == token_api::stable;
+      bool force = kind(self) == key_kind::app && st.p.app.api == token_api::stable;
       if (force) {
         if (auto err = spend_force(self)) {
           fail_all(st.token_waiters, err);

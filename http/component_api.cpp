@@ -48,6 +48,8 @@ hub_api::hub_api(actors::registry& reg, wh::metrics& stats, const wh::clock& clk
                  const hub_config& cfg)
   : reg_(reg), stats_(stats), clock_(clk), push_(make_push_state(cfg)) {
   stats_.describe("wechat_hub_http_requests_total", "HTTP requests by route and status");
+  stats_.describe("wechat_hub_pushes_total",
+                  "Encrypted pushes by component and result (applied, duplicate, rejected, failed)");
 }
 
 hub_api::~hub_api() = default;
@@ -82,6 +84,7 @@ void hub_api::post_push(const std::string& component, const request& req, const 
   if (!ev) {
     auto failure = wechat::push_failure_of(ev.error());
     WH_WARN("push", component << ": rejected push: " << wechat::to_string(failure));
+    stats_.inc("wechat_hub_pushes_total", {{"component", component}, {"result", "rejected"}});
     if (failure == wechat::push_failure::bad_signature)
       return respond_counted(r_push, respond,
                              error_response(401, "invalid_signature", "msg_signature does not verify"));
@@ -97,17 +100,20 @@ void hub_api::post_push(const std::string& component, const request& req, const 
     ts = 0;
   }
   auto now = clock_.now();
-  if (ts <= 0 || ts < now - ps.window_s || ts > now + ps.window_s)
+  if (ts <= 0 || ts < now - ps.window_s || ts > now + ps.window_s) {
+    stats_.inc("wechat_hub_pushes_total", {{"component", component}, {"result", "rejected"}});
     return respond_counted(r_push, respond,
                            error_response(401, "push_timestamp_out_of_window",
                                           "push timestamp is outside the accepted window of "
                                             + std::to_string(ps.window_s) + " s"));
+  }
   {
     std::lock_guard<std::mutex> guard{ps.mtx};
     for (auto i = ps.seen.begin(); i != ps.seen.end();)
       i = i->second < now ? ps.seen.erase(i) : std::next(i);
     if (!ps.seen.emplace(signature, now + 2 * ps.window_s + 1).second) {
       WH_INFO("push", component << ": duplicate push ignored");
+      stats_.inc("wechat_hub_pushes_total", {{"component", component}, {"result", "duplicate"}});
       return respond_counted(r_push, respond, success_text());
     }
   }
@@ -121,11 +127,13 @@ void hub_api::post_push(const std::string& component, const request& req, const 
       forget();
       WH_WARN("push", component << ": " << info << " failed: " << to_string(code_of(err)) << " "
                                 << detail_of(err));
+      stats_.inc("wechat_hub_pushes_total", {{"component", component}, {"result", "failed"}});
       auto res = error_response(err);
       if (res.status < 500)
         res = error_response(503, res.status == 404 ? "unknown_appid" : "push_not_applied", detail_of(err));
       return respond_counted(r_push, respond, std::move(res));
     }
+    stats_.inc("wechat_hub_pushes_total", {{"component", component}, {"result", "applied"}});
     respond_counted(r_push, respond, success_text());
   };
   const auto& info = ev->info_type;

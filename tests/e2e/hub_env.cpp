@@ -7,6 +7,11 @@
 
 namespace wh::test {
 
+std::string component_toml() {
+  return std::string{"[[component]]\nappid = \""} + component_appid + "\"\nsecret = \"" + component_secret
+         + "\"\ntoken = \"" + component_token + "\"\nencoding_aes_key = \"" + component_aes_key + "\"\n";
+}
+
 std::string http_result::header(std::string_view name) const {
   for (auto& [k, v] : headers)
     if (k.size() == name.size()
@@ -19,7 +24,9 @@ std::string http_result::header(std::string_view name) const {
 hub_env::hub_env() {
   sim_proc = process::spawn({bin("wechat-sim"), "--listen", "127.0.0.1:0", "--port-file",
                              dir / "sim.port", "--app", "wxe2e:e2e-secret-value", "--app",
-                             "wxother:other-secret"},
+                             "wxother:other-secret", "--component",
+                             std::string{component_appid} + ":" + component_secret + ":" + component_token
+                               + ":" + component_aes_key},
                             dir / "sim.log");
   sim_port = wait_for_port(dir / "sim.port", sim_proc);
   if (sim_port == 0)

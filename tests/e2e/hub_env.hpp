@@ -13,6 +13,15 @@
 
 namespace wh::test {
 
+/// The third-party platform both the simulator and (when configured) the hub know.
+inline constexpr const char* component_appid = "wxcomp0000000001";
+inline constexpr const char* component_secret = "component-secret-value";
+inline constexpr const char* component_token = "pushtoken";
+inline constexpr const char* component_aes_key = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG";
+
+/// The `[[component]]` TOML block for the hub.
+std::string component_toml();
+
 struct http_result {
   unsigned status = 0;
   std::string body;
