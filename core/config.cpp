@@ -160,7 +160,8 @@ caf::expected<hub_config> parse_config(const std::string& text, const std::strin
     if (!ck.no_unknown_keys(*hub, "hub",
                             {"listen", "data_dir", "http_threads", "max_body_bytes",
                              "request_timeout_s", "idle_timeout_s", "refresh_margin_s",
-                             "refresh_jitter_s", "push_window_s", "log_level"}))
+                             "refresh_jitter_s", "push_window_s", "log_level", "allow_open",
+                             "master_key_file", "audit_log", "tls"}))
       return bad();
     std::string listen = cfg.listen_host + ":" + std::to_string(cfg.listen_port);
     if (!ck.get(*hub, "hub", "listen", listen) || !ck.get(*hub, "hub", "data_dir", cfg.data_dir)
@@ -171,8 +172,21 @@ caf::expected<hub_config> parse_config(const std::string& text, const std::strin
         || !ck.get(*hub, "hub", "refresh_margin_s", cfg.refresh_margin_s)
         || !ck.get(*hub, "hub", "refresh_jitter_s", cfg.refresh_jitter_s)
         || !ck.get(*hub, "hub", "push_window_s", cfg.push_window_s)
-        || !ck.get(*hub, "hub", "log_level", cfg.log_level))
+        || !ck.get(*hub, "hub", "log_level", cfg.log_level)
+        || !ck.get(*hub, "hub", "allow_open", cfg.allow_open)
+        || !ck.get(*hub, "hub", "master_key_file", cfg.master_key_file)
+        || !ck.get(*hub, "hub", "audit_log", cfg.audit_log))
       return bad();
+    if (auto tls_node = hub->get("tls")) {
+      auto tls = tls_node->as_table();
+      if (!tls)
+        return ck.fail("hub.tls", "expected a table"), bad();
+      if (!ck.no_unknown_keys(*tls, "hub.tls", {"cert", "key", "client_ca"})
+          || !ck.get(*tls, "hub.tls", "cert", cfg.tls.cert, true)
+          || !ck.get(*tls, "hub.tls", "key", cfg.tls.key, true)
+          || !ck.get(*tls, "hub.tls", "client_ca", cfg.tls.client_ca))
+        return bad();
+    }
     if (!split_host_port(listen, cfg.listen_host, cfg.listen_port))
       return ck.fail("hub.listen", "expected \"host:port\", got \"" + listen + "\""), bad();
     if (cfg.data_dir.empty())
@@ -267,6 +281,61 @@ caf::expected<hub_config> parse_config(const std::string& text, const std::strin
       cfg.components.push_back(std::move(comp));
     }
   }
+  // -- [[client]]
+  if (auto node = root.get("client")) {
+    auto arr = node->as_array();
+    if (!arr)
+      return ck.fail("client", "expected an array of tables ([[client]])"), bad();
+    std::set<std::string> names, keys;
+    for (size_t i = 0; i < arr->size(); ++i) {
+      auto prefix = "client[" + std::to_string(i) + "]";
+      auto tbl = arr->get(i)->as_table();
+      if (!tbl)
+        return ck.fail(prefix, "expected a table"), bad();
+      client_config cl;
+      if (!ck.no_unknown_keys(*tbl, prefix, {"name", "key_sha256", "scopes", "admin"})
+          || !ck.get(*tbl, prefix, "name", cl.name, true)
+          || !ck.get(*tbl, prefix, "key_sha256", cl.key_sha256, true)
+          || !ck.get(*tbl, prefix, "admin", cl.admin))
+        return bad();
+      if (cl.name.empty() || !names.insert(cl.name).second)
+        return ck.fail(prefix + ".name", "must be non-empty and unique"), bad();
+      bool hex = cl.key_sha256.size() == 64;
+      for (auto& c : cl.key_sha256) {
+        c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+        hex = hex && std::isxdigit(static_cast<unsigned char>(c));
+      }
+      if (!hex)
+        return ck.fail(prefix + ".key_sha256", "expected 64 hex digits (SHA-256 of the key)"), bad();
+      if (!keys.insert(cl.key_sha256).second)
+        return ck.fail(prefix + ".key_sha256", "the same key is configured twice"), bad();
+      if (auto sc = tbl->get("scopes")) {
+        auto list = sc->as_array();
+        if (!list)
+          return ck.fail(prefix + ".scopes", "expected an array of strings"), bad();
+        for (size_t j = 0; j < list->size(); ++j) {
+          auto v = list->get(j)->value<std::string>();
+          auto where = prefix + ".scopes[" + std::to_string(j) + "]";
+          if (!v || !list->get(j)->is_string())
+            return ck.fail(where, "expected a string"), bad();
+          auto slash = v->find('/');
+          auto head = v->substr(0, slash);
+          auto tail = slash == std::string::npos ? std::string{} : v->substr(slash + 1);
+          bool ok = *v == "*"
+                    || (valid_id(head)
+                        && (slash == std::string::npos || tail == "*" || valid_id(tail)));
+          if (!ok)
+            return ck.fail(where, "expected \"*\", \"appid\", \"component/*\" or "
+                                  "\"component/authorizer\""),
+                   bad();
+          cl.scopes.push_back(*v);
+        }
+      }
+      cfg.clients.push_back(std::move(cl));
+    }
+  }
+  if (cfg.tls.enabled() && cfg.tls.key.empty())
+    return ck.fail("hub.tls.key", "missing required key"), bad();
   return cfg;
 }
 

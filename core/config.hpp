@@ -36,6 +36,28 @@ struct component_config {
   std::string encoding_aes_key;
 };
 
+/// One `[[client]]` entry: a service allowed to read tokens.
+struct client_config {
+  std::string name;
+  /// Lowercase hex SHA-256 of the bearer key (the key itself is never stored).
+  std::string key_sha256;
+  /// "wx123" (an app), "wxcomp" (a component's own token), "wxcomp/wxauth"
+  /// (one authorizer), "wxcomp/*" (a component and its authorizers), "*".
+  std::vector<std::string> scopes;
+  /// May use /admin/*.
+  bool admin = false;
+};
+
+/// `[hub.tls]`: HTTPS for the front end.
+struct tls_config {
+  std::string cert;
+  std::string key;
+  /// When set, clients must present a certificate signed by this CA (mTLS).
+  std::string client_ca;
+
+  bool enabled() const { return !cert.empty(); }
+};
+
 /// The whole validated configuration of a hub process.
 struct hub_config {
   /// Where the config was loaded from (for messages), empty for defaults.
@@ -61,6 +83,13 @@ struct hub_config {
   /// Accepted push timestamp skew, seconds (third-party pushes).
   uint32_t push_window_s = 300;
   std::string log_level = "info";
+  /// Serve without [[client]] keys on a non-loopback address (logged loudly).
+  bool allow_open = false;
+  /// Master key for secrets at rest; empty = "<data_dir>/master.key" (created).
+  std::string master_key_file;
+  /// Admin audit log (JSON lines); empty = "<data_dir>/audit.log".
+  std::string audit_log;
+  tls_config tls;
 
   // -- [wechat] ---------------------------------------------------------------
   std::string api_base = "https://api.weixin.qq.com";
@@ -71,6 +100,7 @@ struct hub_config {
 
   std::vector<app_config> apps;
   std::vector<component_config> components;
+  std::vector<client_config> clients;
 };
 
 /// Looks up an environment variable; injectable for tests.

@@ -111,3 +111,36 @@ CAF_TEST(host port splitting) {
   CAF_CHECK(!split_host_port("host:", host, port));
   CAF_CHECK(!split_host_port(":80", host, port));
 }
+
+CAF_TEST(clients tls and security keys) {
+  auto res = parse(R"(
+[hub]
+allow_open = true
+master_key_file = "/etc/hub/master.key"
+[hub.tls]
+cert = "c.pem"
+key = "k.pem"
+client_ca = "ca.pem"
+[[client]]
+name = "billing"
+key_sha256 = "ABCDEF0123456789abcdef0123456789abcdef0123456789abcdef0123456789"
+scopes = ["wx1", "wxcomp/*", "wxcomp/wxauth", "*"]
+admin = true
+)");
+  CAF_REQUIRE(res);
+  CAF_CHECK(res->allow_open);
+  CAF_CHECK(res->tls.enabled());
+  CAF_CHECK_EQUAL(res->tls.client_ca, "ca.pem");
+  CAF_REQUIRE_EQUAL(res->clients.size(), 1u);
+  CAF_CHECK_EQUAL(res->clients[0].key_sha256,
+                  "abcdef0123456789abcdef0123456789abcdef0123456789abcdef0123456789");
+  CAF_CHECK_EQUAL(res->clients[0].scopes.size(), 4u);
+  CAF_CHECK(res->clients[0].admin);
+  CAF_CHECK_EQUAL(problem("[[client]]\nname = \"a\"\nkey_sha256 = \"xyz\"\n"),
+                  "test.toml: client[0].key_sha256: expected 64 hex digits (SHA-256 of the key)");
+  CAF_CHECK_EQUAL(problem("[[client]]\nname = \"a\"\nkey_sha256 = \"" + std::string(64, 'a')
+                          + "\"\nscopes = [\"bad scope\"]\n"),
+                  "test.toml: client[0].scopes[0]: expected \"*\", \"appid\", \"component/*\" or "
+                  "\"component/authorizer\"");
+  CAF_CHECK_EQUAL(problem("[hub.tls]\ncert = \"c.pem\"\n"), "test.toml: hub.tls.key: missing required key");
+}
