@@ -6,11 +6,13 @@
 
 #include "core/config.hpp"
 #include "core/error.hpp"
+#include "http/auth.hpp"
 #include "http/hub.hpp"
 
 namespace {
 
 constexpr const char* usage = R"(usage: wechat-hub --config FILE [--port-file PATH]
+       wechat-hub keygen --name NAME
 
 Serves WeChat access tokens and tickets to other services (elixir_wechat hub API).
 
@@ -25,13 +27,44 @@ config keys:
             push_window_s, log_level (debug|info|warning|error)
   [wechat]  api_base (https:// or http://), timeout_ms, ca_file
   [[app]]   appid, secret | secret_env, token_api ("stable" | "classic")
+  [[component]] appid, secret | secret_env, token, encoding_aes_key
+  [[client]] name, key_sha256, scopes ["appid", "component/*", "component/authorizer", "*"], admin
+            with no [[client]], the hub is open and listens on loopback only
+            unless hub.allow_open = true
 
 signals: SIGTERM / SIGINT drain in-flight requests and exit 0 within 10 s.
 )";
 
 } // namespace
 
+/// `wechat-hub keygen --name NAME`: a new client key and its config lines.
+int keygen(int argc, char** argv) {
+  std::string name;
+  for (int i = 2; i < argc; ++i) {
+    std::string arg = argv[i];
+    if (arg == "--name" && i + 1 < argc)
+      name = argv[++i];
+    else {
+      std::fprintf(stderr, "usage: wechat-hub keygen --name NAME\n");
+      return 2;
+    }
+  }
+  if (name.empty() || name.find_first_of("\"\\\n") != std::string::npos) {
+    std::fprintf(stderr, "usage: wechat-hub keygen --name NAME\n");
+    return 2;
+  }
+  auto key = wh::http::generate_client_key();
+  std::printf("# Give this key to %s (shown once; the hub stores only its SHA-256):\n#   %s\n"
+              "# Paste into the hub config on every node:\n"
+              "[[client]]\nname = \"%s\"\nkey_sha256 = \"%s\"\n"
+              "scopes = []   # e.g. [\"wx1234567890\", \"wxcomponent01/*\"]\n# admin = true\n",
+              name.c_str(), key.c_str(), name.c_str(), wh::http::sha256_hex(key).c_str());
+  return 0;
+}
+
 int main(int argc, char** argv) {
+  if (argc >= 2 && std::strcmp(argv[1], "keygen") == 0)
+    return keygen(argc, argv);
   std::string config_path;
   wh::hub_run_options opts;
   for (int i = 1; i < argc; ++i) {

@@ -232,30 +232,44 @@ void hub_api::handle(request&& req, responder respond) {
     q.emplace_back(p.key, p.value);
   bool get = req.method == "GET";
   bool post = req.method == "POST";
+  // Token routes, /metrics and /admin need a key once [[client]]s exist.
+  caller who = nullptr;
+  bool protected_route = path.rfind("/client/", 0) == 0 || path.rfind("/refresh/", 0) == 0
+                         || path == "/metrics" || path.rfind("/admin/", 0) == 0;
+  if (auth_.enabled() && protected_route) {
+    who = auth_.authenticate(req.authorization);
+    if (!who) {
+      auto res = error_response(401, "unauthorized",
+                                req.authorization.empty() ? "an Authorization: Bearer key is required"
+                                                          : "the key is not valid");
+      res.headers.emplace_back("WWW-Authenticate", "Bearer");
+      return respond_counted(path.rfind("/admin/", 0) == 0 ? r_admin : r_other, respond, std::move(res));
+    }
+  }
   if (path == "/client/access_token") {
     if (!get)
       return respond_counted(r_access_token, respond, method_not_allowed("GET"));
-    return get_access_token(q, respond);
+    return get_access_token(q, respond, who);
   }
   if (path == "/refresh/access_token") {
     if (!post)
       return respond_counted(r_refresh, respond, method_not_allowed("POST"));
-    return post_refresh(req, respond);
+    return post_refresh(req, respond, who);
   }
   if (path == "/client/ticket") {
     if (!get)
       return respond_counted(r_ticket, respond, method_not_allowed("GET"));
-    return get_ticket(q, respond);
+    return get_ticket(q, respond, who);
   }
   if (path == "/client/component_access_token") {
     if (!get)
       return respond_counted(r_component_token, respond, method_not_allowed("GET"));
-    return get_component_token(q, respond);
+    return get_component_token(q, respond, who);
   }
   if (path == "/client/refresh_component_access_token") {
     if (!post)
       return respond_counted(r_component_refresh, respond, method_not_allowed("POST"));
-    return post_component_refresh(req, respond);
+    return post_component_refresh(req, respond, who);
   }
   if (path == "/healthz") {
     if (!get && req.method != "HEAD")
@@ -283,7 +297,7 @@ void hub_api::handle(request&& req, responder respond) {
     return post_push(rest.substr(0, slash), req, q, respond);
   }
   if (path.rfind("/admin/", 0) == 0)
-    return admin(path, req, q, respond);
+    return admin(path, req, q, respond, who);
   if (path == "/metrics") {
     if (!get)
       return respond_counted(r_metrics, respond, method_not_allowed("GET"));
@@ -295,9 +309,23 @@ void hub_api::handle(request&& req, responder respond) {
   respond_counted(r_other, respond, error_response(404, "not_found", "no such path"));
 }
 
+bool hub_api::in_scope(route_id r, caller who, const std::string& appid,
+                       const std::string& authorizer, const responder& respond) {
+  // Checked before existence so a client cannot probe for other keys.
+  if (!who || authenticator::allows(*who, appid, authorizer))
+    return true;
+  respond_counted(r, respond,
+                  error_response(403, "forbidden",
+                                 "client " + who->name + " may not use "
+                                   + (authorizer.empty() ? appid : appid + "/" + authorizer)));
+  return false;
+}
+
 std::shared_ptr<actors::key_entry> hub_api::lookup(route_id r, const std::string& appid,
                                                    const std::string& authorizer,
-                                                   const responder& respond) {
+                                                   const responder& respond, caller who) {
+  if (!in_scope(r, who, appid, authorizer, respond))
+    return nullptr;
   auto key = authorizer.empty() ? appid : appid + "/" + authorizer;
   auto entry = reg_.find(key);
   if (!entry) {
@@ -329,12 +357,12 @@ bool is_component(const actors::key_entry& e) {
 
 } // namespace
 
-void hub_api::get_access_token(const params& q, const responder& respond) {
+void hub_api::get_access_token(const params& q, const responder& respond, caller who) {
   std::string appid, authorizer;
   response err;
   if (!read_id(q, "appid", true, appid, err) || !read_id(q, "authorizer_appid", false, authorizer, err))
     return respond_counted(r_access_token, respond, std::move(err));
-  auto entry = lookup(r_access_token, appid, authorizer, respond);
+  auto entry = lookup(r_access_token, appid, authorizer, respond, who);
   if (!entry)
     return;
   if (is_component(*entry))
@@ -353,7 +381,7 @@ void hub_api::get_access_token(const params& q, const responder& respond) {
   });
 }
 
-void hub_api::post_refresh(const request& req, const responder& respond) {
+void hub_api::post_refresh(const request& req, const responder& respond, caller who) {
   params body;
   response err;
   if (!parse_body(req, body, err))
@@ -366,7 +394,7 @@ void hub_api::post_refresh(const request& req, const responder& respond) {
     return respond_counted(r_refresh, respond,
                            error_response(400, "invalid_request",
                                           "access_token (the token that failed) is required"));
-  auto entry = lookup(r_refresh, appid, authorizer, respond);
+  auto entry = lookup(r_refresh, appid, authorizer, respond, who);
   if (!entry)
     return;
   if (is_component(*entry))
@@ -381,7 +409,7 @@ void hub_api::post_refresh(const request& req, const responder& respond) {
   });
 }
 
-void hub_api::get_ticket(const params& q, const responder& respond) {
+void hub_api::get_ticket(const params& q, const responder& respond, caller who) {
   std::string appid, authorizer;
   response err;
   if (!read_id(q, "appid", true, appid, err) || !read_id(q, "authorizer_appid", false, authorizer, err))
@@ -391,7 +419,7 @@ void hub_api::get_ticket(const params& q, const responder& respond) {
     return respond_counted(r_ticket, respond,
                            error_response(400, "invalid_request", "type must be jsapi or wx_card"));
   std::string type = *type_param;
-  auto entry = lookup(r_ticket, appid, authorizer, respond);
+  auto entry = lookup(r_ticket, appid, authorizer, respond, who);
   if (!entry)
     return;
   if (auto x = entry->ticket(type)->load(); x && clock_.now() < x->expires_at)
@@ -404,11 +432,13 @@ void hub_api::get_ticket(const params& q, const responder& respond) {
   });
 }
 
-void hub_api::get_component_token(const params& q, const responder& respond) {
+void hub_api::get_component_token(const params& q, const responder& respond, caller who) {
   std::string appid;
   response err;
   if (!read_id(q, "appid", true, appid, err))
     return respond_counted(r_component_token, respond, std::move(err));
+  if (!in_scope(r_component_token, who, appid, {}, respond))
+    return;
   auto entry = reg_.find(appid);
   if (!entry || !is_component(*entry))
     return respond_counted(r_component_token, respond,
@@ -424,7 +454,8 @@ void hub_api::get_component_token(const params& q, const responder& respond) {
   });
 }
 
-void hub_api::post_component_refresh(const request& req, const responder& respond) {
+void hub_api::post_component_refresh(const request& req, const responder& respond,
+                                     caller who) {
   params body;
   response err;
   std::string appid;
@@ -435,6 +466,8 @@ void hub_api::post_component_refresh(const request& req, const responder& respon
     return respond_counted(r_component_refresh, respond,
                            error_response(400, "invalid_request",
                                           "access_token (the token that failed) is required"));
+  if (!in_scope(r_component_refresh, who, appid, {}, respond))
+    return;
   auto entry = reg_.find(appid);
   if (!entry || !is_component(*entry))
     return respond_counted(r_component_refresh, respond,

@@ -14,6 +14,7 @@
 #include "actors/messages.hpp"
 #include "actors/snapshot.hpp"
 #include "core/config.hpp"
+#include "http/auth.hpp"
 #include "http/server.hpp"
 
 namespace wh {
@@ -80,19 +81,25 @@ private:
 
   using params = std::vector<std::pair<std::string, std::string>>;
 
-  void get_access_token(const params& q, const responder& respond);
-  void post_refresh(const request& req, const responder& respond);
-  void get_ticket(const params& q, const responder& respond);
-  void get_component_token(const params& q, const responder& respond);
-  void post_component_refresh(const request& req, const responder& respond);
+  /// The authenticated caller (nullptr when the hub runs open).
+  using caller = const client_config*;
+
+  void get_access_token(const params& q, const responder& respond, caller who);
+  void post_refresh(const request& req, const responder& respond, caller who);
+  void get_ticket(const params& q, const responder& respond, caller who);
+  void get_component_token(const params& q, const responder& respond, caller who);
+  void post_component_refresh(const request& req, const responder& respond, caller who);
+  /// 403 unless `who` may use the key; true when allowed.
+  bool in_scope(route_id r, caller who, const std::string& appid, const std::string& authorizer,
+                const responder& respond);
   void post_push(const std::string& component, const request& req, const params& q,
                  const responder& respond);
   void admin(const std::string& path, const request& req, const params& q,
-             const responder& respond);
+             const responder& respond, caller who);
   /// Answers 404/410 for unknown or revoked keys; returns the entry otherwise.
   std::shared_ptr<actors::key_entry> lookup(route_id r, const std::string& appid,
                                             const std::string& authorizer,
-                                            const responder& respond);
+                                            const responder& respond, caller who);
 
   struct push_state;
   static std::unique_ptr<push_state> make_push_state(const hub_config& cfg);
@@ -104,6 +111,7 @@ private:
                                                       413, 431, 500, 502, 503, 504};
   std::array<std::array<std::atomic<std::atomic<uint64_t>*>, statuses_.size()>, route_count> cache_{};
   std::unique_ptr<push_state> push_;
+  authenticator auth_;
 };
 
 } // namespace wh::http

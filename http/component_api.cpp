@@ -46,7 +46,7 @@ std::unique_ptr<hub_api::push_state> hub_api::make_push_state(const hub_config& 
 
 hub_api::hub_api(actors::registry& reg, wh::metrics& stats, const wh::clock& clk,
                  const hub_config& cfg)
-  : reg_(reg), stats_(stats), clock_(clk), push_(make_push_state(cfg)) {
+  : reg_(reg), stats_(stats), clock_(clk), push_(make_push_state(cfg)), auth_(cfg.clients) {
   stats_.describe("wechat_hub_http_requests_total", "HTTP requests by route and status");
   stats_.describe("wechat_hub_pushes_total",
                   "Encrypted pushes by component and result (applied, duplicate, rejected, failed)");
@@ -168,11 +168,15 @@ void hub_api::post_push(const std::string& component, const request& req, const 
 // -- admin -------------------------------------------------------------------
 
 void hub_api::admin(const std::string& path, const request& req, const params& q,
-                    const responder& respond) {
-  // Until client keys exist, the admin API answers only on loopback.
-  if (!req.loopback)
+                    const responder& respond, caller who) {
+  // With keys: admin keys only. Without: loopback only.
+  if (auth_.enabled() && (!who || !who->admin))
     return respond_counted(r_admin, respond,
-                           error_response(403, "forbidden", "the admin API answers only on loopback"));
+                           error_response(403, "forbidden", "this key may not use the admin API"));
+  if (!auth_.enabled() && !req.loopback)
+    return respond_counted(r_admin, respond,
+                           error_response(403, "forbidden",
+                                          "without [[client]] keys the admin API answers only on loopback"));
   // /admin/components/{C}/authorizers[/{A}]
   static constexpr std::string_view base = "/admin/components/";
   if (path.rfind(base, 0) != 0)

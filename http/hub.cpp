@@ -5,6 +5,7 @@
 #include <fstream>
 #include <thread>
 
+#include <arpa/inet.h>
 #include <pthread.h>
 
 #include "caf/all.hpp"
@@ -24,6 +25,13 @@
 namespace wh {
 
 namespace {
+
+bool is_loopback_host(const std::string& host) {
+  if (host == "localhost" || host == "::1")
+    return true;
+  in_addr addr{};
+  return inet_pton(AF_INET, host.c_str(), &addr) == 1 && (ntohl(addr.s_addr) >> 24) == 127;
+}
 
 bool write_port_file(const std::string& path, uint16_t port) {
   auto tmp = path + ".tmp";
@@ -53,6 +61,18 @@ int run_hub(const hub_config& cfg, const hub_run_options& opts) {
   log::level lvl = log::level::info;
   log::parse_level(cfg.log_level, lvl);
   log::set_level(lvl);
+  if (cfg.clients.empty()) {
+    // Protected mode: without keys anyone who reaches the port can read every
+    // token, so the hub only listens on loopback unless told otherwise.
+    if (!is_loopback_host(cfg.listen_host) && !cfg.allow_open) {
+      WH_ERROR("hub", cfg.source << ": no [[client]] keys are configured, so the hub refuses to listen on "
+                                 << cfg.listen_host << "; add keys (wechat-hub keygen) or set hub.allow_open = true");
+      return 2;
+    }
+    if (!is_loopback_host(cfg.listen_host))
+      WH_WARN("hub", "running OPEN on " << cfg.listen_host
+                                        << ": anyone who can reach this port can read every token");
+  }
   if (cfg.refresh_margin_s + cfg.refresh_jitter_s > 300)
     WH_WARN("hub", "refresh_margin_s + refresh_jitter_s > 300: with token_api = \"classic\" the "
                    "previous token dies before clients' cached expiry");
