@@ -67,8 +67,11 @@ int hub_env::stop_hub(std::chrono::milliseconds wait) {
 namespace {
 
 http_result send(net::http_client& client, const std::string& method, const std::string& url,
-                 const std::string& body, const std::string& content_type) {
+                 const std::string& body, const std::string& content_type,
+                 const std::string& bearer = {}) {
   net::request req;
+  if (!bearer.empty())
+    req.headers.emplace_back("Authorization", "Bearer " + bearer);
   req.method = method;
   req.url = url;
   req.body = body;
@@ -86,7 +89,7 @@ http_result send(net::http_client& client, const std::string& method, const std:
 http_result hub_env::hub(const std::string& method, const std::string& target,
                          const std::string& body, const std::string& content_type) {
   return send(client, method, hub_url() + target, body,
-              content_type.empty() && !body.empty() ? "application/json" : content_type);
+              content_type.empty() && !body.empty() ? "application/json" : content_type, bearer);
 }
 
 http_result hub_env::sim(const std::string& method, const std::string& target,

@@ -55,6 +55,9 @@ public:
   std::string hub_url() const { return "http://127.0.0.1:" + std::to_string(hub_port); }
   std::string hub_log() const { return read_file(dir / "hub.log"); }
 
+  /// Sent as `Authorization: Bearer <key>` on hub requests when set.
+  std::string bearer;
+
   temp_dir dir;
   process sim_proc;
   process hub_proc;
