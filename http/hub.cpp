@@ -126,6 +126,7 @@ int run_hub(const hub_config& cfg, const hub_run_options& opts) {
   srv_opts.max_body_bytes = cfg.max_body_bytes;
   srv_opts.request_timeout = std::chrono::seconds{cfg.request_timeout_s};
   srv_opts.idle_timeout = std::chrono::seconds{cfg.idle_timeout_s};
+  srv_opts.tls = {cfg.tls.cert, cfg.tls.key, cfg.tls.client_ca};
   http::server srv{srv_opts,
                    [&api](http::request&& req, http::responder respond) {
                      api.handle(std::move(req), std::move(respond));

@@ -8,11 +8,22 @@
 #include <set>
 #include <thread>
 
+#include <fstream>
+#include <type_traits>
+
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
+
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+
+#include "caf/expected.hpp"
 
 #include "core/error.hpp"
 #include "core/log.hpp"
@@ -20,11 +31,19 @@
 namespace beast = boost::beast;
 namespace bhttp = boost::beast::http;
 namespace asio = boost::asio;
+namespace ssl = boost::asio::ssl;
 using tcp = asio::ip::tcp;
+using tls_stream = beast::ssl_stream<beast::tcp_stream>;
 
 namespace wh::http {
 
-class session;
+/// What the server needs to reach every live session on stop, whatever its stream.
+class session_base {
+public:
+  virtual ~session_base() = default;
+  /// Closes the connection now if it waits for a request.
+  virtual void drain() = 0;
+};
 
 struct server::impl : std::enable_shared_from_this<server::impl> {
   server_options opts;
@@ -37,50 +56,114 @@ struct server::impl : std::enable_shared_from_this<server::impl> {
   std::atomic<std::size_t> connections{0};
   std::atomic<bool> draining{false};
   std::mutex sessions_mtx;
-  std::set<std::weak_ptr<session>, std::owner_less<std::weak_ptr<session>>> sessions;
+  std::set<std::weak_ptr<session_base>, std::owner_less<std::weak_ptr<session_base>>> sessions;
   std::condition_variable sessions_cv;
   uint16_t bound_port = 0;
+  /// Set when serving HTTPS.
+  std::unique_ptr<ssl::context> tls;
 
   void do_accept();
+  template <class Session, class... Ts>
+  void launch(tcp::socket&& sock, Ts&&... xs);
 };
 
-class session : public std::enable_shared_from_this<session> {
+namespace {
+
+/// One connection, over plain TCP or TLS. Plain HTTP compiles to exactly the
+/// code it had before TLS existed; the TLS steps are `if constexpr` branches.
+template <class Stream>
+class session : public session_base, public std::enable_shared_from_this<session<Stream>> {
 public:
-  session(tcp::socket&& sock, std::shared_ptr<server::impl> srv)
+  static constexpr bool is_tls = std::is_same_v<Stream, tls_stream>;
+
+  session(tcp::socket&& sock, std::shared_ptr<server::impl> srv) requires(!is_tls)
     : stream_(std::move(sock)), srv_(std::move(srv)) {}
 
-  ~session() {
+  session(tcp::socket&& sock, std::shared_ptr<server::impl> srv, ssl::context& ctx) requires is_tls
+    : stream_(std::move(sock), ctx), srv_(std::move(srv)) {}
+
+  ~session() override {
     std::lock_guard<std::mutex> guard{srv_->sessions_mtx};
     srv_->connections--;
     srv_->sessions_cv.notify_all();
   }
 
   void run() {
-    asio::dispatch(stream_.get_executor(),
-                   beast::bind_front_handler(&session::do_read, shared_from_this()));
+    if constexpr (is_tls)
+      asio::dispatch(stream_.get_executor(),
+                     beast::bind_front_handler(&session::do_handshake, this->shared_from_this()));
+    else
+      asio::dispatch(stream_.get_executor(),
+                     beast::bind_front_handler(&session::do_read, this->shared_from_this()));
   }
 
-  /// Called on stop: closes the connection now if it waits for a request.
-  void drain() {
-    asio::dispatch(stream_.get_executor(), [self = shared_from_this()] {
+  void drain() override {
+    asio::dispatch(stream_.get_executor(), [self = this->shared_from_this()] {
       if (!self->busy_)
         self->close();
     });
   }
 
 private:
+  beast::tcp_stream& lowest() { return beast::get_lowest_layer(stream_); }
+
+  // -- TLS handshake ---------------------------------------------------------
+
+  void do_handshake() {
+    lowest().expires_after(srv_->opts.request_timeout);
+    stream_.async_handshake(ssl::stream_base::server,
+                            beast::bind_front_handler(&session::on_handshake, this->shared_from_this()));
+  }
+
+  void on_handshake(beast::error_code ec) {
+    // Failed handshakes (old protocol versions, missing or untrusted client
+    // certificates, port scanners) are routine: no log line per connection.
+    if (ec)
+      return close();
+    if (!srv_->opts.tls.client_ca.empty())
+      client_cn_ = peer_common_name(stream_.native_handle());
+    do_read();
+  }
+
+  static std::string peer_common_name(SSL* ssl) {
+    std::string cn;
+    X509* cert = SSL_get0_peer_certificate(ssl);
+    if (cert == nullptr)
+      return cn;
+    X509_NAME* name = X509_get_subject_name(cert);
+    int idx = X509_NAME_get_index_by_NID(name, NID_commonName, -1);
+    if (idx < 0)
+      return cn;
+    ASN1_STRING* data = X509_NAME_ENTRY_get_data(X509_NAME_get_entry(name, idx));
+    unsigned char* utf8 = nullptr;
+    int len = ASN1_STRING_to_UTF8(&utf8, data);
+    if (len > 0)
+      cn.assign(reinterpret_cast<const char*>(utf8), static_cast<std::size_t>(len));
+    OPENSSL_free(utf8);
+    return cn;
+  }
+
+  // -- HTTP ------------------------------------------------------------------
+
   void do_read() {
     parser_.emplace();
     parser_->body_limit(srv_->opts.max_body_bytes);
     parser_->header_limit(srv_->opts.max_header_bytes);
-    stream_.expires_after(first_ ? srv_->opts.request_timeout : srv_->opts.idle_timeout);
+    lowest().expires_after(first_ ? srv_->opts.request_timeout : srv_->opts.idle_timeout);
     bhttp::async_read(stream_, buffer_, *parser_,
-                      beast::bind_front_handler(&session::on_read, shared_from_this()));
+                      beast::bind_front_handler(&session::on_read, this->shared_from_this()));
   }
 
   void on_read(beast::error_code ec, std::size_t) {
-    if (ec == bhttp::error::end_of_stream || ec == beast::error::timeout
-        || ec == asio::error::operation_aborted || ec == asio::error::connection_reset)
+    if (ec == bhttp::error::end_of_stream) {
+      // Over TLS this is the peer's close_notify: answer it with ours.
+      if constexpr (is_tls)
+        return tls_shutdown();
+      else
+        return close();
+    }
+    if (ec == beast::error::timeout || ec == asio::error::operation_aborted
+        || ec == asio::error::connection_reset)
       return close();
     if (ec == bhttp::error::body_limit) {
       keep_alive_ = false;
@@ -97,6 +180,7 @@ private:
         keep_alive_ = false;
         return write(srv_->render_error(400, "invalid_request", "malformed HTTP request"));
       }
+      // Including TLS errors and stream_truncated (peer closed without close_notify).
       return close();
     }
     first_ = false;
@@ -112,9 +196,11 @@ private:
     if (auto it = msg.find(bhttp::field::authorization); it != msg.end())
       req.authorization = std::string{it->value()};
     beast::error_code ep_ec;
-    auto peer = stream_.socket().remote_endpoint(ep_ec);
+    auto peer = lowest().socket().remote_endpoint(ep_ec);
     req.loopback = !ep_ec && peer.address().is_loopback();
-    auto self = shared_from_this();
+    if constexpr (is_tls)
+      req.client_cn = client_cn_;
+    auto self = this->shared_from_this();
     srv_->handle(std::move(req), [self](response res) {
       // Inline when already on this connection's strand (the cached fast
       // path), posted otherwise (answers from actors).
@@ -134,56 +220,153 @@ private:
     res_.body() = std::move(res.body);
     res_.keep_alive(keep_alive_ && !srv_->draining);
     res_.prepare_payload();
-    stream_.expires_after(srv_->opts.request_timeout);
+    lowest().expires_after(srv_->opts.request_timeout);
     bhttp::async_write(stream_, res_,
-                       beast::bind_front_handler(&session::on_write, shared_from_this()));
+                       beast::bind_front_handler(&session::on_write, this->shared_from_this()));
   }
 
   void on_write(beast::error_code ec, std::size_t) {
     busy_ = false;
     if (ec)
       return close();
-    if (!res_.keep_alive())
-      return linger_close();
+    if (!res_.keep_alive()) {
+      if constexpr (is_tls)
+        return tls_shutdown();
+      else
+        return linger_close();
+    }
     do_read();
   }
+
+  // -- closing ---------------------------------------------------------------
 
   /// Half-closes, then discards what the peer still sends (e.g. the rest of
   /// an oversized body) until it closes or the deadline passes, so that the
   /// peer reads our answer instead of a connection reset.
   void linger_close() {
     beast::error_code ignored;
-    stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
-    stream_.expires_after(srv_->opts.request_timeout);
+    lowest().socket().shutdown(tcp::socket::shutdown_send, ignored);
+    lowest().expires_after(srv_->opts.request_timeout);
     drain_.resize(16 * 1024);
     do_discard();
   }
 
   void do_discard() {
-    stream_.async_read_some(asio::buffer(drain_),
-                            [self = shared_from_this()](beast::error_code ec, std::size_t) {
-                              if (ec)
-                                return self->close();
-                              self->do_discard();
-                            });
+    lowest().async_read_some(asio::buffer(drain_),
+                          [self = this->shared_from_this()](beast::error_code ec, std::size_t) {
+                            if (ec)
+                              return self->close();
+                            self->do_discard();
+                          });
+  }
+
+  /// The TLS counterpart of linger_close: sends close_notify and waits (with
+  /// a deadline) for the peer's, while OpenSSL discards application data the
+  /// peer still sends after our close_notify.
+  void tls_shutdown() {
+    lowest().expires_after(srv_->opts.request_timeout);
+    stream_.async_shutdown([self = this->shared_from_this()](beast::error_code) {
+      // stream_truncated (peer closed without close_notify), eof and
+      // timeouts are all expected here; the connection is done either way.
+      self->close();
+    });
   }
 
   void close() {
     beast::error_code ignored;
-    stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
-    stream_.socket().close(ignored);
+    lowest().socket().shutdown(tcp::socket::shutdown_send, ignored);
+    lowest().socket().close(ignored);
   }
 
-  beast::tcp_stream stream_;
+  Stream stream_;
   beast::flat_buffer buffer_;
   std::optional<bhttp::request_parser<bhttp::string_body>> parser_;
   bhttp::response<bhttp::string_body> res_;
   std::shared_ptr<server::impl> srv_;
   std::vector<char> drain_;
+  std::string client_cn_;
   bool first_ = true;
   bool busy_ = false;
   bool keep_alive_ = true;
 };
+
+// -- TLS context ---------------------------------------------------------------
+
+/// The most specific OpenSSL reason for the last failure, or `fallback`.
+std::string openssl_reason(const beast::error_code& ec) {
+  std::string out;
+  while (auto code = ERR_get_error()) {
+    char buf[256];
+    ERR_error_string_n(code, buf, sizeof(buf));
+    out = buf;
+  }
+  return !out.empty() ? out : ec ? ec.message() : std::string{"unknown error"};
+}
+
+caf::error tls_error(const std::string& what, const std::string& path, const std::string& reason) {
+  return make_detail_error(ec::invalid_config, "TLS: " + what + " " + path + ": " + reason);
+}
+
+bool readable(const std::string& path, std::string& reason) {
+  std::ifstream in{path};
+  if (in)
+    return true;
+  std::error_code ec{errno, std::generic_category()};
+  reason = "cannot open: " + ec.message();
+  return false;
+}
+
+/// TLS 1.2 minimum (1.3 preferred by OpenSSL), forward-secret AEAD suites
+/// only, no compression, no renegotiation, optional client certificates.
+caf::expected<std::unique_ptr<ssl::context>> make_tls_context(const tls_options& opts) {
+  auto ctx = std::make_unique<ssl::context>(ssl::context::tls_server);
+  auto* native = ctx->native_handle();
+  ERR_clear_error();
+  SSL_CTX_set_min_proto_version(native, TLS1_2_VERSION);
+  SSL_CTX_set_options(native, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION
+                                | SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_SINGLE_ECDH_USE);
+  // Mozilla "intermediate" TLS 1.2 suites; TLS 1.3 suites keep OpenSSL's defaults.
+  SSL_CTX_set_cipher_list(native, "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"
+                                  "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"
+                                  "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305");
+  // An encrypted key must fail to load, not prompt on the terminal.
+  ctx->set_password_callback(
+    [](std::size_t, ssl::context::password_purpose) { return std::string{}; });
+  beast::error_code ec;
+  std::string reason;
+  if (!readable(opts.cert, reason))
+    return tls_error("certificate", opts.cert, reason);
+  if (ctx->use_certificate_chain_file(opts.cert, ec); ec)
+    return tls_error("cannot load certificate chain from", opts.cert, openssl_reason(ec));
+  if (opts.key.empty())
+    return tls_error("private key", "(hub.tls.key)", "missing");
+  if (!readable(opts.key, reason))
+    return tls_error("private key", opts.key, reason);
+  if (ctx->use_private_key_file(opts.key, ssl::context::pem, ec); ec)
+    return tls_error("cannot load private key from", opts.key, openssl_reason(ec));
+  if (SSL_CTX_check_private_key(native) != 1)
+    return tls_error("private key", opts.key,
+                     "does not match the certificate in " + opts.cert + " ("
+                       + openssl_reason(ec) + ")");
+  if (!opts.client_ca.empty()) {
+    if (!readable(opts.client_ca, reason))
+      return tls_error("client CA", opts.client_ca, reason);
+    if (ctx->load_verify_file(opts.client_ca, ec); ec)
+      return tls_error("cannot load client CA from", opts.client_ca, openssl_reason(ec));
+    // Names the acceptable CAs in the CertificateRequest, so clients with
+    // several certificates pick the right one.
+    if (auto* names = SSL_load_client_CA_file(opts.client_ca.c_str()))
+      SSL_CTX_set_client_CA_list(native, names);
+    ctx->set_verify_mode(ssl::verify_peer | ssl::verify_fail_if_no_peer_cert);
+    // Session resumption with client verification needs a context id.
+    static constexpr unsigned char sid_ctx[] = "wechat-hub";
+    SSL_CTX_set_session_id_context(native, sid_ctx, sizeof(sid_ctx) - 1);
+  }
+  ERR_clear_error();
+  return ctx;
+}
+
+} // namespace
 
 void server::impl::do_accept() {
   acceptor.async_accept(asio::make_strand(ioc), [self = shared_from_this()](beast::error_code ec,
@@ -200,16 +383,24 @@ void server::impl::do_accept() {
       return self->do_accept();
     }
     self->connections++;
-    auto s = std::make_shared<session>(std::move(sock), self);
-    {
-      std::lock_guard<std::mutex> guard{self->sessions_mtx};
-      for (auto i = self->sessions.begin(); i != self->sessions.end();)
-        i = i->expired() ? self->sessions.erase(i) : std::next(i);
-      self->sessions.insert(s);
-    }
-    s->run();
+    if (self->tls)
+      self->launch<session<tls_stream>>(std::move(sock), *self->tls);
+    else
+      self->launch<session<beast::tcp_stream>>(std::move(sock));
     self->do_accept();
   });
+}
+
+template <class Session, class... Ts>
+void server::impl::launch(tcp::socket&& sock, Ts&&... xs) {
+  auto s = std::make_shared<Session>(std::move(sock), shared_from_this(), std::forward<Ts>(xs)...);
+  {
+    std::lock_guard<std::mutex> guard{sessions_mtx};
+    for (auto i = sessions.begin(); i != sessions.end();)
+      i = i->expired() ? sessions.erase(i) : std::next(i);
+    sessions.insert(s);
+  }
+  s->run();
 }
 
 server::server(server_options opts, handler h, error_renderer render_error)
@@ -225,6 +416,12 @@ server::~server() {
 
 caf::error server::start() {
   auto& im = *impl_;
+  if (im.opts.tls.enabled()) {
+    auto ctx = make_tls_context(im.opts.tls);
+    if (!ctx)
+      return std::move(ctx.error());
+    im.tls = std::move(*ctx);
+  }
   beast::error_code ec;
   auto addr = asio::ip::make_address(im.opts.host, ec);
   auto where = im.opts.host + ":" + std::to_string(im.opts.port);
@@ -263,7 +460,7 @@ void server::stop(std::chrono::milliseconds grace) {
     self->acceptor.close(ignored);
   });
   {
-    std::vector<std::shared_ptr<session>> live;
+    std::vector<std::shared_ptr<session_base>> live;
     {
       std::lock_guard<std::mutex> guard{im.sessions_mtx};
       for (auto& w : im.sessions)

@@ -23,6 +23,8 @@ struct request {
   std::string authorization;
   /// Whether the peer connected from a loopback address.
   bool loopback = false;
+  /// Subject CN of the verified client certificate (mTLS only), else empty.
+  std::string client_cn;
 };
 
 /// One HTTP response.
@@ -47,6 +49,18 @@ using error_renderer = std::function<response(unsigned status, std::string_view 
 /// Observes every response the server writes (for request metrics).
 using response_observer = std::function<void(unsigned status)>;
 
+/// HTTPS for the front end; plain HTTP when `cert` is empty.
+struct tls_options {
+  /// PEM certificate chain (leaf first).
+  std::string cert;
+  /// PEM private key matching `cert` (unencrypted).
+  std::string key;
+  /// PEM CA bundle; when set, clients must present a certificate it signed.
+  std::string client_ca;
+
+  bool enabled() const { return !cert.empty(); }
+};
+
 struct server_options {
   std::string host = "127.0.0.1";
   uint16_t port = 0;
@@ -60,6 +74,8 @@ struct server_options {
   std::chrono::seconds idle_timeout{60};
   /// Connections beyond this are closed right after accept.
   std::size_t max_connections = 10'000;
+  /// TLS 1.2+ (and mTLS) when enabled; the handshake has `request_timeout`.
+  tls_options tls;
 };
 
 /// A Beast HTTP/1.1 server: keep-alive, one request in flight per connection,
@@ -73,7 +89,8 @@ public:
   server(const server&) = delete;
   server& operator=(const server&) = delete;
 
-  /// Binds, listens and starts the I/O threads. Errors name the address.
+  /// Loads the TLS files (if any), binds, listens and starts the I/O
+  /// threads. Errors (`invalid_config`) name the address or the file.
   caf::error start();
 
   /// The bound port (useful with port 0).
