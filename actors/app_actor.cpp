@@ -75,6 +75,14 @@ struct app_state {
   // components
   std::optional<credential> verify_ticket;
   int64_t push_requested_at = 0;
+
+  // observability (GET /admin/state)
+  struct event {
+    int64_t at = 0;
+    std::string what; // "access_token proactive ok" / "jsapi on_demand error: ..."
+  };
+  event last_refresh;
+  std::vector<event> recent_errors; // newest last, at most 5
 };
 
 using self_ptr = caf::stateful_actor<app_state>*;
@@ -142,9 +150,20 @@ waiter to_waiter(caf::typed_response_promise<credential> rp) {
   };
 }
 
-void count_refresh(self_ptr self, const char* kind, const char* reason, const char* result) {
-  if (auto m = self->state.p.stats)
+void count_refresh(self_ptr self, const char* kind, const char* reason, const char* result,
+                   const caf::error& err = caf::error{}) {
+  auto& st = self->state;
+  if (auto m = st.p.stats)
     m->inc("wechat_hub_refreshes_total", {{"kind", kind}, {"reason", reason}, {"result", result}});
+  auto t = st.p.clock->now();
+  std::string what = std::string{kind} + " " + reason + " " + result;
+  if (err) {
+    what += ": " + std::string{to_string(code_of(err))} + " " + detail_of(err);
+    st.recent_errors.push_back({t, what});
+    if (st.recent_errors.size() > 5)
+      st.recent_errors.erase(st.recent_errors.begin());
+  }
+  st.last_refresh = {t, std::move(what)};
 }
 
 // -- upstream replies ----------------------------------------------------------
@@ -448,7 +467,7 @@ void after_token_failure(self_ptr self, const char* reason, const caf::error& er
   auto& st = self->state;
   st.fetching = false;
   st.token_failures++;
-  count_refresh(self, kind_label(kind(self)), reason, "error");
+  count_refresh(self, kind_label(kind(self)), reason, "error", err);
   WH_WARN("token", appid(self) << ": " << kind_label(kind(self)) << " " << reason
                                << " refresh failed: " << to_string(code_of(err)) << " " << detail_of(err));
   fail_all(st.token_waiters, err);
@@ -705,7 +724,7 @@ void after_ticket_failure(self_ptr self, ticket_slot& slot, const char* reason,
                           const caf::error& err) {
   slot.fetching = false;
   slot.failures++;
-  count_refresh(self, slot.type.c_str(), reason, "error");
+  count_refresh(self, slot.type.c_str(), reason, "error", err);
   WH_WARN("app", appid(self) << ": " << slot.type << " ticket " << reason << " refresh failed: "
                              << to_string(code_of(err)) << " " << detail_of(err));
   fail_all(slot.waiters, err);
@@ -1068,6 +1087,68 @@ caf::behavior app_actor(self_ptr self, app_params params) {
           rp.deliver(done_atom::value);
       });
       return rp;
+    },
+    [=](state_atom) -> std::string {
+      // What an operator may see: times, versions, reasons. Never values.
+      auto& st = self->state;
+      auto t = now(self);
+      auto cred = [t](const std::optional<credential>& x) -> json::value {
+        if (!x || x->value.empty())
+          return nullptr;
+        json::object o;
+        o["version"] = x->version;
+        o["obtained_at"] = x->obtained_at;
+        o["age_s"] = t - x->obtained_at;
+        if (x->expires_at != never) {
+          o["expires_at"] = x->expires_at;
+          o["ttl_s"] = x->expires_at - t;
+        }
+        return o;
+      };
+      json::object out;
+      static constexpr const char* kinds[] = {"app", "component", "authorizer"};
+      out["key"] = st.p.entry->key;
+      out["kind"] = kinds[static_cast<int>(kind(self))];
+      out["access_token"] = cred(st.token);
+      if (kind(self) != key_kind::component) {
+        out["jsapi_ticket"] = cred(st.jsapi.value);
+        out["wx_card_ticket"] = cred(st.wx_card.value);
+      }
+      if (kind(self) == key_kind::authorizer) {
+        static constexpr const char* statuses[] = {"active", "revoked", "needs_reauthorization"};
+        out["status"] = statuses[static_cast<int>(st.status)];
+        out["refresh_token"] = cred(st.refresh_token);
+      }
+      if (kind(self) == key_kind::component) {
+        out["verify_ticket"] = cred(st.verify_ticket);
+        out["degraded"] = st.p.entry->degraded.load();
+      }
+      if (kind(self) == key_kind::app) {
+        json::object b;
+        b["day"] = st.budget.day;
+        b["used"] = st.budget.used;
+        b["limit"] = st.p.force_per_day;
+        out["force_refresh_budget"] = std::move(b);
+      }
+      out["refreshing"] = st.fetching;
+      out["blocked_until"] = st.blocked_until > t ? json::value(st.blocked_until) : json::value(nullptr);
+      if (st.last_refresh.at > 0) {
+        json::object lr;
+        lr["at"] = st.last_refresh.at;
+        lr["what"] = st.last_refresh.what;
+        out["last_refresh"] = std::move(lr);
+      } else {
+        out["last_refresh"] = nullptr;
+      }
+      json::array errs;
+      for (auto& e : st.recent_errors) {
+        json::object o;
+        o["at"] = e.at;
+        o["what"] = e.what;
+        errs.push_back(std::move(o));
+      }
+      out["recent_errors"] = std::move(errs);
+      return json::serialize(out);
     },
     [=](tick_atom, uint8_t kind, uint64_t gen) {
       auto& st = self->state;

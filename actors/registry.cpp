@@ -7,6 +7,8 @@
 
 #include "caf/all.hpp"
 
+#include <boost/json.hpp>
+
 #include "actors/app_actor.hpp"
 #include "core/error.hpp"
 #include "core/log.hpp"
@@ -163,11 +165,13 @@ void registry::insert(std::vector<std::shared_ptr<key_entry>> entries) {
   map_.store(std::move(next));
 }
 
-caf::error registry::add_app(const app_config& app) {
+caf::error registry::add_app(const app_config& app, bool runtime) {
   if (find(app.appid))
     return make_detail_error(ec::invalid_config, "duplicate appid " + app.appid);
   auto entry = std::make_shared<key_entry>();
   entry->key = app.appid;
+  entry->runtime = runtime;
+  entry->token_api = app.api == token_api::stable ? "stable" : "classic";
   auto p = base_params(entry);
   p.app = app;
   p.prefix = persistence::keys::app_prefix(app.appid);
@@ -209,11 +213,12 @@ std::shared_ptr<key_entry> registry::make_authorizer(const std::string& componen
   return entry;
 }
 
-caf::error registry::add_component(const component_config& comp) {
+caf::error registry::add_component(const component_config& comp, bool runtime) {
   if (find(comp.appid))
     return make_detail_error(ec::invalid_config, "duplicate appid " + comp.appid);
   auto entry = std::make_shared<key_entry>();
   entry->key = comp.appid;
+  entry->runtime = runtime;
   entry->kind = static_cast<uint8_t>(key_kind::component);
   auto p = base_params(entry);
   p.kind = key_kind::component;
@@ -405,6 +410,160 @@ void registry::report_stale(const key_entry& e, std::string token, credential_ca
 
 void registry::force_refresh(const key_entry& e, credential_callback cb) {
   ask(sys_, e.actor, opts_.ask_timeout, std::move(cb), refresh_atom::value);
+}
+
+namespace {
+
+constexpr std::string_view app_def_prefix = "cfg/app/";
+constexpr std::string_view comp_def_prefix = "cfg/component/";
+
+} // namespace
+
+caf::error registry::load_runtime(std::vector<app_config>& apps,
+                                  std::vector<component_config>& comps) const {
+  auto err = db_->scan(app_def_prefix, [&](std::string_view key, std::string_view value) {
+    boost::system::error_code ec;
+    auto v = boost::json::parse(value, ec);
+    auto o = ec ? nullptr : v.if_object();
+    if (!o || !o->contains("appid") || !o->contains("secret")) {
+      WH_ERROR("registry", "ignoring corrupt runtime app " << key);
+      return true;
+    }
+    app_config a;
+    a.appid = std::string{o->at("appid").as_string()};
+    a.secret = std::string{o->at("secret").as_string()};
+    a.api = o->contains("token_api") && o->at("token_api") == "classic" ? token_api::classic : token_api::stable;
+    apps.push_back(std::move(a));
+    return true;
+  });
+  if (err)
+    return err;
+  return db_->scan(comp_def_prefix, [&](std::string_view key, std::string_view value) {
+    boost::system::error_code ec;
+    auto v = boost::json::parse(value, ec);
+    auto o = ec ? nullptr : v.if_object();
+    if (!o || !o->contains("appid") || !o->contains("secret") || !o->contains("token")
+        || !o->contains("encoding_aes_key")) {
+      WH_ERROR("registry", "ignoring corrupt runtime component " << key);
+      return true;
+    }
+    component_config c;
+    c.appid = std::string{o->at("appid").as_string()};
+    c.secret = std::string{o->at("secret").as_string()};
+    c.token = std::string{o->at("token").as_string()};
+    c.encoding_aes_key = std::string{o->at("encoding_aes_key").as_string()};
+    comps.push_back(std::move(c));
+    return true;
+  });
+}
+
+void registry::put_app(app_config app, done_callback cb) {
+  if (auto e = find(app.appid)) {
+    if (!e->runtime)
+      return cb(make_detail_error(ec::invalid_request, app.appid + " is defined in the config file"));
+    if (e->kind != static_cast<uint8_t>(key_kind::app))
+      return cb(make_detail_error(ec::invalid_request, app.appid + " is a component"));
+  }
+  boost::json::object o;
+  o["v"] = 1;
+  o["appid"] = app.appid;
+  o["secret"] = app.secret;
+  o["token_api"] = app.api == token_api::classic ? "classic" : "stable";
+  store_write w;
+  w.put(std::string{app_def_prefix} + app.appid, boost::json::serialize(o));
+  write(std::move(w), [this, app, cb](caf::error err) {
+    if (err)
+      return cb(std::move(err));
+    std::lock_guard<std::mutex> guard{runtime_mtx_};
+    if (auto old = find(app.appid)) {
+      caf::anon_send_exit(old->actor, caf::exit_reason::user_shutdown);
+      erase_entries({app.appid});
+    }
+    cb(add_app(app, true));
+  });
+}
+
+void registry::put_component(component_config comp, done_callback cb) {
+  if (auto e = find(comp.appid)) {
+    if (!e->runtime)
+      return cb(make_detail_error(ec::invalid_request, comp.appid + " is defined in the config file"));
+    if (e->kind != static_cast<uint8_t>(key_kind::component))
+      return cb(make_detail_error(ec::invalid_request, comp.appid + " is an app"));
+  }
+  boost::json::object o;
+  o["v"] = 1;
+  o["appid"] = comp.appid;
+  o["secret"] = comp.secret;
+  o["token"] = comp.token;
+  o["encoding_aes_key"] = comp.encoding_aes_key;
+  store_write w;
+  w.put(std::string{comp_def_prefix} + comp.appid, boost::json::serialize(o));
+  write(std::move(w), [this, comp, cb](caf::error err) {
+    if (err)
+      return cb(std::move(err));
+    std::lock_guard<std::mutex> guard{runtime_mtx_};
+    if (find(comp.appid))
+      stop_component(comp.appid);
+    cb(add_component(comp, true));
+  });
+}
+
+void registry::stop_component(const std::string& appid) {
+  std::vector<std::string> keys{appid};
+  auto pre = appid + "/";
+  for (auto& e : entries())
+    if (e->key == appid || e->key.compare(0, pre.size(), pre) == 0) {
+      caf::anon_send_exit(e->actor, caf::exit_reason::user_shutdown);
+      keys.push_back(e->key);
+    }
+  erase_entries(keys);
+}
+
+void registry::erase_entries(const std::vector<std::string>& keys) {
+  std::lock_guard<std::mutex> guard{add_mtx_};
+  auto next = std::make_shared<map_type>(*map_.load());
+  for (auto& k : keys)
+    next->erase(k);
+  map_.store(std::move(next));
+}
+
+void registry::remove(const std::string& appid, done_callback cb) {
+  auto e = find(appid);
+  if (!e || e->kind == static_cast<uint8_t>(key_kind::authorizer))
+    return cb(make_detail_error(ec::unknown_key, appid + " is not defined on this hub"));
+  if (!e->runtime)
+    return cb(make_detail_error(ec::invalid_request, appid + " is defined in the config file"));
+  bool comp = e->kind == static_cast<uint8_t>(key_kind::component);
+  // Delete the definition and every stored value of the key.
+  store_write w;
+  w.ops.push_back({std::string{comp ? comp_def_prefix : app_def_prefix} + appid, "", true});
+  std::vector<std::string> prefixes{comp ? persistence::keys::component_prefix(appid)
+                                         : persistence::keys::app_prefix(appid)};
+  if (comp)
+    prefixes.push_back(persistence::keys::authorizers_of(appid));
+  for (auto& pre : prefixes)
+    db_->scan(pre, [&](std::string_view k, std::string_view) {
+      w.ops.push_back({std::string{k}, "", true});
+      return true;
+    });
+  write(std::move(w), [this, appid, comp, cb](caf::error err) {
+    if (err)
+      return cb(std::move(err));
+    std::lock_guard<std::mutex> guard{runtime_mtx_};
+    if (comp) {
+      stop_component(appid);
+    } else if (auto e = find(appid)) {
+      caf::anon_send_exit(e->actor, caf::exit_reason::user_shutdown);
+      erase_entries({appid});
+    }
+    cb(caf::none);
+  });
+}
+
+void registry::describe(const key_entry& e, std::function<void(caf::expected<std::string>)> cb) {
+  ask_then<std::string>(
+    sys_, e.actor, opts_.ask_timeout, [cb](std::string x) { cb(std::move(x)); },
+    [cb](caf::error err) { cb(std::move(err)); }, state_atom::value);
 }
 
 void registry::shutdown() {

@@ -51,10 +51,10 @@ public:
 
   /// Spawns the actor of `app`, restoring its persisted state. Corrupt records
   /// are logged and ignored (the app starts cold). Errors: duplicate appid.
-  caf::error add_app(const app_config& app);
+  caf::error add_app(const app_config& app, bool runtime = false);
 
   /// Spawns a component's actor and the actors of all its stored authorizers.
-  caf::error add_component(const component_config& comp);
+  caf::error add_component(const component_config& comp, bool runtime = false);
 
   /// Finds the entry of `key` (an appid, a component appid, or
   /// "component/authorizer"), or nullptr.
@@ -103,6 +103,24 @@ public:
   std::vector<authorizer_info> list_authorizers(const std::string& component, size_t offset,
                                                 size_t limit, size_t& total) const;
 
+  // -- runtime definitions (admin API) ----------------------------------------
+
+  /// Persists an app definition (secret included; the store encrypts values)
+  /// and (re)starts its actor. Config-file apps cannot be changed (ec::invalid_request).
+  void put_app(app_config app, done_callback cb);
+
+  /// Persists a component definition and (re)starts its actor.
+  void put_component(component_config comp, done_callback cb);
+
+  /// Deletes a runtime app or component (and a component's authorizers) and its state.
+  void remove(const std::string& appid, done_callback cb);
+
+  /// Loads the runtime definitions stored by put_app / put_component.
+  caf::error load_runtime(std::vector<app_config>& apps, std::vector<component_config>& comps) const;
+
+  /// The key's state as JSON (no secret values), for GET /admin/state.
+  void describe(const key_entry& e, std::function<void(caf::expected<std::string>)> cb);
+
   /// Stops every actor.
   void shutdown();
 
@@ -118,7 +136,14 @@ private:
   /// Persists through the store actor from a non-actor thread.
   void write(store_write w, done_callback cb);
 
+  /// Removes entries with one copy of the map.
+  void erase_entries(const std::vector<std::string>& keys);
+  /// Stops a component's actor and its authorizers' and forgets them.
+  void stop_component(const std::string& appid);
+
   std::mutex add_mtx_;
+  /// Serializes runtime (admin) changes of definitions.
+  std::mutex runtime_mtx_;
 
   caf::actor_system& sys_;
   caf::actor upstream_;

@@ -35,6 +35,10 @@ struct key_entry {
   caf::actor actor;
   /// 0 = app, 1 = component, 2 = authorizer (see key_kind).
   uint8_t kind = 0;
+  /// Defined by the admin API at runtime (not in the config file).
+  bool runtime = false;
+  /// Apps: "stable" or "classic" (for listings; never the secret).
+  std::string token_api;
   /// Components: WeChat rejected the verify ticket (61005/61006).
   std::atomic<bool> degraded{false};
   /// Authorizers: 0 active, 1 revoked, 2 needs_reauthorization (written by the actor).

@@ -14,6 +14,7 @@
 #include "actors/messages.hpp"
 #include "actors/snapshot.hpp"
 #include "core/config.hpp"
+#include "http/audit.hpp"
 #include "http/auth.hpp"
 #include "http/server.hpp"
 
@@ -112,6 +113,7 @@ private:
   std::array<std::array<std::atomic<std::atomic<uint64_t>*>, statuses_.size()>, route_count> cache_{};
   std::unique_ptr<push_state> push_;
   authenticator auth_;
+  audit_log audit_;
 };
 
 } // namespace wh::http

@@ -1,6 +1,8 @@
 // The third-party platform's push receiver and the authorizer admin API.
 #include <cstring>
+#include <algorithm>
 #include <mutex>
+#include <optional>
 #include <unordered_map>
 
 #include <boost/json.hpp>
@@ -46,7 +48,8 @@ std::unique_ptr<hub_api::push_state> hub_api::make_push_state(const hub_config& 
 
 hub_api::hub_api(actors::registry& reg, wh::metrics& stats, const wh::clock& clk,
                  const hub_config& cfg)
-  : reg_(reg), stats_(stats), clock_(clk), push_(make_push_state(cfg)), auth_(cfg.clients) {
+  : reg_(reg), stats_(stats), clock_(clk), push_(make_push_state(cfg)), auth_(cfg.clients),
+    audit_(cfg.audit_log.empty() ? cfg.data_dir + "/audit.log" : cfg.audit_log) {
   stats_.describe("wechat_hub_http_requests_total", "HTTP requests by route and status");
   stats_.describe("wechat_hub_pushes_total",
                   "Encrypted pushes by component and result (applied, duplicate, rejected, failed)");
@@ -68,8 +71,13 @@ response success_text() {
 void hub_api::post_push(const std::string& component, const request& req, const params& q,
                         const responder& respond) {
   auto& ps = *push_;
-  auto it = ps.crypto.find(component);
-  if (it == ps.crypto.end())
+  std::optional<wechat::msg_crypto> crypto;
+  {
+    std::lock_guard<std::mutex> guard{ps.mtx};
+    if (auto it = ps.crypto.find(component); it != ps.crypto.end())
+      crypto = it->second;
+  }
+  if (!crypto)
     return respond_counted(r_push, respond,
                            error_response(404, "unknown_appid",
                                           "component " + component + " is not configured on this hub"));
@@ -80,7 +88,7 @@ void hub_api::post_push(const std::string& component, const request& req, const 
   auto timestamp = get("timestamp");
   auto nonce = get("nonce");
   auto signature = get("msg_signature");
-  auto ev = wechat::open_push(it->second, req.body, timestamp, nonce, signature);
+  auto ev = wechat::open_push(*crypto, req.body, timestamp, nonce, signature);
   if (!ev) {
     auto failure = wechat::push_failure_of(ev.error());
     WH_WARN("push", component << ": rejected push: " << wechat::to_string(failure));
@@ -168,7 +176,13 @@ void hub_api::post_push(const std::string& component, const request& req, const 
 // -- admin -------------------------------------------------------------------
 
 void hub_api::admin(const std::string& path, const request& req, const params& q,
-                    const responder& respond, caller who) {
+                    const responder& respond_raw, caller who) {
+  // Every admin action, refused ones included, lands in the audit log.
+  auto client = who ? who->name : std::string{req.loopback ? "(open, loopback)" : "(open)"};
+  responder respond = [this, client, action = req.method, path, respond_raw](response res) {
+    audit_.record(client, action, path, res.status);
+    respond_raw(std::move(res));
+  };
   // With keys: admin keys only. Without: loopback only.
   if (auth_.enabled() && (!who || !who->admin))
     return respond_counted(r_admin, respond,
@@ -177,6 +191,125 @@ void hub_api::admin(const std::string& path, const request& req, const params& q
     return respond_counted(r_admin, respond,
                            error_response(403, "forbidden",
                                           "without [[client]] keys the admin API answers only on loopback"));
+  if (path == "/admin/refresh" || path == "/admin/state") {
+    bool refresh = path == "/admin/refresh";
+    if (req.method != (refresh ? "POST" : "GET"))
+      return respond_counted(r_admin, respond, method_not_allowed(refresh ? "POST" : "GET"));
+    params body;
+    response err;
+    if (refresh && !parse_body(req, body, err))
+      return respond_counted(r_admin, respond, std::move(err));
+    auto& src = refresh ? body : q;
+    std::string appid, authorizer;
+    if (!read_id(src, "appid", true, appid, err) || !read_id(src, "authorizer_appid", false, authorizer, err))
+      return respond_counted(r_admin, respond, std::move(err));
+    auto entry = reg_.find(authorizer.empty() ? appid : appid + "/" + authorizer);
+    if (!entry)
+      return respond_counted(r_admin, respond, error_response(404, "unknown_appid", "no such key on this hub"));
+    if (!refresh)
+      return reg_.describe(*entry, [this, respond](caf::expected<std::string> res) {
+        if (!res)
+          return respond_counted(r_admin, respond, error_response(res.error()));
+        respond_counted(r_admin, respond, json_ok(std::move(*res)));
+      });
+    return reg_.force_refresh(*entry, [this, respond](caf::expected<actors::credential> res) {
+      if (!res)
+        return respond_counted(r_admin, respond, error_response(res.error()));
+      json::object o;
+      o["status"] = "refreshed";
+      o["version"] = res->version;
+      o["obtained_at"] = res->obtained_at;
+      o["expires_at"] = res->expires_at;
+      respond_counted(r_admin, respond, json_ok(json::serialize(o)));
+    });
+  }
+  if (path == "/admin/apps" || path == "/admin/components") {
+    if (req.method != "GET")
+      return respond_counted(r_admin, respond, method_not_allowed("GET"));
+    bool apps = path == "/admin/apps";
+    json::array arr;
+    std::vector<std::shared_ptr<actors::key_entry>> all = reg_.entries();
+    std::sort(all.begin(), all.end(), [](auto& a, auto& b) { return a->key < b->key; });
+    for (auto& e : all) {
+      if (e->kind != static_cast<uint8_t>(apps ? actors::key_kind::app : actors::key_kind::component))
+        continue;
+      json::object o;
+      o["appid"] = e->key;
+      o["source"] = e->runtime ? "admin" : "config";
+      if (apps)
+        o["token_api"] = e->token_api;
+      else
+        o["degraded"] = e->degraded.load();
+      arr.push_back(std::move(o));
+    }
+    json::object out;
+    out[apps ? "apps" : "components"] = std::move(arr);
+    return respond_counted(r_admin, respond, json_ok(json::serialize(out)));
+  }
+  auto define = [&](bool app, const std::string& appid) {
+    if (!valid_id(appid))
+      return respond_counted(r_admin, respond, error_response(400, "invalid_request", "malformed appid"));
+    auto done = [this, respond](caf::error err) {
+      if (err) {
+        auto res = error_response(err);
+        if (code_of(err) == ec::invalid_request)
+          res = error_response(409, "conflict", detail_of(err));
+        return respond_counted(r_admin, respond, std::move(res));
+      }
+      respond_counted(r_admin, respond, json_ok(R"({"status":"ok"})"));
+    };
+    if (req.method == "DELETE") {
+      if (!app) {
+        return reg_.remove(appid, [this, appid, done](caf::error err) {
+          if (!err) {
+            std::lock_guard<std::mutex> guard{push_->mtx};
+            push_->crypto.erase(appid);
+          }
+          done(std::move(err));
+        });
+      }
+      return reg_.remove(appid, done);
+    }
+    if (req.method != "PUT")
+      return respond_counted(r_admin, respond, method_not_allowed("PUT, DELETE"));
+    params body;
+    response err;
+    if (!parse_body(req, body, err))
+      return respond_counted(r_admin, respond, std::move(err));
+    auto get = [&](std::string_view k) {
+      auto v = find_param(body, k);
+      return v ? *v : std::string{};
+    };
+    auto secret = get("secret");
+    if (secret.empty() || secret.size() > 256)
+      return respond_counted(r_admin, respond, error_response(400, "invalid_request", "secret is required"));
+    if (app) {
+      auto api = get("token_api");
+      if (!api.empty() && api != "stable" && api != "classic")
+        return respond_counted(r_admin, respond,
+                               error_response(400, "invalid_request", "token_api must be stable or classic"));
+      return reg_.put_app(app_config{appid, secret, api == "classic" ? token_api::classic : token_api::stable},
+                          done);
+    }
+    component_config comp{appid, secret, get("token"), get("encoding_aes_key")};
+    auto crypto = wechat::msg_crypto::make(comp.encoding_aes_key, comp.token, appid);
+    if (comp.token.empty() || !crypto)
+      return respond_counted(r_admin, respond,
+                             error_response(400, "invalid_request",
+                                            "token and a 43-character encoding_aes_key are required"));
+    reg_.put_component(comp, [this, appid, crypto = std::move(*crypto), done](caf::error err) {
+      if (!err) {
+        std::lock_guard<std::mutex> guard{push_->mtx};
+        push_->crypto.insert_or_assign(appid, crypto);
+      }
+      done(std::move(err));
+    });
+  };
+  if (path.rfind("/admin/apps/", 0) == 0)
+    return define(true, path.substr(std::strlen("/admin/apps/")));
+  if (path.rfind("/admin/components/", 0) == 0
+      && path.find('/', std::strlen("/admin/components/")) == std::string::npos)
+    return define(false, path.substr(std::strlen("/admin/components/")));
   // /admin/components/{C}/authorizers[/{A}]
   static constexpr std::string_view base = "/admin/components/";
   if (path.rfind(base, 0) != 0)
