@@ -342,8 +342,13 @@ caf::expected<std::unique_ptr<ssl::context>> make_tls_context(const tls_options&
     return tls_error("private key", "(hub.tls.key)", "missing");
   if (!readable(opts.key, reason))
     return tls_error("private key", opts.key, reason);
-  if (ctx->use_private_key_file(opts.key, ssl::context::pem, ec); ec)
-    return tls_error("cannot load private key from", opts.key, openssl_reason(ec));
+  if (ctx->use_private_key_file(opts.key, ssl::context::pem, ec); ec) {
+    auto why = openssl_reason(ec);
+    if (why.find("mismatch") != std::string::npos)
+      return tls_error("private key", opts.key, "does not match the certificate in " + opts.cert);
+    return tls_error("cannot load private key from", opts.key, why);
+  }
+  // Belt and braces: OpenSSL checks the pair on load, but not for every key type.
   if (SSL_CTX_check_private_key(native) != 1)
     return tls_error("private key", opts.key,
                      "does not match the certificate in " + opts.cert + " ("
