@@ -117,8 +117,26 @@ int run_hub(const hub_config& cfg, const hub_run_options& opts) {
       return 1;
     }
   }
+  // Apps and components added through the admin API; the config file wins.
+  auto runtime_cfg = cfg;
+  {
+    std::vector<app_config> apps;
+    std::vector<component_config> comps;
+    if (auto err = reg.load_runtime(apps, comps))
+      WH_ERROR("hub", "cannot load runtime definitions: " << detail_of(err));
+    for (auto& a : apps)
+      if (reg.find(a.appid))
+        WH_WARN("hub", a.appid << " is defined in the config file and by the admin API; using the file");
+      else if (!reg.add_app(a, true))
+        runtime_cfg.apps.push_back(a);
+    for (auto& c : comps)
+      if (reg.find(c.appid))
+        WH_WARN("hub", c.appid << " is defined in the config file and by the admin API; using the file");
+      else if (!reg.add_component(c, true))
+        runtime_cfg.components.push_back(c);
+  }
 
-  http::hub_api api{reg, stats, wall, cfg};
+  http::hub_api api{reg, stats, wall, runtime_cfg};
   http::server_options srv_opts;
   srv_opts.host = cfg.listen_host;
   srv_opts.port = cfg.listen_port;
