@@ -8,11 +8,13 @@
 #include "core/error.hpp"
 #include "http/auth.hpp"
 #include "http/hub.hpp"
+#include "persistence/crypto_store.hpp"
 
 namespace {
 
 constexpr const char* usage = R"(usage: wechat-hub --config FILE [--port-file PATH]
        wechat-hub keygen --name NAME
+       wechat-hub rotate-master-key --config FILE   (hub stopped)
 
 Serves WeChat access tokens and tickets to other services (elixir_wechat hub API).
 
@@ -62,9 +64,32 @@ int keygen(int argc, char** argv) {
   return 0;
 }
 
+/// `wechat-hub rotate-master-key --config FILE`: re-seals every stored value
+/// with a new master key (refused while the hub holds the database lock).
+int rotate_master_key(int argc, char** argv) {
+  if (argc != 4 || std::strcmp(argv[2], "--config") != 0) {
+    std::fprintf(stderr, "usage: wechat-hub rotate-master-key --config FILE\n");
+    return 2;
+  }
+  auto cfg = wh::load_config(argv[3]);
+  if (!cfg) {
+    std::fprintf(stderr, "wechat-hub: invalid config: %s\n", wh::detail_of(cfg.error()).c_str());
+    return 2;
+  }
+  if (auto err = wh::persistence::rotate_master_key(cfg->data_dir, cfg->master_key_file)) {
+    std::fprintf(stderr, "wechat-hub: rotate-master-key failed (nothing lost): %s\n",
+                 wh::detail_of(err).c_str());
+    return 1;
+  }
+  std::printf("rotated the master key of %s\n", cfg->data_dir.c_str());
+  return 0;
+}
+
 int main(int argc, char** argv) {
   if (argc >= 2 && std::strcmp(argv[1], "keygen") == 0)
     return keygen(argc, argv);
+  if (argc >= 2 && std::strcmp(argv[1], "rotate-master-key") == 0)
+    return rotate_master_key(argc, argv);
   std::string config_path;
   wh::hub_run_options opts;
   for (int i = 1; i < argc; ++i) {

@@ -65,6 +65,17 @@ public:
     return caf::none;
   }
 
+  caf::error compact() override {
+    // Flushes the memtable (so older WAL files are dropped) and rewrites every
+    // table file, which removes superseded values from the disk.
+    rocksdb::CompactRangeOptions opts;
+    opts.bottommost_level_compaction = rocksdb::BottommostLevelCompaction::kForce;
+    auto st = db_->CompactRange(opts, nullptr, nullptr);
+    if (!st.ok())
+      return to_error(st, "compact");
+    return caf::none;
+  }
+
 private:
   std::unique_ptr<rocksdb::DB> db_;
   rocksdb::WriteOptions sync_opts_;

@@ -4,6 +4,10 @@ namespace wh::persistence {
 
 store::~store() = default;
 
+caf::error store::compact() {
+  return caf::none;
+}
+
 caf::error store::put(std::string key, std::string value) {
   return write({batch_entry{std::move(key), std::move(value)}});
 }

@@ -34,6 +34,10 @@ public:
                           const std::function<bool(std::string_view, std::string_view)>& fn)
     = 0;
 
+  /// Rewrites the storage so overwritten and deleted values no longer linger
+  /// on disk (old WAL and table files). A no-op where that does not apply.
+  virtual caf::error compact();
+
   /// Convenience: a single durable put.
   caf::error put(std::string key, std::string value);
 
