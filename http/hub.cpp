@@ -20,6 +20,7 @@
 #include "http/api.hpp"
 #include "http/server.hpp"
 #include "net/http_client.hpp"
+#include "persistence/crypto_store.hpp"
 #include "persistence/store.hpp"
 
 namespace wh {
@@ -77,11 +78,16 @@ int run_hub(const hub_config& cfg, const hub_run_options& opts) {
     WH_WARN("hub", "refresh_margin_s + refresh_jitter_s > 300: with token_api = \"classic\" the "
                    "previous token dies before clients' cached expiry");
 
-  auto opened = persistence::open_rocksdb(cfg.data_dir);
+  // Every value is sealed with the master key before it reaches RocksDB.
+  persistence::open_report sealed;
+  auto opened = persistence::open_encrypted_rocksdb(cfg.data_dir, cfg.master_key_file, sealed);
   if (!opened) {
     WH_ERROR("hub", detail_of(opened.error()));
     return 1;
   }
+  if (sealed.key_created && cfg.master_key_file.empty())
+    WH_WARN("hub", "created master key " << sealed.key_path << " next to the data it protects; in "
+                   "production keep it elsewhere (hub.master_key_file)");
   std::shared_ptr<persistence::store> db = std::move(*opened);
 
   caf::actor_system_config sys_cfg;
