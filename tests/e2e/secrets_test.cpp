@@ -107,6 +107,20 @@ CAF_TEST(no secret or token reaches the disk or the log and rotation loses nothi
   for (auto appid : {"wxe2e", "wxother", component_appid, authorizer})
     collect_sim_state(appid, secrets);
   CAF_CHECK_GREATER_OR_EQUAL(secrets.size(), 14u);
+  // Secrets added at runtime through the admin API are stored too. They are
+  // removed again (WeChat does not know them), but the WAL saw them written.
+  std::string runtime_aes_key = "zyxwvutsrqponmlkjihgfedcba9876543210ZYXWVUT";
+  secrets.insert(secrets.end(), {"runtime-app-secret-0001", "runtime-comp-secret-0002",
+                                 "runtimepushtoken0003", runtime_aes_key});
+  CAF_CHECK_EQUAL(env.hub("PUT", "/admin/apps/wxruntime", R"({"secret":"runtime-app-secret-0001"})").status,
+                  200u);
+  CAF_CHECK_EQUAL(env.hub("PUT", "/admin/components/wxcompruntime",
+                          R"({"secret":"runtime-comp-secret-0002","token":"runtimepushtoken0003",)"
+                          R"("encoding_aes_key":")" + runtime_aes_key + "\"}")
+                    .status,
+                  200u);
+  CAF_CHECK_EQUAL(env.hub("DELETE", "/admin/apps/wxruntime").status, 200u);
+  CAF_CHECK_EQUAL(env.hub("DELETE", "/admin/components/wxcompruntime").status, 200u);
   CAF_REQUIRE_EQUAL(env.stop_hub(std::chrono::seconds(15)), 0);
   auto check_clean = [&](const char* when) {
     auto disk = data_bytes();
@@ -121,6 +135,8 @@ CAF_TEST(no secret or token reaches the disk or the log and rotation loses nothi
     }
   };
   check_clean("after stop");
+  // Sanity: the runtime definitions did reach the disk (their key names are plaintext).
+  CAF_CHECK_NOT_EQUAL(data_bytes().find("wxcompruntime"), std::string::npos);
   // Rotation: refused while a hub runs, then with the hub stopped it re-seals
   // every value with a new key.
   auto old_key = read_file(key_file);
