@@ -18,6 +18,15 @@ struct key_pair {
   }
 };
 
+/// Runs a command to completion; returns its exit code.
+int run_to_file(const std::vector<std::string>& argv, const std::string& out) {
+  std::remove(out.c_str());
+  auto p = process::spawn(argv, out);
+  int code = -1;
+  p.wait_for(std::chrono::seconds(10), code);
+  return code;
+}
+
 struct fixture {
   hub_env env;
   key_pair app_key, comp_key, auth_key, admin_key, wrong;
@@ -109,6 +118,46 @@ CAF_TEST(admin metrics health and push routes) {
   auto log = env.hub_log();
   for (auto* k : {&app_key, &comp_key, &auth_key, &admin_key, &wrong})
     CAF_CHECK(log.find(k->key) == std::string::npos);
+}
+
+CAF_TEST(every admin endpoint needs an admin key) {
+  struct endpoint {
+    std::string method, target, body;
+  };
+  std::vector<endpoint> endpoints{
+    {"GET", "/admin/apps", ""},
+    {"PUT", "/admin/apps/wxtmp", R"({"secret":"s"})"},
+    {"DELETE", "/admin/apps/wxtmp", ""},
+    {"GET", "/admin/components", ""},
+    {"PUT", "/admin/components/wxctmp",
+     R"({"secret":"s","token":"t","encoding_aes_key":")" + std::string(component_aes_key) + "\"}"},
+    {"DELETE", "/admin/components/wxctmp", ""},
+    {"GET", "/admin/components/" + comp + "/authorizers", ""},
+    {"PUT", "/admin/components/" + comp + "/authorizers/wxtmpauth", R"({"refresh_token":"r"})"},
+    {"POST", "/admin/components/" + comp + "/authorizers",
+     R"({"authorizers":[{"authorizer_appid":"wxtmpauth2","refresh_token":"r"}]})"},
+    {"DELETE", "/admin/components/" + comp + "/authorizers/wxtmpauth", ""},
+    {"GET", "/admin/state?appid=wxe2e", ""},
+  };
+  for (auto& e : endpoints) {
+    CAF_MESSAGE(e.method << " " << e.target);
+    CAF_CHECK_EQUAL(status_with("", e.method, e.target, e.body), 401u);
+    CAF_CHECK_EQUAL(status_with(wrong.key, e.method, e.target, e.body), 401u);
+    CAF_CHECK_EQUAL(status_with(comp_key.key, e.method, e.target, e.body), 403u);
+    CAF_CHECK_EQUAL(status_with(admin_key.key, e.method, e.target, e.body), 200u);
+  }
+}
+
+CAF_TEST(keygen prints a key whose digest authenticates) {
+  auto out = env.dir / "keygen.out";
+  CAF_REQUIRE_EQUAL(run_to_file({bin("wechat-hub"), "keygen", "--name", "new-service"}, out), 0);
+  auto text = read_file(out);
+  auto k = text.find("whk_");
+  CAF_REQUIRE(k != std::string::npos);
+  auto key = text.substr(k, text.find('\n', k) - k);
+  CAF_CHECK(text.find("key_sha256 = \"" + http::sha256_hex(key) + "\"") != std::string::npos);
+  CAF_CHECK(text.find("name = \"new-service\"") != std::string::npos);
+  CAF_CHECK_NOT_EQUAL(run_to_file({bin("wechat-hub"), "keygen"}, out), 0);
 }
 
 CAF_TEST(admin refresh state and the audit log) {
