@@ -150,7 +150,9 @@ caf::expected<hub_config> parse_config(const std::string& text, const std::strin
   cfg.source = source;
   checker ck{source, {}};
   auto bad = [&] { return make_detail_error(ec::invalid_config, ck.problem); };
-  if (!ck.no_unknown_keys(root, "", {"hub", "wechat", "app", "component", "client", "cluster"}))
+  if (root.contains("cluster"))
+    return ck.fail("cluster", "multi-node clustering is not supported by this version yet"), bad();
+  if (!ck.no_unknown_keys(root, "", {"hub", "wechat", "app", "component", "client"}))
     return bad();
   // -- [hub]
   if (auto node = root.get("hub")) {

@@ -81,6 +81,8 @@ CAF_TEST(errors name file key and problem) {
   CAF_CHECK_EQUAL(problem("[[app]]\nappid = \"wx1\"\nsecret = \"a\"\ntoken_api = \"fast\"\n"),
                   "test.toml: app[0].token_api: expected \"stable\" or \"classic\"");
   CAF_CHECK_EQUAL(problem("[hub]\nlisten_port = 1\n"), "test.toml: hub.listen_port: unknown key");
+  CAF_CHECK_EQUAL(problem("[cluster]\nnode_id = \"n1\"\n"),
+                  "test.toml: cluster: multi-node clustering is not supported by this version yet");
   CAF_CHECK_EQUAL(problem("[wechat]\napi_base = \"ftp://x\"\n"),
                   "test.toml: wechat.api_base: must start with http:// or https://");
   CAF_CHECK_EQUAL(problem("[hub]\nrefresh_margin_s = -5\n"), "test.toml: hub.refresh_margin_s: integer out of range");
