@@ -478,7 +478,6 @@ void after_token_failure(self_ptr self, const char* reason, const caf::error& er
 
 /// Deletes everything of a revoked authorizer and remembers the revocation.
 void revoke(self_ptr self, std::function<void(caf::error)> k) {
-  auto& st = self->state;
   store_write w;
   for (auto key : {persistence::keys::token(prefix(self)), persistence::keys::ticket(prefix(self), "jsapi"),
                    persistence::keys::ticket(prefix(self), "wx_card"),
@@ -507,7 +506,6 @@ void revoke(self_ptr self, std::function<void(caf::error)> k) {
     }
     k(err);
   });
-  (void) st;
 }
 
 void on_token_reply(self_ptr self, const caf::expected<upstream_reply>& rep, int64_t sent_at,
