@@ -96,7 +96,10 @@ struct checker {
   }
 };
 
-bool valid_id(const std::string& id) {
+
+} // namespace
+
+bool valid_appid(std::string_view id) {
   if (id.empty() || id.size() > 64)
     return false;
   for (char c : id)
@@ -104,8 +107,6 @@ bool valid_id(const std::string& id) {
       return false;
   return true;
 }
-
-} // namespace
 
 std::optional<std::string> process_env(const std::string& name) {
   if (auto v = std::getenv(name.c_str()))
@@ -242,7 +243,7 @@ caf::expected<hub_config> parse_config(const std::string& text, const std::strin
           || !ck.secret(*tbl, prefix, env, "secret", app.secret)
           || !ck.get(*tbl, prefix, "token_api", api))
         return bad();
-      if (!valid_id(app.appid))
+      if (!valid_appid(app.appid))
         return ck.fail(prefix + ".appid", "must be 1-64 characters of [A-Za-z0-9_-]"), bad();
       if (api == "stable")
         app.api = token_api::stable;
@@ -274,7 +275,7 @@ caf::expected<hub_config> parse_config(const std::string& text, const std::strin
           || !ck.secret(*tbl, prefix, env, "token", comp.token)
           || !ck.secret(*tbl, prefix, env, "encoding_aes_key", comp.encoding_aes_key))
         return bad();
-      if (!valid_id(comp.appid))
+      if (!valid_appid(comp.appid))
         return ck.fail(prefix + ".appid", "must be 1-64 characters of [A-Za-z0-9_-]"), bad();
       if (comp.encoding_aes_key.size() != 43)
         return ck.fail(prefix + ".encoding_aes_key", "must be exactly 43 characters"), bad();
@@ -324,8 +325,8 @@ caf::expected<hub_config> parse_config(const std::string& text, const std::strin
           auto head = v->substr(0, slash);
           auto tail = slash == std::string::npos ? std::string{} : v->substr(slash + 1);
           bool ok = *v == "*"
-                    || (valid_id(head)
-                        && (slash == std::string::npos || tail == "*" || valid_id(tail)));
+                    || (valid_appid(head)
+                        && (slash == std::string::npos || tail == "*" || valid_appid(tail)));
           if (!ok)
             return ck.fail(where, "expected \"*\", \"appid\", \"component/*\" or "
                                   "\"component/authorizer\""),

@@ -4,6 +4,7 @@
 #include <functional>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "caf/expected.hpp"
@@ -117,6 +118,9 @@ caf::expected<hub_config> parse_config(const std::string& text, const std::strin
 /// Reads and validates the file at `path`.
 caf::expected<hub_config> load_config(const std::string& path,
                                       const env_lookup& env = process_env);
+
+/// Whether `id` is a well-formed appid: 1-64 characters of [A-Za-z0-9_-].
+bool valid_appid(std::string_view id);
 
 /// Splits "host:port" (port may be 0 = any); false on malformed input.
 bool split_host_port(const std::string& str, std::string& host, uint16_t& port);

@@ -31,14 +31,6 @@ constexpr std::string_view route_names[] = {
 namespace detail {
 
 
-bool valid_id(std::string_view id) {
-  if (id.empty() || id.size() > 64)
-    return false;
-  for (char c : id)
-    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '_' && c != '-')
-      return false;
-  return true;
-}
 
 const std::string* find_param(const std::vector<std::pair<std::string, std::string>>& q,
                               std::string_view key) {
@@ -72,7 +64,7 @@ bool read_id(const std::vector<std::pair<std::string, std::string>>& q, std::str
     }
     return true;
   }
-  if (!valid_id(*v)) {
+  if (!valid_appid(*v)) {
     err = error_response(400, "invalid_request",
                          std::string{key} + " must be 1-64 characters of [A-Za-z0-9_-]");
     return false;

@@ -13,9 +13,6 @@ namespace wh::http::detail {
 
 using params = std::vector<std::pair<std::string, std::string>>;
 
-/// 1-64 characters of [A-Za-z0-9_-].
-bool valid_id(std::string_view id);
-
 /// The first value of `key`, or nullptr.
 const std::string* find_param(const params& q, std::string_view key);
 

@@ -152,7 +152,7 @@ void hub_api::post_push(const std::string& component, const request& req, const 
     return reg_.deliver_verify_ticket(component, ev->component_verify_ticket, done);
   }
   if (info == "authorized" || info == "updateauthorized") {
-    if (ev->authorization_code.empty() || !valid_id(ev->authorizer_appid))
+    if (ev->authorization_code.empty() || !valid_appid(ev->authorizer_appid))
       return forget(), respond_counted(r_push, respond,
                                        error_response(400, "invalid_push",
                                                       "AuthorizerAppid or AuthorizationCode is missing"));
@@ -160,7 +160,7 @@ void hub_api::post_push(const std::string& component, const request& req, const 
     return reg_.authorize(component, ev->authorization_code, done);
   }
   if (info == "unauthorized") {
-    if (!valid_id(ev->authorizer_appid))
+    if (!valid_appid(ev->authorizer_appid))
       return forget(), respond_counted(r_push, respond,
                                        error_response(400, "invalid_push", "AuthorizerAppid is missing"));
     WH_INFO("push", component << ": unauthorized " << ev->authorizer_appid);
@@ -247,7 +247,7 @@ void hub_api::admin(const std::string& path, const request& req, const params& q
     return respond_counted(r_admin, respond, json_ok(json::serialize(out)));
   }
   auto define = [&](bool app, const std::string& appid) {
-    if (!valid_id(appid))
+    if (!valid_appid(appid))
       return respond_counted(r_admin, respond, error_response(400, "invalid_request", "malformed appid"));
     auto done = [this, respond](caf::error err) {
       if (err) {
@@ -328,12 +328,12 @@ void hub_api::admin(const std::string& path, const request& req, const params& q
     if (rest.front() != '/' || rest.size() == 1)
       return respond_counted(r_admin, respond, error_response(404, "not_found", "no such path"));
     authorizer = std::string{rest.substr(1)};
-    if (!valid_id(authorizer))
+    if (!valid_appid(authorizer))
       return respond_counted(r_admin, respond,
                              error_response(400, "invalid_request", "malformed authorizer appid"));
   }
   auto comp = reg_.find(component);
-  if (!valid_id(component) || !comp || comp->kind != static_cast<uint8_t>(actors::key_kind::component))
+  if (!valid_appid(component) || !comp || comp->kind != static_cast<uint8_t>(actors::key_kind::component))
     return respond_counted(r_admin, respond,
                            error_response(404, "unknown_appid", "component is not configured on this hub"));
   auto done_json = [this, respond](std::string body) {
@@ -392,7 +392,7 @@ void hub_api::admin(const std::string& path, const request& req, const params& q
       auto o = v.if_object();
       auto aid = o ? o->if_contains("authorizer_appid") : nullptr;
       auto rt = o ? o->if_contains("refresh_token") : nullptr;
-      if (!aid || !aid->is_string() || !valid_id(aid->as_string()) || !rt || !rt->is_string()
+      if (!aid || !aid->is_string() || !valid_appid(aid->as_string()) || !rt || !rt->is_string()
           || rt->as_string().empty() || rt->as_string().size() > 1024)
         return bad("entry " + std::to_string(items.size())
                    + " needs a valid authorizer_appid and a non-empty refresh_token");
