@@ -260,16 +260,31 @@ private:
                           });
   }
 
-  /// The TLS counterpart of linger_close: sends close_notify and waits (with
-  /// a deadline) for the peer's, while OpenSSL discards application data the
-  /// peer still sends after our close_notify.
+  /// The TLS counterpart of linger_close: first discards what the peer still
+  /// sends (the rest of an oversized body) until it closes or the deadline
+  /// passes — shutting down while the peer is still writing resets the
+  /// connection before it reads our answer — then sends close_notify.
   void tls_shutdown() {
     lowest().expires_after(srv_->opts.request_timeout);
-    stream_.async_shutdown([self = this->shared_from_this()](beast::error_code) {
-      // stream_truncated (peer closed without close_notify), eof and
-      // timeouts are all expected here; the connection is done either way.
-      self->close();
-    });
+    drain_.resize(16 * 1024);
+    if constexpr (is_tls)
+      do_tls_discard();
+  }
+
+  void do_tls_discard() {
+    if constexpr (is_tls) {
+      stream_.async_read_some(asio::buffer(drain_), [self = this->shared_from_this()](
+                                                      beast::error_code ec, std::size_t) {
+        if (!ec)
+          return self->do_tls_discard();
+        if (ec == asio::error::eof || ec == asio::ssl::error::stream_truncated
+            || ec == beast::error::timeout)
+          return self->close();
+        // The peer sent close_notify (or failed): answer it, briefly.
+        self->lowest().expires_after(std::chrono::seconds(1));
+        self->stream_.async_shutdown([self](beast::error_code) { self->close(); });
+      });
+    }
   }
 
   void close() {

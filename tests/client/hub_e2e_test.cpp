@@ -48,7 +48,7 @@ struct fixture {
     auto out = dir / "cli.out";
     auto err = dir / "cli.err";
     auto rc = test::run_process(args, out, err);
-    return {rc, test::slurp(out), test::slurp(err)};
+    return {rc, test::read_file(out), test::read_file(err)};
   }
 
   test::temp_dir dir;

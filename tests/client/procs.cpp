@@ -56,60 +56,6 @@ int run_process(std::vector<std::string> argv, const std::string& out_file,
   return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
-std::string slurp(const std::string& path) {
-  std::ifstream in{path, std::ios::binary};
-  return {std::istreambuf_iterator<char>{in}, std::istreambuf_iterator<char>{}};
-}
-
-child_process::child_process(std::vector<std::string> argv, const std::string& log_file) {
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, log_file.c_str(),
-                                   O_WRONLY | O_CREAT | O_APPEND, 0644);
-  posix_spawn_file_actions_adddup2(&actions, STDOUT_FILENO, STDERR_FILENO);
-  std::vector<char*> args;
-  for (auto& arg : argv)
-    args.push_back(arg.data());
-  args.push_back(nullptr);
-  int rc = posix_spawn(&pid_, args[0], &actions, nullptr, args.data(), environ);
-  posix_spawn_file_actions_destroy(&actions);
-  if (rc != 0)
-    throw std::runtime_error("posix_spawn failed for " + argv[0]);
-}
-
-child_process::~child_process() {
-  if (pid_ > 0) {
-    ::kill(pid_, SIGKILL);
-    int status = 0;
-    ::waitpid(pid_, &status, 0);
-  }
-}
-
-bool child_process::alive() {
-  int status = 0;
-  auto rc = ::waitpid(pid_, &status, WNOHANG);
-  if (rc == pid_) {
-    pid_ = -1;
-    return false;
-  }
-  return rc == 0;
-}
-
-uint16_t wait_for_port(const std::string& port_file, child_process& proc, int timeout_ms) {
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds{timeout_ms};
-  while (std::chrono::steady_clock::now() < deadline) {
-    std::ifstream in{port_file};
-    unsigned port = 0;
-    if (in >> port && port > 0 && port < 65536)
-      return static_cast<uint16_t>(port);
-    if (!proc.alive())
-      return 0;
-    // Polling for a process to come up; not timing-based synchronization.
-    std::this_thread::sleep_for(10ms);
-  }
-  return 0;
-}
-
 bool wait_for_http(net::http_client& http, const std::string& url, int timeout_ms) {
   auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds{timeout_ms};
   while (std::chrono::steady_clock::now() < deadline) {
@@ -139,8 +85,8 @@ sim_process::sim_process(const std::string& dir, std::vector<std::string> apps,
   }
   for (auto& arg : extra_args)
     argv.push_back(arg);
-  proc_ = std::make_unique<child_process>(argv, dir + "/sim.log");
-  auto port = wait_for_port(port_file, *proc_);
+  proc_ = process::spawn(argv, dir + "/sim.log");
+  auto port = wait_for_port(port_file, proc_);
   if (port == 0)
     throw std::runtime_error("wechat-sim did not come up; see " + dir + "/sim.log");
   base_ = "http://127.0.0.1:" + std::to_string(port);
@@ -203,9 +149,8 @@ hub_process::hub_process(const std::string& dir, const std::string& api_base,
       out << "\n[[app]]\nappid = \"" << appid << "\"\nsecret = \"" << secret << "\"\n";
   }
   auto port_file = dir + "/hub.port";
-  proc_ = std::make_unique<child_process>(
-    std::vector<std::string>{bin, "--config", config, "--port-file", port_file}, dir + "/hub.log");
-  auto port = wait_for_port(port_file, *proc_);
+  proc_ = process::spawn({bin, "--config", config, "--port-file", port_file}, dir + "/hub.log");
+  auto port = wait_for_port(port_file, proc_);
   if (port == 0)
     throw std::runtime_error("wechat-hub did not come up; see " + dir + "/hub.log");
   base_ = "http://127.0.0.1:" + std::to_string(port);

@@ -12,6 +12,7 @@
 #include <boost/json/value.hpp>
 
 #include "net/http_client.hpp"
+#include "tests/support/process.hpp"
 
 namespace wh::test {
 
@@ -22,32 +23,6 @@ std::string find_binary(const std::string& name);
 /// (-1 when it did not exit normally).
 int run_process(std::vector<std::string> argv, const std::string& out_file,
                 const std::string& err_file);
-
-/// The whole content of a file.
-std::string slurp(const std::string& path);
-
-/// A child process; SIGTERM + waitpid on destruction.
-class child_process {
-public:
-  /// Starts `argv` (argv[0] = path) with stdout/stderr to `log_file`.
-  child_process(std::vector<std::string> argv, const std::string& log_file);
-  ~child_process();
-
-  child_process(const child_process&) = delete;
-  child_process& operator=(const child_process&) = delete;
-
-  pid_t pid() const { return pid_; }
-
-  /// Whether the process is still running.
-  bool alive();
-
-private:
-  pid_t pid_ = -1;
-};
-
-/// Polls `port_file` until it holds a port (the process is up); 0 on timeout
-/// or if `proc` died.
-uint16_t wait_for_port(const std::string& port_file, child_process& proc, int timeout_ms = 15'000);
 
 /// Polls GET `url` until it answers 200; false on timeout.
 bool wait_for_http(net::http_client& http, const std::string& url, int timeout_ms = 15'000);
@@ -72,7 +47,7 @@ public:
 
 private:
   net::http_client http_;
-  std::unique_ptr<child_process> proc_;
+  process proc_;
   std::string base_;
 };
 
@@ -87,7 +62,7 @@ public:
 
 private:
   net::http_client http_;
-  std::unique_ptr<child_process> proc_;
+  process proc_;
   std::string base_;
 };
 

@@ -13,16 +13,11 @@
 #include "tests/net/test_server.hpp"
 
 using namespace wh;
+using wh::test::with_opt;
 using namespace std::chrono_literals;
 
 namespace {
 
-template <class F>
-net::client_options with_opt(F fn) {
-  net::client_options opts;
-  fn(opts);
-  return opts;
-}
 
 std::string reason(const caf::error& err) {
   return to_string(code_of(err));

@@ -10,7 +10,17 @@
 #include <utility>
 #include <vector>
 
+#include "net/http_client.hpp"
+
 namespace wh::test {
+
+/// Client options with `fn` applied to the defaults.
+template <class F>
+net::client_options with_opt(F fn) {
+  net::client_options opts;
+  fn(opts);
+  return opts;
+}
 
 /// A request as seen by the in-process test server.
 struct seen_request {
