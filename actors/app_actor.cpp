@@ -285,10 +285,22 @@ void call_upstream(self_ptr self, upstream_call call,
           });
 }
 
+/// Writes `batch` durably together with the key's next state version; in a
+/// cluster the node actor then replicates the key's state.
 void persist(self_ptr self, store_write batch,
              std::function<void(caf::error)> k) {
-  self->request(self->state.p.store, caf::infinite, put_atom::value, std::move(batch))
-    .then([k](done_atom) { k(caf::none); }, [k](caf::error& err) { k(err); });
+  auto& st = self->state;
+  st.p.seq = next_seq(st.p.seq, static_cast<uint64_t>(now(self)) * 1000);
+  batch.put(persistence::keys::seq(prefix(self)), std::to_string(st.p.seq));
+  self->request(st.p.store, caf::infinite, put_atom::value, std::move(batch))
+    .then(
+      [self, k](done_atom) {
+        auto& p = self->state.p;
+        if (p.cluster)
+          self->send(p.cluster, repl_atom::value, p.entry->key, p.prefix);
+        k(caf::none);
+      },
+      [k](caf::error& err) { k(err); });
 }
 
 // -- scheduling ----------------------------------------------------------------
@@ -1072,6 +1084,20 @@ caf::behavior app_actor(self_ptr self, app_params params) {
       st.status = authorizer_status::active;
       st.p.entry->status.store(0);
       st.blocked_until = 0;
+      if (!st.p.cluster)
+        return done_atom::value;
+      // In a cluster the import becomes a new state version so it replicates.
+      auto rp = self->make_response_promise<done_atom>();
+      persist(self, store_write{}, [rp](caf::error err) mutable {
+        if (err)
+          rp.deliver(err);
+        else
+          rp.deliver(done_atom::value);
+      });
+      return rp;
+    },
+    [=](stop_atom) {
+      self->quit();
       return done_atom::value;
     },
     [=](revoke_atom) -> caf::result<done_atom> {

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <memory>
@@ -92,7 +93,20 @@ struct app_params {
   authorizer_status status = authorizer_status::active;
   /// Components: the latest verify ticket.
   std::optional<credential> verify_ticket;
+  /// Version of this key's whole stored state (persistence::keys::seq); every
+  /// persisted change raises it (see next_seq). Replicas keep the newest.
+  uint64_t seq = 0;
+  /// Multi-node hubs: the local cluster node actor, told `(repl_atom, key,
+  /// prefix)` after every persisted change so it can replicate the state.
+  caf::actor cluster;
 };
+
+/// The version after `prev` at unix-milliseconds `now_ms`: max(prev + 1, now_ms),
+/// so versions grow on one owner and still order writes made by two owners
+/// on either side of a partition by time.
+inline uint64_t next_seq(uint64_t prev, uint64_t now_ms) {
+  return std::max(prev + 1, now_ms);
+}
 
 /// Spawns the actor owning one official-account app's access_token and its
 /// jsapi / wx_card tickets.
@@ -113,6 +127,9 @@ struct app_params {
 /// - `(auth_atom, authorization)`: (re-)authorized; resets a revoked status.
 /// - `(auth_atom, std::string refresh_token)` -> `done_atom`: imported refresh token, durable.
 /// - `(revoke_atom)` -> `done_atom`: deletes tokens and tickets, marks revoked.
+/// All kinds:
+/// - `(stop_atom)` -> `done_atom`: quits (ownership moved to another node). Every
+///   write the actor started was sent to the store actor before this answer.
 ///
 /// Concurrent requests share one upstream call (single-flight); every change
 /// is persisted through the store actor before anyone is answered; the token

@@ -43,6 +43,25 @@ struct upstream_reply {
   std::string body;
 };
 
+/// The whole stored state of one key as replicated between nodes: every
+/// record under the key's prefix (field name relative to the prefix, value)
+/// and the state version `seq` (also one of the records).
+struct key_state {
+  std::string key;
+  /// key_kind as a number.
+  uint8_t kind = 0;
+  uint64_t seq = 0;
+  /// Owner's wall clock (unix ms) when it sent the state (replication lag).
+  int64_t sent_ms = 0;
+  /// field, value, field, value, ...
+  std::vector<std::string> fields;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, key_state& x) {
+  return f(caf::meta::type_name("key_state"), x.key, x.kind, x.seq, x.sent_ms, x.fields);
+}
+
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, credential& x) {
   return f(caf::meta::type_name("credential"), x.value, x.obtained_at, x.expires_at, x.version);

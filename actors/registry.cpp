@@ -18,23 +18,6 @@ namespace wh::actors {
 
 namespace {
 
-/// Reads and decodes one stored credential; corrupt data is logged, not fatal.
-std::optional<credential> load_credential(persistence::store& db, const std::string& key) {
-  auto raw = db.get(key);
-  if (!raw) {
-    WH_ERROR("registry", "cannot read " << key << ": " << detail_of(raw.error()));
-    return std::nullopt;
-  }
-  if (!raw->has_value())
-    return std::nullopt;
-  auto x = persistence::decode_credential(**raw);
-  if (!x) {
-    WH_ERROR("registry", "ignoring corrupt record " << key << ": " << detail_of(x.error()));
-    return std::nullopt;
-  }
-  return std::move(*x);
-}
-
 caf::error normalize(caf::error err) {
   if (code_of(err) == ec::none)
     return make_detail_error(ec::timeout, "the token actor did not answer in time");
@@ -106,6 +89,8 @@ registry::registry(caf::actor_system& sys, caf::actor upstream, caf::actor store
       // them must not become 100,000 series.
       std::map<std::pair<std::string, std::string>, size_t> authorizers;
       for (auto& e : entries()) {
+        if (e->shadow)
+          continue;
         if (e->kind == static_cast<uint8_t>(key_kind::authorizer)) {
           auto comp = e->key.substr(0, e->key.find('/'));
           auto st = e->status.load();
@@ -165,6 +150,260 @@ void registry::insert(std::vector<std::shared_ptr<key_entry>> entries) {
   map_.store(std::move(next));
 }
 
+namespace {
+
+/// Applies one stored record (`field` relative to the key's prefix) to `p`.
+void read_field(app_params& p, std::string_view field, std::string_view value,
+                const std::string& key) {
+  if (field == "access_token")
+    p.token = decode_logged(key, value);
+  else if (field == "ticket/jsapi")
+    p.jsapi = decode_logged(key, value);
+  else if (field == "ticket/wx_card")
+    p.wx_card = decode_logged(key, value);
+  else if (field == "refresh_token")
+    p.refresh_token = decode_logged(key, value);
+  else if (field == "verify_ticket")
+    p.verify_ticket = decode_logged(key, value);
+  else if (field == "force") {
+    if (auto b = persistence::decode_force_budget(value))
+      p.force_budget = *b;
+    else
+      WH_ERROR("registry", "ignoring corrupt record " << key);
+  } else if (field == "status") {
+    auto st = persistence::decode_status(value);
+    if (!st)
+      WH_ERROR("registry", "ignoring corrupt record " << key);
+    else
+      p.status = *st == "revoked" ? authorizer_status::revoked
+                                  : authorizer_status::needs_reauthorization;
+  } else if (field == "seq") {
+    uint64_t x = 0;
+    for (char c : value)
+      x = c >= '0' && c <= '9' ? x * 10 + static_cast<uint64_t>(c - '0') : x;
+    p.seq = x;
+  }
+}
+
+} // namespace
+
+std::string registry::prefix_of(const key_entry& e) {
+  switch (static_cast<key_kind>(e.kind)) {
+    case key_kind::app: return persistence::keys::app_prefix(e.key);
+    case key_kind::component: return persistence::keys::component_prefix(e.key);
+    default: {
+      auto slash = e.key.find('/');
+      return persistence::keys::authorizer_prefix(e.key.substr(0, slash), e.key.substr(slash + 1));
+    }
+  }
+}
+
+caf::actor registry::component_handle(const std::string& component) const {
+  std::lock_guard<std::mutex> guard{defs_mtx_};
+  if (auto i = comp_links_.find(component); i != comp_links_.end())
+    return i->second;
+  if (auto e = find(component))
+    return e->actor();
+  return {};
+}
+
+app_params registry::load_params(const std::shared_ptr<key_entry>& e) const {
+  auto p = base_params(e);
+  p.kind = static_cast<key_kind>(e->kind);
+  p.prefix = prefix_of(*e);
+  switch (p.kind) {
+    case key_kind::app: {
+      std::lock_guard<std::mutex> guard{defs_mtx_};
+      if (auto i = app_defs_.find(e->key); i != app_defs_.end())
+        p.app = i->second;
+      break;
+    }
+    case key_kind::component: {
+      std::lock_guard<std::mutex> guard{defs_mtx_};
+      if (auto i = comp_defs_.find(e->key); i != comp_defs_.end())
+        p.app = app_config{i->second.appid, i->second.secret, token_api::stable};
+      p.component_appid = e->key;
+      break;
+    }
+    case key_kind::authorizer: {
+      auto slash = e->key.find('/');
+      p.component_appid = e->key.substr(0, slash);
+      p.app.appid = e->key.substr(slash + 1);
+      p.component = component_handle(p.component_appid);
+      break;
+    }
+  }
+  auto err = db_->scan(p.prefix, [&](std::string_view key, std::string_view value) {
+    read_field(p, key.substr(p.prefix.size()), value, std::string{key});
+    return true;
+  });
+  if (err)
+    WH_ERROR("registry", e->key << ": cannot read its state: " << detail_of(err));
+  return p;
+}
+
+void registry::publish_stored(key_entry& e, const app_params& p) const {
+  auto t = clock_.now();
+  if (p.token && p.token->valid_at(t))
+    key_entry::publish_newer(e.token, *p.token);
+  if (p.jsapi && p.jsapi->valid_at(t))
+    key_entry::publish_newer(e.jsapi, *p.jsapi);
+  if (p.wx_card && p.wx_card->valid_at(t))
+    key_entry::publish_newer(e.wx_card, *p.wx_card);
+  e.status.store(static_cast<uint8_t>(p.status));
+  if (p.status != authorizer_status::active)
+    e.token.clear();
+  if (p.verify_ticket)
+    e.verify_ticket_at.store(p.verify_ticket->obtained_at);
+}
+
+void registry::start(const std::shared_ptr<key_entry>& e, app_params&& p) {
+  if (cluster_.node) {
+    // The node actor spawns the actor once this node owns the key; until
+    // then the stored (replicated) state is served from the snapshots.
+    p.cluster = cluster_.node;
+    publish_stored(*e, p);
+    return;
+  }
+  if (p.token && p.token->valid_at(clock_.now()) && p.kind == key_kind::app)
+    WH_INFO("registry", e->key << ": restored access_token v" << p.token->version << ", "
+                               << (p.token->expires_at - clock_.now()) << " s left");
+  e->set_actor(spawn_app_actor(sys_, std::move(p)));
+}
+
+caf::actor registry::activate(const std::shared_ptr<key_entry>& e) {
+  if (auto a = e->actor())
+    return a;
+  auto p = load_params(e);
+  p.cluster = cluster_.node;
+  publish_stored(*e, p);
+  auto a = spawn_app_actor(sys_, std::move(p));
+  e->set_actor(a);
+  return a;
+}
+
+caf::actor registry::deactivate(key_entry& e) {
+  auto a = e.actor();
+  e.set_actor(caf::actor{});
+  return a;
+}
+
+void registry::enable_cluster(cluster_link link) {
+  cluster_ = std::move(link);
+}
+
+caf::actor registry::spawn_component_link(const std::string& component) {
+  // Authorizer actors ask "their component" for its token; in a cluster the
+  // component may live on another node, so they ask this forwarder.
+  return sys_.spawn([this, component](caf::event_based_actor* self) -> caf::behavior {
+    auto route = [this, component]() -> std::pair<caf::actor, bool> {
+      if (auto e = find(component))
+        if (auto a = e->actor())
+          return {a, false};
+      return {cluster_.owner_node(component), true};
+    };
+    return {
+      [=](get_atom, token_atom) -> caf::result<caf::message> {
+        auto [dst, keyed] = route();
+        if (!dst)
+          return make_detail_error(ec::cluster_unavailable, "no live owner of component " + component);
+        if (keyed)
+          return self->delegate(dst, get_atom::value, token_atom::value, component);
+        return self->delegate(dst, get_atom::value, token_atom::value);
+      },
+      [=](stale_atom, std::string& token) -> caf::result<caf::message> {
+        auto [dst, keyed] = route();
+        if (!dst)
+          return make_detail_error(ec::cluster_unavailable, "no live owner of component " + component);
+        if (keyed)
+          return self->delegate(dst, stale_atom::value, component, std::move(token));
+        return self->delegate(dst, stale_atom::value, std::move(token));
+      },
+    };
+  });
+}
+
+caf::expected<key_state> registry::read_state(const key_entry& e) const {
+  key_state st;
+  st.key = e.key;
+  st.kind = e.kind;
+  auto pre = prefix_of(e);
+  auto err = db_->scan(pre, [&](std::string_view k, std::string_view v) {
+    auto field = k.substr(pre.size());
+    if (field == "seq") {
+      app_params p;
+      read_field(p, field, v, std::string{k});
+      st.seq = p.seq;
+    }
+    st.fields.emplace_back(field);
+    st.fields.emplace_back(v);
+    return true;
+  });
+  if (err)
+    return err;
+  return st;
+}
+
+registry::adopt_result registry::adopt(const key_state& s) {
+  auto e = find(s.key);
+  if (!e || e->shadow) {
+    auto slash = s.key.find('/');
+    if (s.kind != static_cast<uint8_t>(key_kind::authorizer) || slash == std::string::npos) {
+      WH_WARN("cluster", "replicated state of " << s.key << " is not configured on this node; "
+                         "every node needs the same [[app]]/[[component]] definitions");
+      return adopt_result::refused;
+    }
+    auto comp = find(s.key.substr(0, slash));
+    if (!comp || comp->kind != static_cast<uint8_t>(key_kind::component))
+      return adopt_result::refused;
+    e = ensure_authorizer(s.key.substr(0, slash), s.key.substr(slash + 1));
+  }
+  if (e->kind != s.kind || s.fields.size() % 2 != 0)
+    return adopt_result::refused;
+  auto pre = prefix_of(*e);
+  std::vector<persistence::batch_entry> batch;
+  uint64_t local = 0;
+  auto err = db_->scan(pre, [&](std::string_view k, std::string_view v) {
+    if (k.substr(pre.size()) == "seq") {
+      app_params p;
+      read_field(p, "seq", v, std::string{k});
+      local = p.seq;
+    }
+    batch.emplace_back(std::string{k}, std::nullopt);
+    return true;
+  });
+  if (err)
+    return adopt_result::failed;
+  if (s.seq <= local)
+    return adopt_result::older;
+  // The new state replaces the old one entirely, in one atomic batch.
+  app_params p;
+  for (size_t i = 0; i < s.fields.size(); i += 2) {
+    batch.emplace_back(pre + s.fields[i], s.fields[i + 1]);
+    read_field(p, s.fields[i], s.fields[i + 1], pre + s.fields[i]);
+  }
+  if (auto werr = db_->write(batch)) {
+    WH_ERROR("cluster", "cannot store replicated state of " << s.key << ": " << detail_of(werr));
+    return adopt_result::failed;
+  }
+  auto t = clock_.now();
+  auto exact = [t](snapshot_slot& slot, const std::optional<credential>& x) {
+    if (x && x->valid_at(t))
+      slot.publish(*x);
+    else
+      slot.clear();
+  };
+  if (!e->actor()) {
+    exact(e->token, p.token);
+    exact(e->jsapi, p.jsapi);
+    exact(e->wx_card, p.wx_card);
+    e->status.store(static_cast<uint8_t>(p.status));
+    if (p.verify_ticket)
+      e->verify_ticket_at.store(p.verify_ticket->obtained_at);
+  }
+  return adopt_result::applied;
+}
+
 caf::error registry::add_app(const app_config& app, bool runtime) {
   if (find(app.appid))
     return make_detail_error(ec::invalid_config, "duplicate appid " + app.appid);
@@ -172,28 +411,16 @@ caf::error registry::add_app(const app_config& app, bool runtime) {
   entry->key = app.appid;
   entry->runtime = runtime;
   entry->token_api = app.api == token_api::stable ? "stable" : "classic";
-  auto p = base_params(entry);
-  p.app = app;
-  p.prefix = persistence::keys::app_prefix(app.appid);
-  p.token = load_credential(*db_, persistence::keys::app_token(app.appid));
-  p.jsapi = load_credential(*db_, persistence::keys::app_ticket(app.appid, "jsapi"));
-  p.wx_card = load_credential(*db_, persistence::keys::app_ticket(app.appid, "wx_card"));
-  if (auto raw = db_->get(persistence::keys::app_force(app.appid)); raw && raw->has_value()) {
-    if (auto b = persistence::decode_force_budget(**raw))
-      p.force_budget = *b;
-    else
-      WH_ERROR("registry", "ignoring corrupt force budget of " << app.appid);
+  {
+    std::lock_guard<std::mutex> guard{defs_mtx_};
+    app_defs_[app.appid] = app;
   }
-  if (p.token && p.token->valid_at(clock_.now()))
-    WH_INFO("registry", app.appid << ": restored access_token v" << p.token->version << ", "
-                                  << (p.token->expires_at - clock_.now()) << " s left");
-  entry->actor = spawn_app_actor(sys_, std::move(p));
+  start(entry, load_params(entry));
   insert({std::move(entry)});
   return caf::none;
 }
 
 std::shared_ptr<key_entry> registry::make_authorizer(const std::string& component,
-                                                     const caf::actor& comp_actor,
                                                      const std::string& authorizer, app_params&& p) {
   auto entry = std::make_shared<key_entry>();
   entry->key = component + "/" + authorizer;
@@ -202,14 +429,15 @@ std::shared_ptr<key_entry> registry::make_authorizer(const std::string& componen
   base.kind = key_kind::authorizer;
   base.app.appid = authorizer;
   base.component_appid = component;
-  base.component = comp_actor;
+  base.component = component_handle(component);
   base.prefix = persistence::keys::authorizer_prefix(component, authorizer);
   base.token = std::move(p.token);
   base.jsapi = std::move(p.jsapi);
   base.wx_card = std::move(p.wx_card);
   base.refresh_token = std::move(p.refresh_token);
   base.status = p.status;
-  entry->actor = spawn_app_actor(sys_, std::move(base));
+  base.seq = p.seq;
+  start(entry, std::move(base));
   return entry;
 }
 
@@ -220,14 +448,14 @@ caf::error registry::add_component(const component_config& comp, bool runtime) {
   entry->key = comp.appid;
   entry->runtime = runtime;
   entry->kind = static_cast<uint8_t>(key_kind::component);
-  auto p = base_params(entry);
-  p.kind = key_kind::component;
-  p.app = app_config{comp.appid, comp.secret, token_api::stable};
-  p.component_appid = comp.appid;
-  p.prefix = persistence::keys::component_prefix(comp.appid);
-  p.token = load_credential(*db_, persistence::keys::token(p.prefix));
-  p.verify_ticket = load_credential(*db_, persistence::keys::verify_ticket(p.prefix));
-  entry->actor = spawn_app_actor(sys_, std::move(p));
+  {
+    std::lock_guard<std::mutex> guard{defs_mtx_};
+    comp_defs_[comp.appid] = comp;
+    if (cluster_.node)
+      comp_links_[comp.appid] = spawn_component_link(comp.appid);
+  }
+  start(entry, load_params(entry));
+  insert({entry});
   // Restore every stored authorizer: one scan, one map update.
   std::map<std::string, app_params> found;
   auto all = persistence::keys::authorizers_of(comp.appid);
@@ -236,35 +464,17 @@ caf::error registry::add_component(const component_config& comp, bool runtime) {
     auto slash = rest.find('/');
     if (slash == std::string_view::npos)
       return true;
-    auto& ap = found[std::string{rest.substr(0, slash)}];
-    auto field = rest.substr(slash + 1);
-    std::string k{key};
-    if (field == "access_token")
-      ap.token = decode_logged(k, value);
-    else if (field == "ticket/jsapi")
-      ap.jsapi = decode_logged(k, value);
-    else if (field == "ticket/wx_card")
-      ap.wx_card = decode_logged(k, value);
-    else if (field == "refresh_token")
-      ap.refresh_token = decode_logged(k, value);
-    else if (field == "status") {
-      auto st = persistence::decode_status(value);
-      if (!st)
-        WH_ERROR("registry", "ignoring corrupt record " << k);
-      else
-        ap.status = *st == "revoked" ? authorizer_status::revoked
-                                     : authorizer_status::needs_reauthorization;
-    }
+    read_field(found[std::string{rest.substr(0, slash)}], rest.substr(slash + 1), value,
+               std::string{key});
     return true;
   });
   if (err)
     return err;
   std::vector<std::shared_ptr<key_entry>> entries;
-  entries.reserve(found.size() + 1);
+  entries.reserve(found.size());
   for (auto& [aid, ap] : found)
-    entries.push_back(make_authorizer(comp.appid, entry->actor, aid, std::move(ap)));
+    entries.push_back(make_authorizer(comp.appid, aid, std::move(ap)));
   WH_INFO("registry", comp.appid << ": component with " << found.size() << " stored authorizer(s)");
-  entries.push_back(std::move(entry));
   insert(std::move(entries));
   return caf::none;
 }
@@ -275,46 +485,221 @@ void registry::write(store_write w, done_callback cb) {
     [cb](caf::error err) { cb(std::move(err)); }, put_atom::value, std::move(w));
 }
 
+caf::actor registry::target(const key_entry& e, bool& keyed) const {
+  keyed = false;
+  if (auto a = e.actor())
+    return a;
+  if (!cluster_.node)
+    return {};
+  // Not running here: the owner's node actor (this node's own while the key
+  // is being activated) takes the request by key.
+  keyed = true;
+  return cluster_.owner_node(e.key);
+}
+
+void registry::remember(const std::string& key, const std::string& slot, const credential& x) {
+  auto e = find(key);
+  if (!e) {
+    // An authorizer this node does not store: cache the owner's answers
+    // (entries are only created for keys the owner confirmed).
+    if (key.find('/') == std::string::npos)
+      return;
+    e = std::make_shared<key_entry>();
+    e->key = key;
+    e->kind = static_cast<uint8_t>(key_kind::authorizer);
+    e->shadow = true;
+    insert({e});
+  }
+  if (e->actor())
+    return; // the local actor publishes for itself
+  auto dst = slot == "token" ? &e->token : e->ticket(slot);
+  if (dst)
+    key_entry::publish_newer(*dst, x);
+}
+
+namespace {
+
+caf::error no_target(const key_entry& e) {
+  return make_detail_error(ec::cluster_unavailable, e.key + " has no running owner yet; retry");
+}
+
+} // namespace
+
+void registry::ask_token(const key_entry& e, credential_callback cb) {
+  bool keyed = false;
+  auto dst = target(e, keyed);
+  if (!dst)
+    return cb(no_target(e));
+  if (!keyed)
+    return ask(sys_, dst, opts_.ask_timeout, std::move(cb), get_atom::value, token_atom::value);
+  auto key = e.key;
+  ask(sys_, dst, opts_.ask_timeout,
+      [this, key, cb](caf::expected<credential> x) {
+        if (x)
+          remember(key, "token", *x);
+        cb(std::move(x));
+      },
+      get_atom::value, token_atom::value, key);
+}
+
+void registry::ask_ticket(const key_entry& e, std::string type, credential_callback cb) {
+  bool keyed = false;
+  auto dst = target(e, keyed);
+  if (!dst)
+    return cb(no_target(e));
+  if (!keyed)
+    return ask(sys_, dst, opts_.ask_timeout, std::move(cb), get_atom::value, ticket_atom::value,
+               std::move(type));
+  auto key = e.key;
+  ask(sys_, dst, opts_.ask_timeout,
+      [this, key, type, cb](caf::expected<credential> x) {
+        if (x)
+          remember(key, type, *x);
+        cb(std::move(x));
+      },
+      get_atom::value, ticket_atom::value, key, type);
+}
+
+void registry::report_stale(const key_entry& e, std::string token, credential_callback cb) {
+  bool keyed = false;
+  auto dst = target(e, keyed);
+  if (!dst)
+    return cb(no_target(e));
+  if (!keyed)
+    return ask(sys_, dst, opts_.ask_timeout, std::move(cb), stale_atom::value, std::move(token));
+  auto key = e.key;
+  ask(sys_, dst, opts_.ask_timeout,
+      [this, key, cb](caf::expected<credential> x) {
+        if (x)
+          remember(key, "token", *x);
+        cb(std::move(x));
+      },
+      stale_atom::value, key, std::move(token));
+}
+
+void registry::force_refresh(const key_entry& e, credential_callback cb) {
+  bool keyed = false;
+  auto dst = target(e, keyed);
+  if (!dst)
+    return cb(no_target(e));
+  if (!keyed)
+    return ask(sys_, dst, opts_.ask_timeout, std::move(cb), refresh_atom::value);
+  auto key = e.key;
+  ask(sys_, dst, opts_.ask_timeout,
+      [this, key, cb](caf::expected<credential> x) {
+        if (x)
+          remember(key, "token", *x);
+        cb(std::move(x));
+      },
+      refresh_atom::value, key);
+}
+
+void registry::describe(const key_entry& e, std::function<void(caf::expected<std::string>)> cb) {
+  bool keyed = false;
+  auto dst = target(e, keyed);
+  if (!dst)
+    return cb(no_target(e));
+  auto ok = [cb](std::string x) { cb(std::move(x)); };
+  auto fail = [cb](caf::error err) { cb(std::move(err)); };
+  if (keyed)
+    return ask_then<std::string>(sys_, dst, opts_.ask_timeout, ok, fail, state_atom::value, e.key);
+  ask_then<std::string>(sys_, dst, opts_.ask_timeout, ok, fail, state_atom::value);
+}
+
 void registry::deliver_verify_ticket(const std::string& component, std::string ticket,
                                      done_callback cb) {
   auto e = find(component);
   if (!e || e->kind != static_cast<uint8_t>(key_kind::component))
     return cb(make_detail_error(ec::unknown_key, "component " + component + " is not configured"));
-  ask_then<done_atom>(
-    sys_, e->actor, opts_.ask_timeout, [cb](done_atom) { cb(caf::none); },
-    [cb](caf::error err) { cb(std::move(err)); }, vticket_atom::value, std::move(ticket));
+  bool keyed = false;
+  auto dst = target(*e, keyed);
+  if (!dst)
+    return cb(no_target(*e));
+  auto ok = [cb](done_atom) { cb(caf::none); };
+  auto fail = [cb](caf::error err) { cb(std::move(err)); };
+  if (keyed)
+    return ask_then<done_atom>(sys_, dst, opts_.ask_timeout, ok, fail, vticket_atom::value, component,
+                               std::move(ticket));
+  ask_then<done_atom>(sys_, dst, opts_.ask_timeout, ok, fail, vticket_atom::value, std::move(ticket));
 }
 
 void registry::authorize(const std::string& component, std::string code, done_callback cb) {
   auto e = find(component);
   if (!e || e->kind != static_cast<uint8_t>(key_kind::component))
     return cb(make_detail_error(ec::unknown_key, "component " + component + " is not configured"));
-  auto comp_actor = e->actor;
+  bool keyed = false;
+  auto dst = target(*e, keyed);
+  if (!dst)
+    return cb(no_target(*e));
+  auto fail = [cb](caf::error err) { cb(std::move(err)); };
+  if (keyed) {
+    // The component's owner runs the whole flow (api_query_auth, then the
+    // authorizer's owner adopts the result).
+    return ask_then<done_atom>(
+      sys_, dst, opts_.ask_timeout, [cb](done_atom) { cb(caf::none); }, fail, auth_atom::value,
+      component, std::move(code));
+  }
   ask_then<authorization>(
-    sys_, comp_actor, opts_.ask_timeout,
-    [this, component, comp_actor, cb](authorization a) {
-      auto key = component + "/" + a.authorizer_appid;
-      auto entry = find(key);
-      if (!entry) {
-        entry = make_authorizer(component, comp_actor, a.authorizer_appid, app_params{});
-        insert({entry});
-      }
-      ask_then<done_atom>(
-        sys_, entry->actor, opts_.ask_timeout, [cb](done_atom) { cb(caf::none); },
-        [cb](caf::error err) { cb(std::move(err)); }, auth_atom::value, std::move(a));
-    },
-    [cb](caf::error err) { cb(std::move(err)); }, auth_atom::value, std::move(code));
+    sys_, dst, opts_.ask_timeout,
+    [this, component, cb](authorization a) { adopt_authorization(component, std::move(a), cb); },
+    fail, auth_atom::value, std::move(code));
+}
+
+std::shared_ptr<key_entry> registry::ensure_authorizer(const std::string& component,
+                                                       const std::string& authorizer) {
+  std::lock_guard<std::mutex> guard{runtime_mtx_};
+  auto key = component + "/" + authorizer;
+  auto entry = find(key);
+  if (entry && !entry->shadow)
+    return entry;
+  auto fresh = make_authorizer(component, authorizer, app_params{});
+  if (entry) // a shadow becomes a real entry; keep what it cached
+    if (auto x = entry->token.load())
+      fresh->token.publish(*x);
+  insert({fresh});
+  return fresh;
+}
+
+void registry::adopt_authorization(const std::string& component, authorization a, done_callback cb) {
+  auto key = component + "/" + a.authorizer_appid;
+  if (cluster_.node) {
+    // The authorizer's owner adopts it (possibly this node, via its node actor).
+    auto owner = cluster_.owner_node(key);
+    if (!owner)
+      return cb(make_detail_error(ec::cluster_unavailable, "no owner for " + key + "; retry"));
+    return ask_then<done_atom>(
+      sys_, owner, opts_.ask_timeout, [cb](done_atom) { cb(caf::none); },
+      [cb](caf::error err) { cb(std::move(err)); }, auth_atom::value, key, std::move(a));
+  }
+  auto entry = ensure_authorizer(component, a.authorizer_appid);
+  ask_then<done_atom>(
+    sys_, entry->actor(), opts_.ask_timeout, [cb](done_atom) { cb(caf::none); },
+    [cb](caf::error err) { cb(std::move(err)); }, auth_atom::value, std::move(a));
 }
 
 void registry::revoke(const std::string& component, const std::string& authorizer,
                       done_callback cb) {
-  auto e = find(component + "/" + authorizer);
+  auto key = component + "/" + authorizer;
+  auto e = find(key);
+  if (!e && cluster_.node) {
+    // Only the owner and its replicas store an authorizer: ask the owner.
+    e = std::make_shared<key_entry>();
+    e->key = key;
+    e->kind = static_cast<uint8_t>(key_kind::authorizer);
+    e->shadow = true;
+  }
   if (!e)
     return cb(make_detail_error(ec::unknown_key,
                                 "authorizer " + authorizer + " of " + component + " is not known"));
-  ask_then<done_atom>(
-    sys_, e->actor, opts_.ask_timeout, [cb](done_atom) { cb(caf::none); },
-    [cb](caf::error err) { cb(std::move(err)); }, revoke_atom::value);
+  bool keyed = false;
+  auto dst = target(*e, keyed);
+  if (!dst)
+    return cb(no_target(*e));
+  auto ok = [cb](done_atom) { cb(caf::none); };
+  auto fail = [cb](caf::error err) { cb(std::move(err)); };
+  if (keyed)
+    return ask_then<done_atom>(sys_, dst, opts_.ask_timeout, ok, fail, revoke_atom::value, key);
+  ask_then<done_atom>(sys_, dst, opts_.ask_timeout, ok, fail, revoke_atom::value);
 }
 
 void registry::import_authorizers(const std::string& component,
@@ -323,6 +708,49 @@ void registry::import_authorizers(const std::string& component,
   auto e = find(component);
   if (!e || e->kind != static_cast<uint8_t>(key_kind::component))
     return cb(make_detail_error(ec::unknown_key, "component " + component + " is not configured"));
+  if (!cluster_.node)
+    return import_local(component, std::move(refresh_tokens), std::move(cb));
+  // Each owner imports its share: group by owner node, then fan out.
+  std::map<caf::actor, std::vector<std::string>> shares;
+  for (auto& [aid, rt] : refresh_tokens) {
+    auto owner = cluster_.owner_node(component + "/" + aid);
+    if (!owner)
+      return cb(make_detail_error(ec::cluster_unavailable, "no live owner for " + component + "/"
+                                                             + aid + "; retry"));
+    auto& flat = shares[owner];
+    flat.push_back(aid);
+    flat.push_back(rt);
+  }
+  struct fan_in {
+    std::mutex mtx;
+    size_t left = 0;
+    caf::error first;
+    done_callback cb;
+  };
+  auto state = std::make_shared<fan_in>();
+  state->left = shares.size();
+  state->cb = std::move(cb);
+  if (shares.empty())
+    return state->cb(caf::none);
+  auto finish = [state](caf::error err) {
+    std::unique_lock<std::mutex> guard{state->mtx};
+    if (err && !state->first)
+      state->first = std::move(err);
+    if (--state->left > 0)
+      return;
+    auto result = std::move(state->first);
+    guard.unlock();
+    state->cb(std::move(result));
+  };
+  for (auto& [owner, flat] : shares)
+    ask_then<done_atom>(
+      sys_, owner, opts_.ask_timeout, [finish](done_atom) { finish(caf::none); }, finish,
+      import_atom::value, component, std::move(flat));
+}
+
+void registry::import_local(const std::string& component,
+                            std::vector<std::pair<std::string, std::string>> refresh_tokens,
+                            done_callback cb) {
   auto t = clock_.now();
   store_write w;
   for (auto& [aid, rt] : refresh_tokens) {
@@ -331,20 +759,25 @@ void registry::import_authorizers(const std::string& component,
           persistence::encode(credential{rt, t, std::numeric_limits<int64_t>::max(), 1}));
     w.ops.push_back(store_write::op{persistence::keys::status(pre), "", true});
   }
-  auto comp_actor = e->actor;
-  write(std::move(w), [this, component, comp_actor, t, refresh_tokens = std::move(refresh_tokens),
+  write(std::move(w), [this, component, t, refresh_tokens = std::move(refresh_tokens),
                        cb](caf::error err) {
     if (err)
       return cb(std::move(err));
     std::vector<std::shared_ptr<key_entry>> fresh;
     for (auto& [aid, rt] : refresh_tokens) {
       credential x{rt, t, std::numeric_limits<int64_t>::max(), 1};
-      if (auto existing = find(component + "/" + aid)) {
-        caf::anon_send(existing->actor, auth_atom::value, x);
+      auto existing = find(component + "/" + aid);
+      if (existing && !existing->shadow) {
+        // In a cluster this node owns the key (the node actor routed it here).
+        auto a = cluster_.node ? activate(existing) : existing->actor();
+        caf::anon_send(a, auth_atom::value, x);
       } else {
         app_params p;
         p.refresh_token = x;
-        fresh.push_back(make_authorizer(component, comp_actor, aid, std::move(p)));
+        auto entry = make_authorizer(component, aid, std::move(p));
+        if (cluster_.node)
+          caf::anon_send(activate(entry), auth_atom::value, x);
+        fresh.push_back(std::move(entry));
       }
     }
     if (!fresh.empty())
@@ -360,7 +793,7 @@ registry::list_authorizers(const std::string& component, size_t offset, size_t l
   auto pre = component + "/";
   std::vector<std::shared_ptr<key_entry>> all;
   for (auto& [k, e] : *cur)
-    if (k.size() > pre.size() && k.compare(0, pre.size(), pre) == 0)
+    if (!e->shadow && k.size() > pre.size() && k.compare(0, pre.size(), pre) == 0)
       all.push_back(e);
   std::sort(all.begin(), all.end(), [](auto& a, auto& b) { return a->key < b->key; });
   total = all.size();
@@ -393,23 +826,6 @@ std::vector<std::shared_ptr<key_entry>> registry::entries() const {
   for (auto& [k, v] : *cur)
     out.push_back(v);
   return out;
-}
-
-void registry::ask_token(const key_entry& e, credential_callback cb) {
-  ask(sys_, e.actor, opts_.ask_timeout, std::move(cb), get_atom::value, token_atom::value);
-}
-
-void registry::ask_ticket(const key_entry& e, std::string type, credential_callback cb) {
-  ask(sys_, e.actor, opts_.ask_timeout, std::move(cb), get_atom::value, ticket_atom::value,
-      std::move(type));
-}
-
-void registry::report_stale(const key_entry& e, std::string token, credential_callback cb) {
-  ask(sys_, e.actor, opts_.ask_timeout, std::move(cb), stale_atom::value, std::move(token));
-}
-
-void registry::force_refresh(const key_entry& e, credential_callback cb) {
-  ask(sys_, e.actor, opts_.ask_timeout, std::move(cb), refresh_atom::value);
 }
 
 namespace {
@@ -476,7 +892,7 @@ void registry::put_app(app_config app, done_callback cb) {
       return cb(std::move(err));
     std::lock_guard<std::mutex> guard{runtime_mtx_};
     if (auto old = find(app.appid)) {
-      caf::anon_send_exit(old->actor, caf::exit_reason::user_shutdown);
+      caf::anon_send_exit(old->actor(), caf::exit_reason::user_shutdown);
       erase_entries({app.appid});
     }
     cb(add_app(app, true));
@@ -513,7 +929,7 @@ void registry::stop_component(const std::string& appid) {
   auto pre = appid + "/";
   for (auto& e : entries())
     if (e->key == appid || e->key.compare(0, pre.size(), pre) == 0) {
-      caf::anon_send_exit(e->actor, caf::exit_reason::user_shutdown);
+      caf::anon_send_exit(e->actor(), caf::exit_reason::user_shutdown);
       keys.push_back(e->key);
     }
   erase_entries(keys);
@@ -553,23 +969,22 @@ void registry::remove(const std::string& appid, done_callback cb) {
     if (comp) {
       stop_component(appid);
     } else if (auto e = find(appid)) {
-      caf::anon_send_exit(e->actor, caf::exit_reason::user_shutdown);
+      caf::anon_send_exit(e->actor(), caf::exit_reason::user_shutdown);
       erase_entries({appid});
     }
     cb(caf::none);
   });
 }
 
-void registry::describe(const key_entry& e, std::function<void(caf::expected<std::string>)> cb) {
-  ask_then<std::string>(
-    sys_, e.actor, opts_.ask_timeout, [cb](std::string x) { cb(std::move(x)); },
-    [cb](caf::error err) { cb(std::move(err)); }, state_atom::value);
-}
-
 void registry::shutdown() {
   auto cur = map_.exchange(std::make_shared<const map_type>());
   for (auto& [k, e] : *cur)
-    caf::anon_send_exit(e->actor, caf::exit_reason::user_shutdown);
+    if (auto a = e->actor())
+      caf::anon_send_exit(a, caf::exit_reason::user_shutdown);
+  std::lock_guard<std::mutex> guard{defs_mtx_};
+  for (auto& [k, link] : comp_links_)
+    caf::anon_send_exit(link, caf::exit_reason::user_shutdown);
+  comp_links_.clear();
 }
 
 } // namespace wh::actors

@@ -63,7 +63,7 @@ public:
   /// All entries (for metrics and shutdown).
   std::vector<std::shared_ptr<key_entry>> entries() const;
 
-  /// Asks for the current access token.
+  /// Asks for the current access token (in a cluster: of the key's owner).
   void ask_token(const key_entry& e, credential_callback cb);
 
   /// Asks for a ticket ("jsapi" / "wx_card").
@@ -124,12 +124,71 @@ public:
   /// Stops every actor.
   void shutdown();
 
+  // -- multi-node hubs (cluster/node.hpp) ------------------------------------
+
+  /// How the registry reaches other nodes. Set once, before any add_*.
+  struct cluster_link {
+    /// This node's node actor: told `(repl_atom, key, prefix)` by owners.
+    caf::actor node;
+    /// The node actor of `key`'s owner (this node's own when it owns the
+    /// key), or an invalid handle without a live owner. Thread-safe.
+    std::function<caf::actor(std::string_view)> owner_node;
+  };
+
+  /// Switches to multi-node mode: actors run only where the node actor
+  /// activates them; requests for other keys go to their owner by key.
+  void enable_cluster(cluster_link link);
+
+  bool clustered() const { return static_cast<bool>(cluster_.node); }
+
+  /// Spawns `e`'s actor from the stored state (no-op when running).
+  caf::actor activate(const std::shared_ptr<key_entry>& e);
+
+  /// Forgets `e`'s actor and returns it (the caller stops it).
+  caf::actor deactivate(key_entry& e);
+
+  /// The stored state of `e` (every record under its prefix) and its version.
+  caf::expected<key_state> read_state(const key_entry& e) const;
+
+  enum class adopt_result { applied, older, refused, failed };
+
+  /// Stores replicated state if it is newer than the local copy (an older
+  /// version never overwrites a newer one) and serves it from the snapshots.
+  adopt_result adopt(const key_state& s);
+
+  /// The entry of an authorizer, created (without actor in a cluster) if unknown.
+  std::shared_ptr<key_entry> ensure_authorizer(const std::string& component,
+                                               const std::string& authorizer);
+
+  /// api_query_auth's result: handed to the authorizer's actor (its owner's).
+  void adopt_authorization(const std::string& component, authorization a, done_callback cb);
+
+  /// Imports refresh tokens of authorizers this node owns (see import_authorizers).
+  void import_local(const std::string& component,
+                    std::vector<std::pair<std::string, std::string>> refresh_tokens,
+                    done_callback cb);
+
+  /// Storage prefix of a key.
+  static std::string prefix_of(const key_entry& e);
+
 private:
   using map_type = std::unordered_map<std::string, std::shared_ptr<key_entry>>;
 
   /// Spawns an authorizer actor (not yet in the map).
-  std::shared_ptr<key_entry> make_authorizer(const std::string& component, const caf::actor& comp_actor,
+  std::shared_ptr<key_entry> make_authorizer(const std::string& component,
                                              const std::string& authorizer, app_params&& p);
+  /// The stored state of `e` as actor parameters.
+  app_params load_params(const std::shared_ptr<key_entry>& e) const;
+  /// Publishes stored state into the snapshots (keys without a local actor).
+  void publish_stored(key_entry& e, const app_params& p) const;
+  /// Spawns the actor (single node) or publishes the stored state (cluster).
+  void start(const std::shared_ptr<key_entry>& e, app_params&& p);
+  /// Where a request for `e` goes; `keyed` = to a node actor, by key.
+  caf::actor target(const key_entry& e, bool& keyed) const;
+  /// Caches an owner's answer for a key without a local actor.
+  void remember(const std::string& key, const std::string& slot, const credential& x);
+  caf::actor component_handle(const std::string& component) const;
+  caf::actor spawn_component_link(const std::string& component);
   /// Adds entries with one copy of the map (100,000 authorizers must not be O(n^2)).
   void insert(std::vector<std::shared_ptr<key_entry>> entries);
   app_params base_params(std::shared_ptr<key_entry> entry) const;
@@ -153,6 +212,12 @@ private:
   metrics* stats_;
   options opts_;
   std::atomic<std::shared_ptr<const map_type>> map_;
+  mutable std::mutex defs_mtx_;
+  std::unordered_map<std::string, app_config> app_defs_;
+  std::unordered_map<std::string, component_config> comp_defs_;
+  /// Cluster: per component, the forwarder authorizer actors ask for its token.
+  std::unordered_map<std::string, caf::actor> comp_links_;
+  cluster_link cluster_;
 };
 
 } // namespace wh::actors

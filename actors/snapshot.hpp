@@ -3,6 +3,7 @@
 #include <atomic>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <string>
 
 #include "caf/actor.hpp"
@@ -32,11 +33,25 @@ private:
 struct key_entry {
   /// The appid (or "component/authorizer" for authorizers).
   std::string key;
-  caf::actor actor;
+
+  /// The key's token actor, or an invalid handle where this node does not
+  /// own the key (multi-node hubs run a key's actor on its owner only).
+  caf::actor actor() const {
+    std::lock_guard<std::mutex> guard{actor_mtx_};
+    return actor_;
+  }
+  void set_actor(caf::actor x) {
+    std::lock_guard<std::mutex> guard{actor_mtx_};
+    actor_ = std::move(x);
+  }
+
   /// 0 = app, 1 = component, 2 = authorizer (see key_kind).
   uint8_t kind = 0;
   /// Defined by the admin API at runtime (not in the config file).
   bool runtime = false;
+  /// Multi-node hubs: an authorizer this node knows only from remote answers
+  /// (not in its storage); hidden from listings and metrics.
+  bool shadow = false;
   /// Apps: "stable" or "classic" (for listings; never the secret).
   std::string token_api;
   /// Components: WeChat rejected the verify ticket (61005/61006).
@@ -57,6 +72,18 @@ struct key_entry {
       return &wx_card;
     return nullptr;
   }
+
+  /// Publishes `x` into `slot` unless it already holds a newer version
+  /// (remote answers and replicated state may arrive out of order).
+  static void publish_newer(snapshot_slot& slot, const credential& x) {
+    if (auto cur = slot.load(); cur && cur->version > x.version && cur->value != x.value)
+      return;
+    slot.publish(x);
+  }
+
+private:
+  mutable std::mutex actor_mtx_;
+  caf::actor actor_;
 };
 
 } // namespace wh::actors

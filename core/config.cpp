@@ -151,9 +151,7 @@ caf::expected<hub_config> parse_config(const std::string& text, const std::strin
   cfg.source = source;
   checker ck{source, {}};
   auto bad = [&] { return make_detail_error(ec::invalid_config, ck.problem); };
-  if (root.contains("cluster"))
-    return ck.fail("cluster", "multi-node clustering is not supported by this version yet"), bad();
-  if (!ck.no_unknown_keys(root, "", {"hub", "wechat", "app", "component", "client"}))
+  if (!ck.no_unknown_keys(root, "", {"hub", "wechat", "app", "component", "client", "cluster"}))
     return bad();
   // -- [hub]
   if (auto node = root.get("hub")) {
@@ -339,6 +337,61 @@ caf::expected<hub_config> parse_config(const std::string& text, const std::strin
   }
   if (cfg.tls.enabled() && cfg.tls.key.empty())
     return ck.fail("hub.tls.key", "missing required key"), bad();
+  // -- [cluster]
+  if (auto node = root.get("cluster")) {
+    auto tbl = node->as_table();
+    if (!tbl)
+      return ck.fail("cluster", "expected a table"), bad();
+    auto& cl = cfg.cluster;
+    std::string listen;
+    if (!ck.no_unknown_keys(*tbl, "cluster",
+                            {"node_id", "listen", "peers", "replicas", "join_grace_ms", "tls"})
+        || !ck.get(*tbl, "cluster", "node_id", cl.node_id, true)
+        || !ck.get(*tbl, "cluster", "listen", listen, true)
+        || !ck.get(*tbl, "cluster", "replicas", cl.replicas)
+        || !ck.get(*tbl, "cluster", "join_grace_ms", cl.join_grace_ms))
+      return bad();
+    if (cl.node_id.empty() || cl.node_id.size() > 32 || !valid_appid(cl.node_id))
+      return ck.fail("cluster.node_id", "must be 1-32 characters of [A-Za-z0-9_-]"), bad();
+    if (!split_host_port(listen, cl.listen_host, cl.listen_port) || cl.listen_port == 0)
+      return ck.fail("cluster.listen", "expected \"host:port\" with a fixed port, got \"" + listen + "\""),
+             bad();
+    if (auto pn = tbl->get("peers")) {
+      auto list = pn->as_array();
+      if (!list)
+        return ck.fail("cluster.peers", "expected an array of \"host:port\" strings"), bad();
+      std::set<std::string> seen{listen};
+      for (size_t j = 0; j < list->size(); ++j) {
+        auto where = "cluster.peers[" + std::to_string(j) + "]";
+        auto v = list->get(j)->value<std::string>();
+        std::string host;
+        uint16_t port = 0;
+        if (!v || !list->get(j)->is_string() || !split_host_port(*v, host, port) || port == 0)
+          return ck.fail(where, "expected \"host:port\""), bad();
+        if (!seen.insert(*v).second)
+          return ck.fail(where, "duplicate endpoint (or this node's own listen) \"" + *v + "\""), bad();
+        cl.peers.push_back(*v);
+      }
+    }
+    if (!tbl->contains("replicas"))
+      cl.replicas = static_cast<uint32_t>(std::min<size_t>(2, cl.peers.size() + 1));
+    if (cl.replicas < 1 || cl.replicas > cl.peers.size() + 1)
+      return ck.fail("cluster.replicas", "must be between 1 and the number of nodes ("
+                                           + std::to_string(cl.peers.size() + 1) + ")"),
+             bad();
+    if (cl.join_grace_ms > 60'000)
+      return ck.fail("cluster.join_grace_ms", "must be at most 60000"), bad();
+    if (auto tn = tbl->get("tls")) {
+      auto tls = tn->as_table();
+      if (!tls)
+        return ck.fail("cluster.tls", "expected a table { cert, key, ca }"), bad();
+      if (!ck.no_unknown_keys(*tls, "cluster.tls", {"cert", "key", "ca"})
+          || !ck.get(*tls, "cluster.tls", "cert", cl.tls_cert, true)
+          || !ck.get(*tls, "cluster.tls", "key", cl.tls_key, true)
+          || !ck.get(*tls, "cluster.tls", "ca", cl.tls_ca, true))
+        return bad();
+    }
+  }
   return cfg;
 }
 

@@ -59,6 +59,27 @@ struct tls_config {
   bool enabled() const { return !cert.empty(); }
 };
 
+/// `[cluster]`: this node's place in a multi-node hub (see cluster/node.hpp).
+struct cluster_config {
+  /// Unique name of this node ([A-Za-z0-9_-]{1,32}); it feeds the ownership hash.
+  std::string node_id;
+  /// CAF middleman endpoint ("host:port") this node publishes on.
+  std::string listen_host;
+  uint16_t listen_port = 0;
+  /// The other nodes' endpoints (static membership).
+  std::vector<std::string> peers;
+  /// Copies of every key's state, the owner's included.
+  uint32_t replicas = 2;
+  /// A starting node waits this long to meet its peers before it owns keys alone.
+  uint32_t join_grace_ms = 1500;
+  /// Node links over TLS (caf_openssl); all three or none.
+  std::string tls_cert;
+  std::string tls_key;
+  std::string tls_ca;
+
+  bool enabled() const { return !node_id.empty(); }
+};
+
 /// The whole validated configuration of a hub process.
 struct hub_config {
   /// Where the config was loaded from (for messages), empty for defaults.
@@ -102,6 +123,7 @@ struct hub_config {
   std::vector<app_config> apps;
   std::vector<component_config> components;
   std::vector<client_config> clients;
+  cluster_config cluster;
 };
 
 /// Looks up an environment variable; injectable for tests.

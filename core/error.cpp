@@ -24,6 +24,7 @@ const char* to_string(ec x) {
     case ec::authorizer_revoked: return "authorizer_revoked";
     case ec::needs_reauthorization: return "needs_reauthorization";
     case ec::shutting_down: return "shutting_down";
+    case ec::cluster_unavailable: return "cluster_unavailable";
   }
   return "unknown";
 }

@@ -47,6 +47,9 @@ enum class ec : uint8_t {
   needs_reauthorization,
   /// The hub is shutting down.
   shutting_down,
+  /// Multi-node hubs: the key's owner is unreachable or ownership is moving;
+  /// retry (another node takes over within the failure-detection time).
+  cluster_unavailable,
 };
 
 /// Returns a stable snake_case name for `x`, used as the HTTP error `reason`.

@@ -7,6 +7,7 @@
 #include <boost/url.hpp>
 
 #include "actors/registry.hpp"
+#include "cluster/node.hpp"
 #include "core/clock.hpp"
 #include "core/error.hpp"
 #include "core/metrics.hpp"
@@ -139,6 +140,7 @@ unsigned status_of(const caf::error& err) {
     case ec::rate_limited:
     case ec::force_budget_exhausted:
     case ec::timeout:
+    case ec::cluster_unavailable:
     case ec::shutting_down: return 503;
     default: return 500;
   }
@@ -267,16 +269,34 @@ void hub_api::handle(request&& req, responder respond) {
     if (!get && req.method != "HEAD")
       return respond_counted(r_healthz, respond, method_not_allowed("GET"));
     // Liveness stays 200; components WeChat refuses tokens for are listed.
+    // A cluster node answers 503 until it has caught up with its peers.
     json::array degraded;
     for (auto& e : reg_.entries())
       if (e->degraded.load(std::memory_order_relaxed))
         degraded.emplace_back(e->key);
-    if (degraded.empty())
-      return respond_counted(r_healthz, respond, json_ok(R"({"status":"ok"})"));
     json::object obj;
-    obj["status"] = "degraded";
-    obj["degraded_components"] = std::move(degraded);
-    return respond_counted(r_healthz, respond, json_ok(json::serialize(obj)));
+    obj["status"] = degraded.empty() ? "ok" : "degraded";
+    if (!degraded.empty())
+      obj["degraded_components"] = std::move(degraded);
+    unsigned status = 200;
+    if (cluster_) {
+      auto v = cluster_->current();
+      json::object c;
+      c["node"] = v->self;
+      c["state"] = v->ready ? "ready" : "joining";
+      json::array live;
+      for (auto& n : v->own.nodes())
+        live.emplace_back(n);
+      c["live"] = std::move(live);
+      obj["cluster"] = std::move(c);
+      if (!v->ready) {
+        obj["status"] = "joining";
+        status = 503;
+      }
+    }
+    auto res = json_ok(json::serialize(obj));
+    res.status = status;
+    return respond_counted(r_healthz, respond, std::move(res));
   }
   if (path.rfind("/wechat/component/", 0) == 0) {
     // /wechat/component/{component_appid}/events
@@ -320,6 +340,16 @@ std::shared_ptr<actors::key_entry> hub_api::lookup(route_id r, const std::string
     return nullptr;
   auto key = authorizer.empty() ? appid : appid + "/" + authorizer;
   auto entry = reg_.find(key);
+  if (!entry && !authorizer.empty() && reg_.clustered()) {
+    // Only an authorizer's owner and replicas store it: ask the owner, which
+    // answers 404 itself if it does not know the authorizer either.
+    if (auto comp = reg_.find(appid); comp && comp->kind == static_cast<uint8_t>(actors::key_kind::component)) {
+      entry = std::make_shared<actors::key_entry>();
+      entry->key = key;
+      entry->kind = static_cast<uint8_t>(actors::key_kind::authorizer);
+      entry->shadow = true;
+    }
+  }
   if (!entry) {
     if (authorizer.empty())
       respond_counted(r, respond,

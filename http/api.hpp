@@ -26,6 +26,9 @@ class metrics;
 namespace wh::actors {
 class registry;
 }
+namespace wh::cluster {
+class node;
+}
 
 namespace wh::http {
 
@@ -61,6 +64,10 @@ public:
 
   /// Counts a response the server produced itself (413, 400 from the parser).
   void count(std::string_view route, unsigned status);
+
+  /// Multi-node hubs: /healthz reports the node's cluster state (503 while
+  /// joining) and GET /admin/cluster shows membership and key ownership.
+  void set_cluster(const cluster::node* node) { cluster_ = node; }
 
 private:
   enum route_id : uint8_t {
@@ -114,6 +121,7 @@ private:
   std::unique_ptr<push_state> push_;
   authenticator auth_;
   audit_log audit_;
+  const cluster::node* cluster_ = nullptr;
 };
 
 } // namespace wh::http

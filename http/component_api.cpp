@@ -8,6 +8,7 @@
 #include <boost/json.hpp>
 
 #include "actors/registry.hpp"
+#include "cluster/node.hpp"
 #include "core/clock.hpp"
 #include "core/metrics.hpp"
 #include "core/error.hpp"
@@ -191,6 +192,39 @@ void hub_api::admin(const std::string& path, const request& req, const params& q
     return respond_counted(r_admin, respond,
                            error_response(403, "forbidden",
                                           "without [[client]] keys the admin API answers only on loopback"));
+  if (path == "/admin/cluster") {
+    if (req.method != "GET")
+      return respond_counted(r_admin, respond, method_not_allowed("GET"));
+    if (!cluster_)
+      return respond_counted(r_admin, respond,
+                             error_response(404, "not_found", "this hub is not part of a cluster"));
+    auto v = cluster_->current();
+    json::object out;
+    out["node"] = v->self;
+    out["state"] = v->ready ? "ready" : "joining";
+    json::array live;
+    for (auto& n : v->own.nodes())
+      live.emplace_back(n);
+    out["live"] = std::move(live);
+    out["replicas"] = v->replicas;
+    out["owned_keys"] = v->owned_keys;
+    if (auto key = find_param(q, "key"); key && !key->empty()) {
+      auto slash = key->find('/');
+      if (!valid_appid(key->substr(0, slash))
+          || (slash != std::string::npos && !valid_appid(key->substr(slash + 1))))
+        return respond_counted(r_admin, respond,
+                               error_response(400, "invalid_request", "key must be an appid or component/authorizer"));
+      json::object k;
+      k["key"] = *key;
+      k["owner"] = v->own.owner(*key);
+      json::array holders;
+      for (auto& h : v->own.rank(*key, v->replicas))
+        holders.emplace_back(h);
+      k["replicas"] = std::move(holders);
+      out["key"] = std::move(k);
+    }
+    return respond_counted(r_admin, respond, json_ok(json::serialize(out)));
+  }
   if (path == "/admin/refresh" || path == "/admin/state") {
     bool refresh = path == "/admin/refresh";
     if (req.method != (refresh ? "POST" : "GET"))

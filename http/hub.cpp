@@ -9,10 +9,13 @@
 #include <pthread.h>
 
 #include "caf/all.hpp"
+#include "caf/io/all.hpp"
+#include "caf/openssl/all.hpp"
 
 #include "actors/registry.hpp"
 #include "actors/store_actor.hpp"
 #include "actors/upstream_actor.hpp"
+#include "cluster/node.hpp"
 #include "core/clock.hpp"
 #include "core/error.hpp"
 #include "core/log.hpp"
@@ -94,6 +97,26 @@ int run_hub(const hub_config& cfg, const hub_run_options& opts) {
   sys_cfg.set("logger.file-verbosity", caf::atom("quiet"));
   sys_cfg.set("logger.console-verbosity", caf::atom("quiet"));
   sys_cfg.set("scheduler.max-threads", size_t{std::max(2u, std::thread::hardware_concurrency())});
+  const auto& ccfg = cfg.cluster;
+  if (ccfg.enabled()) {
+    sys_cfg.load<caf::io::middleman>();
+    // Both sides send heartbeats, so a hung (not just killed) peer is
+    // declared down after the timeout.
+    sys_cfg.set("middleman.heartbeat-interval", caf::timespan{std::chrono::milliseconds(500)});
+    sys_cfg.set("middleman.connection-timeout", caf::timespan{std::chrono::seconds(3)});
+    if (!ccfg.tls_cert.empty()) {
+      for (auto* f : {&ccfg.tls_cert, &ccfg.tls_key, &ccfg.tls_ca})
+        if (std::ifstream probe{*f}; !probe) {
+          WH_ERROR("hub", cfg.source << ": cluster.tls: cannot read " << *f);
+          return 1;
+        }
+      sys_cfg.load<caf::openssl::manager>();
+      sys_cfg.openssl_certificate = ccfg.tls_cert;
+      sys_cfg.openssl_key = ccfg.tls_key;
+      sys_cfg.openssl_cafile = ccfg.tls_ca;
+    }
+    cluster::add_message_types(sys_cfg);
+  }
   caf::actor_system sys{sys_cfg};
 
   system_clock wall;
@@ -111,6 +134,29 @@ int run_hub(const hub_config& cfg, const hub_run_options& opts) {
   reg_opts.refresh_jitter_s = cfg.refresh_jitter_s;
   reg_opts.upstream_timeout = std::chrono::milliseconds{cfg.upstream_timeout_ms + 2000};
   actors::registry reg{sys, upstream, store, db, wall, &stats, reg_opts};
+  std::unique_ptr<cluster::node> node;
+  if (ccfg.enabled()) {
+    bool tls = !ccfg.tls_cert.empty();
+    cluster::connector connect = [&sys, tls](const std::string& host, uint16_t port) {
+      return tls ? caf::openssl::remote_actor<caf::actor>(sys, host, port)
+                 : sys.middleman().remote_actor<caf::actor>(host, port);
+    };
+    node = std::make_unique<cluster::node>(sys, reg, store, &stats, cluster::node_options{ccfg},
+                                           std::move(connect));
+    auto* n = node.get();
+    reg.enable_cluster({node->actor(), [n](std::string_view key) { return n->owner_node(key); }});
+    auto published = tls ? caf::openssl::publish(node->actor(), ccfg.listen_port, ccfg.listen_host.c_str(), true)
+                         : sys.middleman().publish(node->actor(), ccfg.listen_port,
+                                                   ccfg.listen_host.c_str(), true);
+    if (!published) {
+      WH_ERROR("hub", cfg.source << ": cluster.listen: cannot listen on " << ccfg.listen_host << ":"
+                                 << ccfg.listen_port << ": " << sys.render(published.error()));
+      node->stop();
+      caf::anon_send_exit(upstream, caf::exit_reason::user_shutdown);
+      caf::anon_send_exit(store, caf::exit_reason::user_shutdown);
+      return 1;
+    }
+  }
   for (auto& app : cfg.apps) {
     if (auto err = reg.add_app(app)) {
       WH_ERROR("hub", detail_of(err));
@@ -143,6 +189,13 @@ int run_hub(const hub_config& cfg, const hub_run_options& opts) {
   }
 
   http::hub_api api{reg, stats, wall, runtime_cfg};
+  if (node) {
+    api.set_cluster(node.get());
+    node->start();
+    WH_INFO("hub", "cluster node " << ccfg.node_id << " on " << ccfg.listen_host << ":" << ccfg.listen_port
+                                   << (ccfg.tls_cert.empty() ? "" : " (TLS)") << ", " << ccfg.peers.size()
+                                   << " peer(s), replicas " << ccfg.replicas);
+  }
   http::server_options srv_opts;
   srv_opts.host = cfg.listen_host;
   srv_opts.port = cfg.listen_port;
@@ -177,6 +230,8 @@ int run_hub(const hub_config& cfg, const hub_run_options& opts) {
   sigwait(&sigs, &sig);
   WH_INFO("hub", "signal " << sig << ": draining");
   srv.stop(std::chrono::seconds{8});
+  if (node)
+    node->stop();
   reg.shutdown();
   http->shutdown();
   caf::anon_send_exit(upstream, caf::exit_reason::user_shutdown);

@@ -47,6 +47,8 @@ inline std::string refresh_token(std::string_view prefix) { return std::string{p
 inline std::string verify_ticket(std::string_view prefix) { return std::string{prefix} + "verify_ticket"; }
 /// An authorizer's lifecycle status record ("revoked" / "needs_reauthorization").
 inline std::string status(std::string_view prefix) { return std::string{prefix} + "status"; }
+/// The version of the key's whole state (decimal), written with every change.
+inline std::string seq(std::string_view prefix) { return std::string{prefix} + "seq"; }
 
 std::string app_token(std::string_view appid);
 std::string app_ticket(std::string_view appid, std::string_view type);

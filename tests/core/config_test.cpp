@@ -81,13 +81,41 @@ CAF_TEST(errors name file key and problem) {
   CAF_CHECK_EQUAL(problem("[[app]]\nappid = \"wx1\"\nsecret = \"a\"\ntoken_api = \"fast\"\n"),
                   "test.toml: app[0].token_api: expected \"stable\" or \"classic\"");
   CAF_CHECK_EQUAL(problem("[hub]\nlisten_port = 1\n"), "test.toml: hub.listen_port: unknown key");
-  CAF_CHECK_EQUAL(problem("[cluster]\nnode_id = \"n1\"\n"),
-                  "test.toml: cluster: multi-node clustering is not supported by this version yet");
+  CAF_CHECK_EQUAL(problem("[cluster]\nnode_id = \"n1\"\n"), "test.toml: cluster.listen: missing required key");
+  CAF_CHECK_EQUAL(problem("[cluster]\nnode_id = \"n 1\"\nlisten = \"127.0.0.1:7101\"\n"),
+                  "test.toml: cluster.node_id: must be 1-32 characters of [A-Za-z0-9_-]");
+  CAF_CHECK_EQUAL(problem("[cluster]\nnode_id = \"n1\"\nlisten = \"127.0.0.1:0\"\n"),
+                  "test.toml: cluster.listen: expected \"host:port\" with a fixed port, got \"127.0.0.1:0\"");
+  CAF_CHECK_EQUAL(problem("[cluster]\nnode_id = \"n1\"\nlisten = \"127.0.0.1:7101\"\npeers = [\"127.0.0.1:7101\"]\n"),
+                  "test.toml: cluster.peers[0]: duplicate endpoint (or this node's own listen) \"127.0.0.1:7101\"");
+  CAF_CHECK_EQUAL(problem("[cluster]\nnode_id = \"n1\"\nlisten = \"127.0.0.1:7101\"\nreplicas = 3\n"
+                          "peers = [\"127.0.0.1:7102\"]\n"),
+                  "test.toml: cluster.replicas: must be between 1 and the number of nodes (2)");
+  CAF_CHECK_EQUAL(problem("[cluster]\nnode_id = \"n1\"\nlisten = \"127.0.0.1:7101\"\ntls = { cert = \"c\" }\n"),
+                  "test.toml: cluster.tls.key: missing required key");
   CAF_CHECK_EQUAL(problem("[wechat]\napi_base = \"ftp://x\"\n"),
                   "test.toml: wechat.api_base: must start with http:// or https://");
   CAF_CHECK_EQUAL(problem("[hub]\nrefresh_margin_s = -5\n"), "test.toml: hub.refresh_margin_s: integer out of range");
   auto syntax = problem("[hub\n");
   CAF_CHECK(syntax.rfind("test.toml:1:", 0) == 0);
+}
+
+CAF_TEST(cluster table) {
+  auto cfg = parse_config("[cluster]\nnode_id = \"n1\"\nlisten = \"127.0.0.1:7101\"\n"
+                          "peers = [\"127.0.0.1:7102\", \"127.0.0.1:7103\"]\n",
+                          "test.toml", fake_env);
+  CAF_REQUIRE(cfg);
+  CAF_CHECK(cfg->cluster.enabled());
+  CAF_CHECK_EQUAL(cfg->cluster.listen_port, 7101u);
+  CAF_CHECK_EQUAL(cfg->cluster.peers.size(), 2u);
+  CAF_CHECK_EQUAL(cfg->cluster.replicas, 2u); // default
+  CAF_CHECK_EQUAL(cfg->cluster.join_grace_ms, 1500u);
+  auto alone = parse_config("[cluster]\nnode_id = \"n1\"\nlisten = \"127.0.0.1:7101\"\n", "test.toml", fake_env);
+  CAF_REQUIRE(alone);
+  CAF_CHECK_EQUAL(alone->cluster.replicas, 1u);
+  auto plain = parse_config("", "test.toml", fake_env);
+  CAF_REQUIRE(plain);
+  CAF_CHECK(!plain->cluster.enabled());
 }
 
 CAF_TEST(secrets never appear in messages) {

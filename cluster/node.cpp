@@ -1,0 +1,579 @@
+#include "cluster/node.hpp"
+
+#include <chrono>
+#include <map>
+#include <set>
+
+#include "caf/all.hpp"
+
+#include "actors/registry.hpp"
+#include "core/error.hpp"
+#include "core/log.hpp"
+#include "core/metrics.hpp"
+
+namespace wh::cluster {
+
+using actors::key_state;
+
+namespace {
+
+int64_t wall_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+           std::chrono::system_clock::now().time_since_epoch())
+    .count();
+}
+
+/// States per sync message (a message stays well below BASP's limits).
+constexpr size_t sync_chunk = 2000;
+
+struct node_state {
+  static inline const char* name = "wh.cluster.node";
+
+  node_options opts;
+  actors::registry* reg = nullptr;
+  caf::actor store;
+  metrics* stats = nullptr;
+  connector connect;
+  std::shared_ptr<std::atomic<std::shared_ptr<const view>>> published;
+
+  const std::string& self_id() const { return opts.cfg.node_id; }
+
+  bool ready = false;
+  caf::timestamp started;
+  /// Live peers: id -> node actor.
+  std::map<std::string, caf::actor> peers;
+  /// Endpoints with a live connection or an attempt under way.
+  std::map<std::string, caf::actor> endpoint_peer;
+  std::set<std::string> connecting;
+  /// Peers that were ready when we met and have not handed over yet.
+  std::set<std::string> expect_sync;
+  /// Peers whose sync arrived (before or after their hello reply).
+  std::set<std::string> synced_from;
+  ownership own;
+  /// Requests for keys this node owns but has not started yet.
+  std::map<std::string, std::vector<std::function<void(const caf::actor&, const caf::error&)>>> parked;
+  /// Async registry operations answering remote requests.
+  uint64_t next_op = 0;
+  std::map<uint64_t, caf::response_promise> ops;
+  size_t owned = 0;
+  bool stopped = false;
+};
+
+using self_ptr = caf::stateful_actor<node_state>*;
+
+void count(self_ptr self, const std::string& name, const metrics::labels& lbls = {}) {
+  if (auto m = self->state.stats)
+    m->inc(name, lbls);
+}
+
+std::vector<std::string> live_ids(self_ptr self) {
+  std::vector<std::string> ids{self->state.self_id()};
+  for (auto& [id, a] : self->state.peers)
+    ids.push_back(id);
+  return ids;
+}
+
+void publish_view(self_ptr self) {
+  auto& st = self->state;
+  auto v = std::make_shared<view>();
+  v->self = st.self_id();
+  v->ready = st.ready;
+  v->own = st.own;
+  v->replicas = st.opts.cfg.replicas;
+  v->actors[st.self_id()] = caf::actor_cast<caf::actor>(self);
+  for (auto& [id, a] : st.peers)
+    v->actors[id] = a;
+  v->owned_keys = st.owned;
+  st.published->store(std::move(v), std::memory_order_release);
+}
+
+/// The node that owned `key` before this one joined (the previous holder of
+/// its state), or "" when this node is alone.
+std::string previous_owner(self_ptr self, std::string_view key) {
+  auto ids = live_ids(self);
+  ids.erase(ids.begin());
+  if (ids.empty())
+    return {};
+  return ownership{ids}.owner(key);
+}
+
+/// Whether this node may start `key`'s actor now.
+bool may_start(self_ptr self, std::string_view key) {
+  auto& st = self->state;
+  if (!st.ready || st.own.owner(key) != st.self_id())
+    return false;
+  return st.expect_sync.empty() || !st.expect_sync.count(previous_owner(self, key));
+}
+
+void flush_parked(self_ptr self, const std::string& key, const caf::actor& a, const caf::error& err) {
+  auto i = self->state.parked.find(key);
+  if (i == self->state.parked.end())
+    return;
+  auto ks = std::move(i->second);
+  self->state.parked.erase(i);
+  for (auto& k : ks)
+    k(a, err);
+}
+
+/// Sends every live peer the states of the keys it should hold that this
+/// node is responsible for: the keys it runs, plus `moved` (just stopped).
+void resync(self_ptr self, std::vector<std::shared_ptr<actors::key_entry>> moved) {
+  auto& st = self->state;
+  std::map<std::string, std::vector<key_state>> out;
+  for (auto& [id, a] : st.peers)
+    out[id];
+  auto add = [&](const actors::key_entry& e) {
+    auto holders = st.own.rank(e.key, st.opts.cfg.replicas);
+    bool any = false;
+    for (auto& h : holders)
+      any = any || (h != st.self_id() && out.count(h));
+    if (!any)
+      return;
+    auto s = st.reg->read_state(e);
+    if (!s) {
+      WH_ERROR("cluster", "cannot read the state of " << e.key << ": " << detail_of(s.error()));
+      return;
+    }
+    s->sent_ms = wall_ms();
+    for (auto& h : holders)
+      if (h != st.self_id() && out.count(h))
+        out[h].push_back(*s);
+  };
+  for (auto& e : st.reg->entries())
+    if (!e->shadow && e->actor())
+      add(*e);
+  for (auto& e : moved)
+    add(*e);
+  for (auto& [id, states] : out) {
+    auto dst = st.peers[id];
+    size_t sent = 0;
+    do {
+      std::vector<key_state> chunk;
+      for (size_t i = sent; i < states.size() && chunk.size() < sync_chunk; ++i)
+        chunk.push_back(std::move(states[i]));
+      sent += chunk.size();
+      self->send(dst, sync_atom::value, st.self_id(), std::move(chunk));
+      count(self, "wechat_hub_cluster_replication_sent_total");
+    } while (sent < states.size());
+  }
+}
+
+/// Starts the actors of keys this node now owns and stops the others; keys
+/// that moved away are handed over (state sent after their writes landed).
+void reconcile(self_ptr self) {
+  auto& st = self->state;
+  if (st.stopped)
+    return;
+  std::vector<std::shared_ptr<actors::key_entry>> moved;
+  std::vector<caf::actor> stopping;
+  size_t owned = 0;
+  for (auto& e : st.reg->entries()) {
+    if (e->shadow)
+      continue;
+    if (st.own.owner(e->key) == st.self_id()) {
+      if (e->actor()) {
+        ++owned;
+      } else if (may_start(self, e->key)) {
+        auto a = st.reg->activate(e);
+        ++owned;
+        flush_parked(self, e->key, a, caf::error{});
+      }
+    } else if (auto a = st.reg->deactivate(*e)) {
+      moved.push_back(e);
+      stopping.push_back(std::move(a));
+    }
+  }
+  st.owned = owned;
+  publish_view(self);
+  if (!moved.empty())
+    WH_INFO("cluster", st.self_id() << ": handing over " << moved.size() << " key(s)");
+  // Every write a stopped actor started reached the store actor before its
+  // stop answer; the empty write after them is the barrier.
+  auto left = std::make_shared<size_t>(stopping.size());
+  auto after_stop = [self, moved, left]() mutable {
+    if (*left > 0 && --*left > 0)
+      return;
+    self->request(self->state.store, caf::infinite, put_atom::value, actors::store_write{})
+      .then([self, moved](done_atom) { resync(self, moved); },
+            [self, moved](caf::error&) { resync(self, moved); });
+  };
+  if (stopping.empty())
+    return after_stop();
+  for (auto& a : stopping)
+    self->request(a, std::chrono::seconds(5), stop_atom::value)
+      .then([after_stop](done_atom) mutable { after_stop(); },
+            [after_stop](caf::error&) mutable { after_stop(); });
+}
+
+void set_members(self_ptr self) {
+  self->state.own.set_nodes(live_ids(self));
+  if (auto m = self->state.stats)
+    (void) m; // gauges are rendered from the view
+}
+
+void peer_up(self_ptr self, const std::string& id, caf::actor handle, bool peer_ready) {
+  auto& st = self->state;
+  if (id == st.self_id()) {
+    WH_ERROR("cluster", "a peer uses this node's own node_id " << id << "; node ids must be unique");
+    return;
+  }
+  auto known = st.peers.find(id);
+  if (known != st.peers.end() && known->second == handle)
+    return;
+  self->monitor(handle);
+  st.peers[id] = handle;
+  if (peer_ready && !st.synced_from.count(id))
+    st.expect_sync.insert(id);
+  set_members(self);
+  WH_INFO("cluster", st.self_id() << ": node " << id << " is up (" << (peer_ready ? "ready" : "joining")
+                                  << "); live nodes: " << st.peers.size() + 1);
+  reconcile(self);
+}
+
+void peer_down(self_ptr self, const std::string& id) {
+  auto& st = self->state;
+  auto known = st.peers.find(id);
+  if (known == st.peers.end())
+    return;
+  auto handle = known->second;
+  st.peers.erase(known);
+  for (auto i = st.endpoint_peer.begin(); i != st.endpoint_peer.end();)
+    i = i->second == handle ? st.endpoint_peer.erase(i) : std::next(i);
+  st.expect_sync.erase(id);
+  st.synced_from.erase(id);
+  auto before = st.owned;
+  set_members(self);
+  reconcile(self);
+  count(self, "wechat_hub_cluster_failovers_total");
+  WH_WARN("cluster", st.self_id() << ": node " << id << " is down; now running " << st.owned
+                                  << " key(s) (was " << before << "); live nodes: " << st.peers.size() + 1);
+}
+
+void become_ready(self_ptr self) {
+  auto& st = self->state;
+  if (st.ready)
+    return;
+  st.ready = true;
+  WH_INFO("cluster", st.self_id() << ": ready with " << st.peers.size() + 1 << " live node(s)");
+  reconcile(self);
+}
+
+void try_connect(self_ptr self) {
+  auto& st = self->state;
+  for (auto& ep : st.opts.cfg.peers) {
+    if (st.endpoint_peer.count(ep) || st.connecting.count(ep))
+      continue;
+    std::string host;
+    uint16_t port = 0;
+    if (!split_host_port(ep, host, port))
+      continue;
+    st.connecting.insert(ep);
+    auto me = caf::actor_cast<caf::actor>(self);
+    auto fn = st.connect;
+    self->spawn<caf::detached>([me, fn, ep, host, port](caf::blocking_actor*) {
+      auto res = fn(host, port);
+      caf::anon_send(me, connect_atom::value, ep, res ? *res : caf::actor{});
+    });
+  }
+}
+
+/// Serves a keyed request: delegates to the key's actor on this node,
+/// starting it when this node owns the key; waits while the key is handed over.
+template <class... Ts>
+caf::response_promise serve(self_ptr self, const std::string& key, bool create, Ts... xs) {
+  auto& st = self->state;
+  auto rp = self->make_response_promise();
+  auto e = st.reg->find(key);
+  if ((!e || e->shadow) && create && key.find('/') != std::string::npos
+      && st.own.owner(key) == st.self_id()) {
+    auto slash = key.find('/');
+    e = st.reg->ensure_authorizer(key.substr(0, slash), key.substr(slash + 1));
+  }
+  if (!e || e->shadow) {
+    rp.deliver(make_detail_error(ec::unknown_key, key + " is not known to this hub"));
+    return rp;
+  }
+  if (auto a = e->actor()) {
+    rp.delegate(a, xs...);
+    return rp;
+  }
+  if (st.own.owner(key) != st.self_id()) {
+    rp.deliver(make_detail_error(ec::cluster_unavailable,
+                                 "ownership of " + key + " is moving between nodes; retry"));
+    return rp;
+  }
+  if (may_start(self, key)) {
+    auto a = st.reg->activate(e);
+    ++st.owned;
+    rp.delegate(a, xs...);
+    return rp;
+  }
+  // Handed over shortly (sync from the previous owner or the end of the join).
+  st.parked[key].push_back([rp, xs...](const caf::actor& a, const caf::error& err) mutable {
+    if (err)
+      rp.deliver(err);
+    else
+      rp.delegate(a, xs...);
+  });
+  self->delayed_send(self, st.opts.park_timeout, park_atom::value, key);
+  return rp;
+}
+
+/// Runs a callback-based registry operation for a remote request.
+template <class Op>
+caf::response_promise async_op(self_ptr self, Op op) {
+  auto rp = self->make_response_promise();
+  auto id = ++self->state.next_op;
+  self->state.ops.emplace(id, rp);
+  auto me = caf::actor_cast<caf::actor>(self);
+  op([me, id](caf::error err) { caf::anon_send(me, done_atom::value, id, std::move(err)); });
+  return rp;
+}
+
+caf::behavior node_actor(self_ptr self, node_options opts, actors::registry* reg, caf::actor store,
+                         metrics* stats, connector connect,
+                         std::shared_ptr<std::atomic<std::shared_ptr<const view>>> published) {
+  auto& st = self->state;
+  st.opts = std::move(opts);
+  st.reg = reg;
+  st.store = std::move(store);
+  st.stats = stats;
+  st.connect = std::move(connect);
+  st.published = std::move(published);
+  st.started = caf::make_timestamp();
+  st.own.set_nodes({st.self_id()});
+  publish_view(self);
+  self->set_down_handler([self](caf::down_msg& dm) {
+    for (auto& [id, a] : self->state.peers)
+      if (a.address() == dm.source) {
+        auto copy = id;
+        peer_down(self, copy);
+        return;
+      }
+  });
+  return {
+    [=](tick_atom) {
+      auto& st = self->state;
+      if (st.stopped)
+        return;
+      try_connect(self);
+      if (!st.ready) {
+        auto waited = caf::make_timestamp() - st.started;
+        bool all_met = st.peers.size() == st.opts.cfg.peers.size() && st.expect_sync.empty();
+        if (all_met || waited >= std::chrono::milliseconds(st.opts.cfg.join_grace_ms))
+          become_ready(self);
+      }
+      self->delayed_send(self, st.ready ? st.opts.retry : std::chrono::milliseconds(100), tick_atom::value);
+    },
+    [=](connect_atom, const std::string& ep, const caf::actor& peer) {
+      auto& st = self->state;
+      st.connecting.erase(ep);
+      if (!peer || st.stopped)
+        return;
+      st.endpoint_peer[ep] = peer;
+      self->request(peer, std::chrono::seconds(10), hello_atom::value, st.self_id(), st.ready)
+        .then(
+          [self, peer](hello_atom, const std::string& id, bool peer_ready) {
+            peer_up(self, id, peer, peer_ready);
+          },
+          [self, ep](caf::error& err) {
+            WH_WARN("cluster", self->state.self_id() << ": no hello from " << ep << ": "
+                                                     << self->system().render(err));
+            self->state.endpoint_peer.erase(ep);
+          });
+    },
+    [=](hello_atom, const std::string& id, bool peer_ready) {
+      auto& st = self->state;
+      auto peer = caf::actor_cast<caf::actor>(self->current_sender());
+      auto reply = caf::make_message(hello_atom::value, st.self_id(), st.ready);
+      if (peer)
+        peer_up(self, id, peer, peer_ready);
+      return reply;
+    },
+    [=](sync_atom, const std::string& from, const std::vector<key_state>& states) {
+      auto& st = self->state;
+      size_t applied = 0;
+      for (auto& s : states) {
+        auto r = st.reg->adopt(s);
+        applied += r == actors::registry::adopt_result::applied;
+        count(self, "wechat_hub_cluster_replication_applied_total",
+              {{"result", r == actors::registry::adopt_result::applied ? "applied"
+                          : r == actors::registry::adopt_result::older ? "older"
+                                                                        : "refused"}});
+      }
+      if (!states.empty())
+        WH_INFO("cluster", st.self_id() << ": caught up " << applied << " of " << states.size()
+                                        << " key state(s) from " << from);
+      st.synced_from.insert(from);
+      bool was_waiting = st.expect_sync.erase(from) > 0;
+      if (was_waiting || applied > 0)
+        reconcile(self);
+    },
+    [=](repl_atom, const std::string& key, const std::string&) {
+      // A local owner persisted a change: send the new state to the replicas.
+      auto& st = self->state;
+      auto e = st.reg->find(key);
+      if (!e || st.opts.cfg.replicas < 2)
+        return;
+      auto s = st.reg->read_state(*e);
+      if (!s) {
+        WH_ERROR("cluster", "cannot read the state of " << key << ": " << detail_of(s.error()));
+        return;
+      }
+      s->sent_ms = wall_ms();
+      for (auto& h : st.own.rank(key, st.opts.cfg.replicas)) {
+        if (h == st.self_id())
+          continue;
+        if (auto i = st.peers.find(h); i != st.peers.end()) {
+          self->send(i->second, repl_atom::value, *s);
+          count(self, "wechat_hub_cluster_replication_sent_total");
+        }
+      }
+    },
+    [=](repl_atom, const key_state& s) {
+      auto& st = self->state;
+      auto r = st.reg->adopt(s);
+      const char* result = r == actors::registry::adopt_result::applied ? "applied"
+                           : r == actors::registry::adopt_result::older ? "older"
+                                                                         : "refused";
+      count(self, "wechat_hub_cluster_replication_applied_total", {{"result", result}});
+      if (auto m = st.stats; m && s.sent_ms > 0)
+        m->counter("wechat_hub_cluster_replication_lag_ms_last", {}).store(
+          static_cast<uint64_t>(std::max<int64_t>(0, wall_ms() - s.sent_ms)));
+    },
+    [=](park_atom, const std::string& key) {
+      flush_parked(self, key, caf::actor{},
+                   make_detail_error(ec::cluster_unavailable,
+                                     key + " is being handed over between nodes; retry"));
+    },
+    [=](ready_atom) { reconcile(self); },
+    [=](done_atom, uint64_t id, caf::error& err) {
+      auto i = self->state.ops.find(id);
+      if (i == self->state.ops.end())
+        return;
+      if (err)
+        i->second.deliver(std::move(err));
+      else
+        i->second.deliver(done_atom::value);
+      self->state.ops.erase(i);
+    },
+    // -- keyed requests --------------------------------------------------------
+    [=](get_atom, token_atom, const std::string& key) {
+      count(self, "wechat_hub_cluster_forwarded_total", {{"request", "token"}});
+      return serve(self, key, false, get_atom::value, token_atom::value);
+    },
+    [=](get_atom, ticket_atom, const std::string& key, const std::string& type) {
+      count(self, "wechat_hub_cluster_forwarded_total", {{"request", "ticket"}});
+      return serve(self, key, false, get_atom::value, ticket_atom::value, type);
+    },
+    [=](stale_atom, const std::string& key, const std::string& token) {
+      count(self, "wechat_hub_cluster_forwarded_total", {{"request", "stale"}});
+      return serve(self, key, false, stale_atom::value, token);
+    },
+    [=](refresh_atom, const std::string& key) {
+      return serve(self, key, false, refresh_atom::value);
+    },
+    [=](state_atom, const std::string& key) { return serve(self, key, false, state_atom::value); },
+    [=](vticket_atom, const std::string& component, const std::string& ticket) {
+      return serve(self, component, false, vticket_atom::value, ticket);
+    },
+    [=](revoke_atom, const std::string& key) { return serve(self, key, false, revoke_atom::value); },
+    [=](auth_atom, const std::string& key, const actors::authorization& a) {
+      return serve(self, key, true, auth_atom::value, a);
+    },
+    [=](auth_atom, const std::string& component, const std::string& code) {
+      auto e = self->state.reg->find(component);
+      if (!e || !e->actor()) {
+        // Start it if this node owns it, else refuse (views disagree briefly).
+        if (!e || !may_start(self, component)) {
+          auto rp = self->make_response_promise();
+          rp.deliver(make_detail_error(ec::cluster_unavailable,
+                                       "component " + component + " is not running on this node; retry"));
+          return rp;
+        }
+        self->state.reg->activate(e);
+      }
+      auto reg = self->state.reg;
+      return async_op(self, [reg, component, code](auto done) { reg->authorize(component, code, done); });
+    },
+    [=](import_atom, const std::string& component, const std::vector<std::string>& flat) {
+      std::vector<std::pair<std::string, std::string>> items;
+      for (size_t i = 0; i + 1 < flat.size(); i += 2)
+        items.emplace_back(flat[i], flat[i + 1]);
+      auto reg = self->state.reg;
+      return async_op(self, [reg, component, items = std::move(items)](auto done) mutable {
+        reg->import_local(component, std::move(items), done);
+      });
+    },
+  };
+}
+
+} // namespace
+
+void add_message_types(caf::actor_system_config& cfg) {
+  cfg.add_message_type<actors::credential>("wh::credential");
+  cfg.add_message_type<actors::authorization>("wh::authorization");
+  cfg.add_message_type<key_state>("wh::key_state");
+  cfg.add_message_type<std::vector<key_state>>("std::vector<wh::key_state>");
+}
+
+node::node(caf::actor_system& sys, actors::registry& reg, caf::actor store, metrics* stats,
+           node_options opts, connector connect)
+  : view_(std::make_shared<std::atomic<std::shared_ptr<const view>>>()) {
+  auto initial = std::make_shared<view>();
+  initial->self = opts.cfg.node_id;
+  initial->own.set_nodes({opts.cfg.node_id});
+  view_->store(initial);
+  actor_ = sys.spawn(node_actor, std::move(opts), &reg, std::move(store), stats, std::move(connect),
+                     view_);
+  if (stats) {
+    stats->describe("wechat_hub_cluster_failovers_total",
+                    "Membership losses this node handled (a peer reported down)");
+    stats->describe("wechat_hub_cluster_replication_sent_total", "Key states sent to replicas");
+    stats->describe("wechat_hub_cluster_replication_applied_total",
+                    "Replicated key states received, by result (older = not applied)");
+    stats->describe("wechat_hub_cluster_forwarded_total",
+                    "Requests this node served for other nodes, by request");
+    stats->describe("wechat_hub_cluster_replication_lag_ms_last",
+                    "Owner-to-replica delay of the last replicated state, milliseconds", "gauge");
+    auto v = view_;
+    stats->add_collector([v](std::string& out) {
+      auto cur = v->load();
+      out += "# HELP wechat_hub_cluster_live_nodes Live nodes this node sees (itself included)\n"
+             "# TYPE wechat_hub_cluster_live_nodes gauge\n";
+      metrics::render_sample(out, "wechat_hub_cluster_live_nodes", {{"node", cur->self}},
+                             static_cast<double>(cur->own.nodes().size()));
+      out += "# HELP wechat_hub_cluster_owned_keys Keys whose actor runs on this node\n"
+             "# TYPE wechat_hub_cluster_owned_keys gauge\n";
+      metrics::render_sample(out, "wechat_hub_cluster_owned_keys", {{"node", cur->self}},
+                             static_cast<double>(cur->owned_keys));
+      out += "# HELP wechat_hub_cluster_ready 1 once this node caught up and runs its keys\n"
+             "# TYPE wechat_hub_cluster_ready gauge\n";
+      metrics::render_sample(out, "wechat_hub_cluster_ready", {{"node", cur->self}},
+                             cur->ready ? 1.0 : 0.0);
+    });
+  }
+}
+
+node::~node() {
+  stop();
+}
+
+void node::start() {
+  caf::anon_send(actor_, tick_atom::value);
+}
+
+caf::actor node::owner_node(std::string_view key) const {
+  auto v = current();
+  auto& id = v->own.owner(key);
+  if (auto i = v->actors.find(id); i != v->actors.end())
+    return i->second;
+  return {};
+}
+
+void node::stop() {
+  if (actor_)
+    caf::anon_send_exit(actor_, caf::exit_reason::user_shutdown);
+}
+
+} // namespace wh::cluster

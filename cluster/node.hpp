@@ -1,0 +1,115 @@
+#pragma once
+
+// One node of a multi-node hub: membership, ownership, forwarding,
+// replication and failover, all decided by one CAF actor per node.
+//
+// Protocol between node actors (CAF remoting; every message is ordered per
+// connection):
+// - `(hello_atom, id, ready)` -> `(hello_atom, id, ready)`: sent by whichever
+//   side connected; both sides then monitor each other and add the peer to
+//   their live set. A peer that was ready when we met hands over the keys we
+//   now own (see sync) before we start them.
+// - `(sync_atom, vector<key_state>)`: the sender's states of keys the receiver
+//   owns or replicates; sent after every membership change, once the sender
+//   stopped the actors of keys that moved (and their writes reached storage).
+// - `(repl_atom, key_state)`: an owner's state change, sent to the key's
+//   `replicas - 1` next nodes. An older version never overwrites a newer one.
+// - Keyed requests `(get_atom, token_atom, key)`, `(get_atom, ticket_atom,
+//   key, type)`, `(stale_atom, key, token)`, `(refresh_atom, key)`,
+//   `(state_atom, key)`, `(vticket_atom, component, ticket)`, `(auth_atom,
+//   component, code)`, `(auth_atom, key, authorization)`, `(revoke_atom, key)`,
+//   `(import_atom, component, [appid, refresh_token, ...])`: served by the
+//   key's owner, which delegates to the key's actor (starting it if needed;
+//   requests that arrive while the node is still catching up wait briefly).
+//
+// Ownership: rendezvous hashing over the live nodes (cluster/ownership.hpp).
+// A node runs a key's actor only while it owns the key, so only the owner
+// calls WeChat. Losing the owner (down_msg from the middleman) makes the
+// first replica the owner; it already stores the state and serves it
+// without calling WeChat.
+
+#include <atomic>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "caf/actor.hpp"
+#include "caf/actor_system.hpp"
+#include "caf/actor_system_config.hpp"
+#include "caf/expected.hpp"
+
+#include "cluster/ownership.hpp"
+#include "core/config.hpp"
+
+namespace wh {
+class metrics;
+namespace actors {
+class registry;
+}
+} // namespace wh
+
+namespace wh::cluster {
+
+/// What the HTTP threads route by; replaced (never mutated) by the node actor.
+struct view {
+  std::string self;
+  /// Caught up with the peers and running the keys it owns.
+  bool ready = false;
+  /// The live nodes, this one included.
+  ownership own;
+  /// Node actor per live node id (this node's included).
+  std::unordered_map<std::string, caf::actor> actors;
+  uint32_t replicas = 1;
+  /// Keys with a running actor on this node.
+  size_t owned_keys = 0;
+};
+
+/// Opens a connection to the node actor published at host:port (blocking;
+/// plain CAF remoting or caf_openssl).
+using connector = std::function<caf::expected<caf::actor>(const std::string& host, uint16_t port)>;
+
+struct node_options {
+  cluster_config cfg;
+  /// Time between connection attempts to unreachable peers.
+  caf::timespan retry = std::chrono::seconds(1);
+  /// How long a request for a key that is being handed over may wait.
+  caf::timespan park_timeout = std::chrono::seconds(5);
+};
+
+/// Registers the message types node actors exchange (call on every node's
+/// config before the actor system starts).
+void add_message_types(caf::actor_system_config& cfg);
+
+/// A node of the cluster: spawns the node actor and publishes the view.
+class node {
+public:
+  node(caf::actor_system& sys, actors::registry& reg, caf::actor store, metrics* stats,
+       node_options opts, connector connect);
+  ~node();
+
+  node(const node&) = delete;
+  node& operator=(const node&) = delete;
+
+  /// The node actor (publish it on the middleman at cfg.listen).
+  const caf::actor& actor() const { return actor_; }
+
+  /// Starts connecting to the peers (call after publishing).
+  void start();
+
+  /// The node actor of `key`'s owner (this node's own included), or invalid.
+  caf::actor owner_node(std::string_view key) const;
+
+  std::shared_ptr<const view> current() const { return view_->load(std::memory_order_acquire); }
+
+  /// Stops the node actor.
+  void stop();
+
+private:
+  caf::actor actor_;
+  std::shared_ptr<std::atomic<std::shared_ptr<const view>>> view_;
+};
+
+} // namespace wh::cluster
