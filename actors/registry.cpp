@@ -895,7 +895,10 @@ void registry::put_app(app_config app, done_callback cb) {
       caf::anon_send_exit(old->actor(), caf::exit_reason::user_shutdown);
       erase_entries({app.appid});
     }
-    cb(add_app(app, true));
+    auto err2 = add_app(app, true);
+    if (cluster_.node)
+      caf::anon_send(cluster_.node, ready_atom::value);
+    cb(std::move(err2));
   });
 }
 
@@ -920,7 +923,10 @@ void registry::put_component(component_config comp, done_callback cb) {
     std::lock_guard<std::mutex> guard{runtime_mtx_};
     if (find(comp.appid))
       stop_component(comp.appid);
-    cb(add_component(comp, true));
+    auto err2 = add_component(comp, true);
+    if (cluster_.node)
+      caf::anon_send(cluster_.node, ready_atom::value);
+    cb(std::move(err2));
   });
 }
 

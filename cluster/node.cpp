@@ -35,6 +35,7 @@ struct node_state {
   metrics* stats = nullptr;
   connector connect;
   std::shared_ptr<std::atomic<std::shared_ptr<const view>>> published;
+  std::shared_ptr<node::admin_handler> admin;
 
   const std::string& self_id() const { return opts.cfg.node_id; }
 
@@ -45,6 +46,10 @@ struct node_state {
   /// Endpoints with a live connection or an attempt under way.
   std::map<std::string, caf::actor> endpoint_peer;
   std::set<std::string> connecting;
+  /// Ticks a peer we leave to dial us has not connected.
+  std::map<std::string, int> unmet;
+  /// Endpoints whose last attempt failed (logged once).
+  std::set<std::string> failing;
   /// Peers that were ready when we met and have not handed over yet.
   std::set<std::string> expect_sync;
   /// Peers whose sync arrived (before or after their hello reply).
@@ -134,6 +139,8 @@ void resync(self_ptr self, std::vector<std::shared_ptr<actors::key_entry>> moved
       WH_ERROR("cluster", "cannot read the state of " << e.key << ": " << detail_of(s.error()));
       return;
     }
+    if (s->seq == 0)
+      return; // nothing stored yet
     s->sent_ms = wall_ms();
     for (auto& h : holders)
       if (h != st.self_id() && out.count(h))
@@ -258,10 +265,23 @@ void become_ready(self_ptr self) {
   reconcile(self);
 }
 
+std::string my_endpoint(self_ptr self) {
+  return self->state.opts.cfg.listen_host + ":" + std::to_string(self->state.opts.cfg.listen_port);
+}
+
 void try_connect(self_ptr self) {
   auto& st = self->state;
+  // One connection per pair of nodes: the node whose endpoint sorts first
+  // dials (two crossing connections make CAF drop one, which would look like
+  // a node going down and up again). Should endpoints be spelled differently
+  // on the two sides, the other node dials too after a few seconds.
+  auto mine = my_endpoint(self);
   for (auto& ep : st.opts.cfg.peers) {
-    if (st.endpoint_peer.count(ep) || st.connecting.count(ep))
+    if (st.endpoint_peer.count(ep) || st.connecting.count(ep)) {
+      st.unmet.erase(ep);
+      continue;
+    }
+    if (ep < mine && ++st.unmet[ep] < 5)
       continue;
     std::string host;
     uint16_t port = 0;
@@ -272,7 +292,10 @@ void try_connect(self_ptr self) {
     auto fn = st.connect;
     self->spawn<caf::detached>([me, fn, ep, host, port](caf::blocking_actor*) {
       auto res = fn(host, port);
-      caf::anon_send(me, connect_atom::value, ep, res ? *res : caf::actor{});
+      if (res)
+        caf::anon_send(me, connect_atom::value, ep, *res);
+      else
+        caf::anon_send(me, connect_atom::value, ep, to_string(res.error()));
     });
   }
 }
@@ -332,7 +355,8 @@ caf::response_promise async_op(self_ptr self, Op op) {
 
 caf::behavior node_actor(self_ptr self, node_options opts, actors::registry* reg, caf::actor store,
                          metrics* stats, connector connect,
-                         std::shared_ptr<std::atomic<std::shared_ptr<const view>>> published) {
+                         std::shared_ptr<std::atomic<std::shared_ptr<const view>>> published,
+                         std::shared_ptr<node::admin_handler> admin) {
   auto& st = self->state;
   st.opts = std::move(opts);
   st.reg = reg;
@@ -340,6 +364,7 @@ caf::behavior node_actor(self_ptr self, node_options opts, actors::registry* reg
   st.stats = stats;
   st.connect = std::move(connect);
   st.published = std::move(published);
+  st.admin = std::move(admin);
   st.started = caf::make_timestamp();
   st.own.set_nodes({st.self_id()});
   publish_view(self);
@@ -371,9 +396,11 @@ caf::behavior node_actor(self_ptr self, node_options opts, actors::registry* reg
       if (!peer || st.stopped)
         return;
       st.endpoint_peer[ep] = peer;
-      self->request(peer, std::chrono::seconds(10), hello_atom::value, st.self_id(), st.ready)
+      st.failing.erase(ep);
+      self->request(peer, std::chrono::seconds(10), hello_atom::value, st.self_id(), my_endpoint(self),
+                    st.ready)
         .then(
-          [self, peer](hello_atom, const std::string& id, bool peer_ready) {
+          [self, peer](hello_atom, const std::string& id, const std::string&, bool peer_ready) {
             peer_up(self, id, peer, peer_ready);
           },
           [self, ep](caf::error& err) {
@@ -382,12 +409,22 @@ caf::behavior node_actor(self_ptr self, node_options opts, actors::registry* reg
             self->state.endpoint_peer.erase(ep);
           });
     },
-    [=](hello_atom, const std::string& id, bool peer_ready) {
+    [=](connect_atom, const std::string& ep, const std::string& err) {
+      // Logged once per endpoint until it connects again.
+      auto& st = self->state;
+      st.connecting.erase(ep);
+      if (st.failing.insert(ep).second)
+        WH_WARN("cluster", st.self_id() << ": cannot connect to peer " << ep << ": " << err
+                                        << " (retrying every " << std::chrono::duration_cast<std::chrono::milliseconds>(st.opts.retry).count() << " ms)");
+    },
+    [=](hello_atom, const std::string& id, const std::string& endpoint, bool peer_ready) {
       auto& st = self->state;
       auto peer = caf::actor_cast<caf::actor>(self->current_sender());
-      auto reply = caf::make_message(hello_atom::value, st.self_id(), st.ready);
-      if (peer)
+      auto reply = caf::make_message(hello_atom::value, st.self_id(), my_endpoint(self), st.ready);
+      if (peer) {
+        st.endpoint_peer[endpoint] = peer; // the peer dialed us: no need to dial it
         peer_up(self, id, peer, peer_ready);
+      }
       return reply;
     },
     [=](sync_atom, const std::string& from, const std::vector<key_state>& states) {
@@ -447,6 +484,19 @@ caf::behavior node_actor(self_ptr self, node_options opts, actors::registry* reg
                                      key + " is being handed over between nodes; retry"));
     },
     [=](ready_atom) { reconcile(self); },
+    [=](put_atom, const std::string& method, const std::string& target, const std::string& body,
+        const std::string& ctype, bool relayed) {
+      auto& st = self->state;
+      if (!relayed) {
+        for (auto& [id, a] : st.peers)
+          self->send(a, put_atom::value, method, target, body, ctype, true);
+        return;
+      }
+      WH_INFO("cluster", st.self_id() << ": applying relayed admin change " << method << " "
+                                      << target.substr(0, target.find('?')));
+      if (*st.admin)
+        (*st.admin)(method, target, body, ctype);
+    },
     [=](done_atom, uint64_t id, caf::error& err) {
       auto i = self->state.ops.find(id);
       if (i == self->state.ops.end())
@@ -525,7 +575,7 @@ node::node(caf::actor_system& sys, actors::registry& reg, caf::actor store, metr
   initial->own.set_nodes({opts.cfg.node_id});
   view_->store(initial);
   actor_ = sys.spawn(node_actor, std::move(opts), &reg, std::move(store), stats, std::move(connect),
-                     view_);
+                     view_, admin_);
   if (stats) {
     stats->describe("wechat_hub_cluster_failovers_total",
                     "Membership losses this node handled (a peer reported down)");
@@ -569,6 +619,11 @@ caf::actor node::owner_node(std::string_view key) const {
   if (auto i = v->actors.find(id); i != v->actors.end())
     return i->second;
   return {};
+}
+
+void node::relay_admin(const std::string& method, const std::string& target, const std::string& body,
+                       const std::string& content_type) const {
+  caf::anon_send(actor_, put_atom::value, method, target, body, content_type, false);
 }
 
 void node::stop() {

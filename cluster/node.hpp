@@ -5,8 +5,9 @@
 //
 // Protocol between node actors (CAF remoting; every message is ordered per
 // connection):
-// - `(hello_atom, id, ready)` -> `(hello_atom, id, ready)`: sent by whichever
-//   side connected; both sides then monitor each other and add the peer to
+// - `(hello_atom, id, endpoint, ready)` -> the same of the other node: sent
+//   by the side that dialed (the one whose endpoint sorts first; peers must be
+//   listed as the other nodes' `listen` values); both sides then monitor each other and add the peer to
 //   their live set. A peer that was ready when we met hands over the keys we
 //   now own (see sync) before we start them.
 // - `(sync_atom, vector<key_state>)`: the sender's states of keys the receiver
@@ -107,9 +108,20 @@ public:
   /// Stops the node actor.
   void stop();
 
+  /// Applies an admin change (definitions of apps and components) that a
+  /// peer relayed; set before start().
+  using admin_handler = std::function<void(std::string method, std::string target, std::string body,
+                                           std::string content_type)>;
+  void on_relayed_admin(admin_handler fn) { *admin_ = std::move(fn); }
+
+  /// Relays an admin change accepted on this node to every live peer.
+  void relay_admin(const std::string& method, const std::string& target, const std::string& body,
+                   const std::string& content_type) const;
+
 private:
   caf::actor actor_;
   std::shared_ptr<std::atomic<std::shared_ptr<const view>>> view_;
+  std::shared_ptr<admin_handler> admin_ = std::make_shared<admin_handler>();
 };
 
 } // namespace wh::cluster

