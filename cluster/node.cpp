@@ -36,6 +36,8 @@ struct node_state {
   connector connect;
   std::shared_ptr<std::atomic<std::shared_ptr<const view>>> published;
   std::shared_ptr<node::admin_handler> admin;
+  /// Owner-to-replica delay of the last replicated state (rendered as a gauge).
+  std::shared_ptr<std::atomic<int64_t>> lag_ms;
 
   const std::string& self_id() const { return opts.cfg.node_id; }
 
@@ -303,9 +305,13 @@ void try_connect(self_ptr self) {
 /// Serves a keyed request: delegates to the key's actor on this node,
 /// starting it when this node owns the key; waits while the key is handed over.
 template <class... Ts>
-caf::response_promise serve(self_ptr self, const std::string& key, bool create, Ts... xs) {
+caf::response_promise serve(self_ptr self, const char* request, const std::string& key, bool create,
+                            Ts... xs) {
   auto& st = self->state;
   auto rp = self->make_response_promise();
+  auto counted = [self, request](const char* result) {
+    count(self, "wechat_hub_cluster_forwarded_total", {{"request", request}, {"result", result}});
+  };
   auto e = st.reg->find(key);
   if ((!e || e->shadow) && create && key.find('/') != std::string::npos
       && st.own.owner(key) == st.self_id()) {
@@ -313,24 +319,29 @@ caf::response_promise serve(self_ptr self, const std::string& key, bool create, 
     e = st.reg->ensure_authorizer(key.substr(0, slash), key.substr(slash + 1));
   }
   if (!e || e->shadow) {
+    counted("unknown_key");
     rp.deliver(make_detail_error(ec::unknown_key, key + " is not known to this hub"));
     return rp;
   }
   if (auto a = e->actor()) {
+    counted("served");
     rp.delegate(a, xs...);
     return rp;
   }
   if (st.own.owner(key) != st.self_id()) {
+    counted("not_owner");
     rp.deliver(make_detail_error(ec::cluster_unavailable,
                                  "ownership of " + key + " is moving between nodes; retry"));
     return rp;
   }
   if (may_start(self, key)) {
+    counted("started");
     auto a = st.reg->activate(e);
     ++st.owned;
     rp.delegate(a, xs...);
     return rp;
   }
+  counted("waited");
   // Handed over shortly (sync from the previous owner or the end of the join).
   st.parked[key].push_back([rp, xs...](const caf::actor& a, const caf::error& err) mutable {
     if (err)
@@ -356,7 +367,8 @@ caf::response_promise async_op(self_ptr self, Op op) {
 caf::behavior node_actor(self_ptr self, node_options opts, actors::registry* reg, caf::actor store,
                          metrics* stats, connector connect,
                          std::shared_ptr<std::atomic<std::shared_ptr<const view>>> published,
-                         std::shared_ptr<node::admin_handler> admin) {
+                         std::shared_ptr<node::admin_handler> admin,
+                         std::shared_ptr<std::atomic<int64_t>> lag_ms) {
   auto& st = self->state;
   st.opts = std::move(opts);
   st.reg = reg;
@@ -365,6 +377,7 @@ caf::behavior node_actor(self_ptr self, node_options opts, actors::registry* reg
   st.connect = std::move(connect);
   st.published = std::move(published);
   st.admin = std::move(admin);
+  st.lag_ms = std::move(lag_ms);
   st.started = caf::make_timestamp();
   st.own.set_nodes({st.self_id()});
   publish_view(self);
@@ -474,9 +487,8 @@ caf::behavior node_actor(self_ptr self, node_options opts, actors::registry* reg
                            : r == actors::registry::adopt_result::older ? "older"
                                                                          : "refused";
       count(self, "wechat_hub_cluster_replication_applied_total", {{"result", result}});
-      if (auto m = st.stats; m && s.sent_ms > 0)
-        m->counter("wechat_hub_cluster_replication_lag_ms_last", {}).store(
-          static_cast<uint64_t>(std::max<int64_t>(0, wall_ms() - s.sent_ms)));
+      if (s.sent_ms > 0)
+        st.lag_ms->store(std::max<int64_t>(0, wall_ms() - s.sent_ms), std::memory_order_relaxed);
     },
     [=](park_atom, const std::string& key) {
       flush_parked(self, key, caf::actor{},
@@ -509,27 +521,24 @@ caf::behavior node_actor(self_ptr self, node_options opts, actors::registry* reg
     },
     // -- keyed requests --------------------------------------------------------
     [=](get_atom, token_atom, const std::string& key) {
-      count(self, "wechat_hub_cluster_forwarded_total", {{"request", "token"}});
-      return serve(self, key, false, get_atom::value, token_atom::value);
+      return serve(self, "token", key, false, get_atom::value, token_atom::value);
     },
     [=](get_atom, ticket_atom, const std::string& key, const std::string& type) {
-      count(self, "wechat_hub_cluster_forwarded_total", {{"request", "ticket"}});
-      return serve(self, key, false, get_atom::value, ticket_atom::value, type);
+      return serve(self, "ticket", key, false, get_atom::value, ticket_atom::value, type);
     },
     [=](stale_atom, const std::string& key, const std::string& token) {
-      count(self, "wechat_hub_cluster_forwarded_total", {{"request", "stale"}});
-      return serve(self, key, false, stale_atom::value, token);
+      return serve(self, "stale", key, false, stale_atom::value, token);
     },
     [=](refresh_atom, const std::string& key) {
-      return serve(self, key, false, refresh_atom::value);
+      return serve(self, "refresh", key, false, refresh_atom::value);
     },
-    [=](state_atom, const std::string& key) { return serve(self, key, false, state_atom::value); },
+    [=](state_atom, const std::string& key) { return serve(self, "state", key, false, state_atom::value); },
     [=](vticket_atom, const std::string& component, const std::string& ticket) {
-      return serve(self, component, false, vticket_atom::value, ticket);
+      return serve(self, "vticket", component, false, vticket_atom::value, ticket);
     },
-    [=](revoke_atom, const std::string& key) { return serve(self, key, false, revoke_atom::value); },
+    [=](revoke_atom, const std::string& key) { return serve(self, "revoke", key, false, revoke_atom::value); },
     [=](auth_atom, const std::string& key, const actors::authorization& a) {
-      return serve(self, key, true, auth_atom::value, a);
+      return serve(self, "authorize", key, true, auth_atom::value, a);
     },
     [=](auth_atom, const std::string& component, const std::string& code) {
       auto e = self->state.reg->find(component);
@@ -575,7 +584,7 @@ node::node(caf::actor_system& sys, actors::registry& reg, caf::actor store, metr
   initial->own.set_nodes({opts.cfg.node_id});
   view_->store(initial);
   actor_ = sys.spawn(node_actor, std::move(opts), &reg, std::move(store), stats, std::move(connect),
-                     view_, admin_);
+                     view_, admin_, lag_ms_);
   if (stats) {
     stats->describe("wechat_hub_cluster_failovers_total",
                     "Membership losses this node handled (a peer reported down)");
@@ -583,12 +592,16 @@ node::node(caf::actor_system& sys, actors::registry& reg, caf::actor store, metr
     stats->describe("wechat_hub_cluster_replication_applied_total",
                     "Replicated key states received, by result (older = not applied)");
     stats->describe("wechat_hub_cluster_forwarded_total",
-                    "Requests this node served for other nodes, by request");
-    stats->describe("wechat_hub_cluster_replication_lag_ms_last",
-                    "Owner-to-replica delay of the last replicated state, milliseconds", "gauge");
+                    "Keyed requests this node's node actor took (forwarded by peers or for keys it "
+                    "was starting), by request and result (served, started, waited, not_owner, unknown_key)");
     auto v = view_;
-    stats->add_collector([v](std::string& out) {
+    auto lag = lag_ms_;
+    stats->add_collector([v, lag](std::string& out) {
       auto cur = v->load();
+      out += "# HELP wechat_hub_cluster_replication_lag_seconds Owner-to-replica delay of the last "
+             "replicated state\n# TYPE wechat_hub_cluster_replication_lag_seconds gauge\n";
+      metrics::render_sample(out, "wechat_hub_cluster_replication_lag_seconds", {{"node", cur->self}},
+                             static_cast<double>(lag->load()) / 1000.0);
       out += "# HELP wechat_hub_cluster_live_nodes Live nodes this node sees (itself included)\n"
              "# TYPE wechat_hub_cluster_live_nodes gauge\n";
       metrics::render_sample(out, "wechat_hub_cluster_live_nodes", {{"node", cur->self}},

@@ -122,6 +122,7 @@ private:
   caf::actor actor_;
   std::shared_ptr<std::atomic<std::shared_ptr<const view>>> view_;
   std::shared_ptr<admin_handler> admin_ = std::make_shared<admin_handler>();
+  std::shared_ptr<std::atomic<int64_t>> lag_ms_ = std::make_shared<std::atomic<int64_t>>(0);
 };
 
 } // namespace wh::cluster
