@@ -1,0 +1,689 @@
+#define CAF_SUITE cluster_node
+
+// Two and three simulated hub nodes (CAF's io_dsl fake network, one
+// test_coordinator per node): membership, ownership, forwarding to the
+// owner, versioned replication and failover of cluster::node + registry.
+//
+// Every node has its own RocksDB, store actor, registry (manual clock) and
+// a scripted "WeChat" that answers token calls at once and counts them.
+// Nodes are connected exactly like the production connector does it: the
+// peer's node actor is published, a remote handle is obtained on the other
+// node, and `(connect_atom, endpoint, handle)` is sent to the local node actor.
+//
+// Scheduling: `pump` delivers messages and network traffic until nothing is
+// left, but never fires timers (the node actor re-arms a tick timer and app
+// actors arm refresh timers; the fixtures' `run`/`exec_all` would fire them).
+
+#include "caf/test/io_dsl.hpp"
+
+#include <algorithm>
+#include <atomic>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <boost/json.hpp>
+
+#include "caf/all.hpp"
+#include "caf/io/all.hpp"
+
+#include "actors/registry.hpp"
+#include "actors/store_actor.hpp"
+#include "cluster/node.hpp"
+#include "cluster/ownership.hpp"
+#include "core/clock.hpp"
+#include "core/error.hpp"
+#include "persistence/records.hpp"
+#include "persistence/store.hpp"
+#include "tests/support/temp_dir.hpp"
+
+using namespace wh;
+using actors::credential;
+using actors::key_state;
+using adopt_result = actors::registry::adopt_result;
+
+namespace {
+
+// -- simulated nodes ------------------------------------------------------------
+
+struct node_config : caf::actor_system_config {
+  node_config() {
+    load<caf::io::middleman>();
+    cluster::add_message_types(*this);
+  }
+};
+
+using base_fixture = test_coordinator_fixture<node_config>;
+using planet = test_node_fixture<base_fixture>;
+
+/// Delivers every message and every byte of simulated network traffic on all
+/// `planets` until nothing moves. Never fires timers.
+///
+/// `read_data` first flushes the multiplexer's runnables (brokers writing to
+/// the other planet) and reports only what it read itself, so one pass can
+/// leave bytes in a peer's buffer unreported: stop after two idle passes.
+void pump(const std::vector<planet*>& planets) {
+  auto step = [](planet* p) {
+    return p->sched.try_run_once() || p->mpx.try_exec_runnable() || p->mpx.read_data()
+           || p->mpx.try_accept_connection();
+  };
+  size_t steps = 0;
+  for (int idle = 0; idle < 2;) {
+    bool progress = false;
+    for (auto* p : planets)
+      while (step(p)) {
+        progress = true;
+        if (++steps > 1'000'000)
+          CAF_FAIL("the simulated cluster does not quiesce");
+      }
+    idle = progress ? 0 : idle + 1;
+  }
+}
+
+const std::vector<std::string>& appids() {
+  static const std::vector<std::string> ids{"wxa01", "wxa02", "wxa03", "wxa04",
+                                            "wxa05", "wxa06", "wxa07", "wxa08"};
+  return ids;
+}
+
+/// One hub node on a simulated planet.
+struct sim_hub {
+  std::string id;
+  planet& p;
+  std::shared_ptr<persistence::store> db;
+  manual_clock wall;
+  /// Calls that reached the scripted WeChat, by endpoint.
+  std::map<std::string, int> calls;
+  int issued = 0;
+  std::atomic<bool> connector_called{false};
+  caf::actor upstream;
+  caf::actor store;
+  std::unique_ptr<actors::registry> reg;
+  std::unique_ptr<cluster::node> node;
+  bool stopped = false;
+
+  sim_hub(std::string node_id, planet& where, const std::string& dir) : id(std::move(node_id)), p(where) {
+    auto opened = persistence::open_rocksdb(dir);
+    CAF_REQUIRE(opened);
+    db = std::move(*opened);
+    // Plays WeChat: every token call gets a fresh token naming this node.
+    upstream = p.sys.spawn([this](caf::event_based_actor*) -> caf::behavior {
+      return {
+        [this](call_atom, const actors::upstream_call& c) -> actors::upstream_reply {
+          ++calls[c.endpoint];
+          std::string appid = "?";
+          boost::system::error_code ec;
+          auto body = boost::json::parse(c.body, ec);
+          if (!ec && body.is_object() && body.as_object().contains("appid"))
+            appid = std::string{body.as_object().at("appid").as_string()};
+          auto token = "T-" + id + "-" + appid + "-" + std::to_string(++issued);
+          return {200, R"({"access_token":")" + token + R"(","expires_in":7200})"};
+        },
+      };
+    });
+    store = actors::spawn_store_actor(p.sys, db, /*detached=*/false);
+    reg = std::make_unique<actors::registry>(p.sys, upstream, store, db, wall, nullptr,
+                                             actors::registry::options{});
+    cluster_config cfg;
+    cfg.node_id = id;
+    cfg.replicas = 2;
+    // No peers: the node never connects by itself and is ready at its first tick.
+    node = std::make_unique<cluster::node>(
+      p.sys, *reg, store, nullptr, cluster::node_options{cfg},
+      [this](const std::string&, uint16_t) -> caf::expected<caf::actor> {
+        connector_called = true;
+        return caf::make_error(caf::sec::cannot_connect_to_node);
+      });
+    auto n = node.get();
+    reg->enable_cluster({node->actor(), [n](std::string_view k) { return n->owner_node(k); }});
+    for (auto& a : appids())
+      CAF_REQUIRE(!reg->add_app(app_config{a, "secret-" + a, token_api::stable}));
+  }
+
+  int total_calls() const {
+    int n = 0;
+    for (auto& [ep, c] : calls)
+      n += c;
+    return n;
+  }
+
+  /// Whether `key`'s actor runs on this node.
+  bool running(const std::string& key) const {
+    auto e = reg->find(key);
+    return e && e->actor();
+  }
+
+  std::vector<std::string> live_nodes() const {
+    auto xs = node->current()->own.nodes();
+    std::sort(xs.begin(), xs.end());
+    return xs;
+  }
+
+  key_state state_of(const std::string& key) const {
+    auto e = reg->find(key);
+    CAF_REQUIRE(e != nullptr);
+    auto s = reg->read_state(*e);
+    CAF_REQUIRE(s);
+    return std::move(*s);
+  }
+
+  /// The node loses everything at once: node actor, key actors, WeChat, store.
+  void crash() {
+    if (stopped)
+      return;
+    stopped = true;
+    caf::anon_send_exit(node->actor(), caf::exit_reason::kill);
+    reg->shutdown();
+    caf::anon_send_exit(upstream, caf::exit_reason::kill);
+    caf::anon_send_exit(store, caf::exit_reason::kill);
+  }
+
+  void stop() {
+    if (stopped)
+      return;
+    stopped = true;
+    node->stop();
+    reg->shutdown();
+    caf::anon_send_exit(upstream, caf::exit_reason::user_shutdown);
+    caf::anon_send_exit(store, caf::exit_reason::user_shutdown);
+  }
+};
+
+std::string join(const std::vector<std::string>& xs) {
+  std::string out;
+  for (auto& x : xs)
+    out += (out.empty() ? "" : ",") + x;
+  return out;
+}
+
+/// The decoded value of the credential stored in `field` of `s`, or "<none>".
+std::string credential_field(const key_state& s, const std::string& field) {
+  for (size_t i = 0; i + 1 < s.fields.size(); i += 2)
+    if (s.fields[i] == field) {
+      auto x = persistence::decode_credential(s.fields[i + 1]);
+      return x ? x->value : "<corrupt>";
+    }
+  return "<none>";
+}
+
+/// `s` with `field` replaced by the encoding of `x`.
+key_state with_credential(key_state s, const std::string& field, const credential& x) {
+  for (size_t i = 0; i + 1 < s.fields.size(); i += 2)
+    if (s.fields[i] == field) {
+      s.fields[i + 1] = persistence::encode(x);
+      return s;
+    }
+  s.fields.push_back(field);
+  s.fields.push_back(persistence::encode(x));
+  return s;
+}
+
+/// `s` as version `seq` (the struct's version and its "seq" record agree, as
+/// in every state an owner sends).
+key_state at_seq(key_state s, uint64_t seq) {
+  s.seq = seq;
+  for (size_t i = 0; i + 1 < s.fields.size(); i += 2)
+    if (s.fields[i] == "seq")
+      s.fields[i + 1] = std::to_string(seq);
+  return s;
+}
+
+std::string snapshot_token(const sim_hub& h, const std::string& key) {
+  auto e = h.reg->find(key);
+  if (!e)
+    return "<no entry>";
+  auto x = e->token.load();
+  return x ? x->value : "<none>";
+}
+
+using answer = std::shared_ptr<std::optional<caf::expected<credential>>>;
+
+answer ask_token(sim_hub& h, const std::string& key) {
+  auto res = std::make_shared<std::optional<caf::expected<credential>>>();
+  auto e = h.reg->find(key);
+  CAF_REQUIRE(e != nullptr);
+  h.reg->ask_token(*e, [res](caf::expected<credential> x) { *res = std::move(x); });
+  return res;
+}
+
+std::string value_of(const answer& a) {
+  if (!a->has_value())
+    return "<pending>";
+  if (!**a)
+    return "<error:" + std::string{to_string(code_of((**a).error()))} + ">";
+  return (**a)->value;
+}
+
+/// Temp dirs outlive the actor systems (a base class destroyed after them).
+struct dir_pool {
+  std::vector<std::unique_ptr<wh::test::temp_dir>> dirs;
+
+  std::string make_dir() {
+    dirs.push_back(std::make_unique<wh::test::temp_dir>());
+    return dirs.back()->path();
+  }
+};
+
+// -- two nodes ------------------------------------------------------------------
+
+struct two_nodes : dir_pool, point_to_point_fixture<base_fixture> {
+  std::vector<planet*> planets{&earth, &mars};
+  std::unique_ptr<sim_hub> n1; // on earth
+  std::unique_ptr<sim_hub> n2; // on mars, published at mars:8080
+  caf::actor n2_on_n1;
+  /// The simulated TCP connection: mars' end, earth's end.
+  std::pair<caf::io::connection_handle, caf::io::connection_handle> link;
+
+  two_nodes() {
+    link = prepare_connection(mars, earth, "mars", 8080);
+    n1 = std::make_unique<sim_hub>("n1", earth, make_dir());
+    n2 = std::make_unique<sim_hub>("n2", mars, make_dir());
+    pump(planets);
+    // Remote handles first, while no timer is armed (remote_actor runs the
+    // fixture's exec_all, which fires timers).
+    mars.publish(n2->node->actor(), 8080);
+    n2_on_n1 = earth.remote_actor("mars", 8080);
+    CAF_REQUIRE(n2_on_n1 != nullptr);
+    n1->node->start();
+    n2->node->start();
+    pump(planets);
+    CAF_REQUIRE(n1->node->current()->ready);
+    CAF_REQUIRE(n2->node->current()->ready);
+  }
+
+  ~two_nodes() {
+    n1->stop();
+    n2->stop();
+    pump(planets);
+    CAF_CHECK(!n1->connector_called);
+    CAF_CHECK(!n2->connector_called);
+    n2_on_n1 = nullptr;
+  }
+
+  /// What the production connector sends after connecting: starts the hello.
+  void handshake() {
+    caf::anon_send(n1->node->actor(), connect_atom::value, std::string{"mars:8080"}, n2_on_n1);
+    pump(planets);
+  }
+
+  sim_hub& hub(const std::string& id) { return id == "n1" ? *n1 : *n2; }
+
+  /// Earth's middleman loses its connection to mars, as when the peer
+  /// process dies (kill -9): BASP drops the route and kills its proxies with
+  /// remote_link_unreachable.
+  void lose_link_on_earth() {
+    auto basp = earth.mm.named_broker<caf::io::basp_broker>(caf::atom("BASP"));
+    caf::anon_send(basp, caf::io::connection_closed_msg{link.second});
+  }
+
+  /// The first appid owned by `id` in a two-node cluster.
+  std::string key_owned_by(const std::string& id) {
+    cluster::ownership own{{"n1", "n2"}};
+    for (auto& k : appids())
+      if (own.owner(k) == id)
+        return k;
+    CAF_FAIL("no appid is owned by " << id);
+    return {};
+  }
+};
+
+} // namespace
+
+CAF_TEST_FIXTURE_SCOPE(cluster_two_nodes, two_nodes)
+
+CAF_TEST(after the handshake every key runs on its owner only) {
+  // Before: each node is alone and runs every key.
+  CAF_CHECK_EQUAL(join(n1->live_nodes()), "n1");
+  CAF_CHECK_EQUAL(join(n2->live_nodes()), "n2");
+  handshake();
+  CAF_CHECK_EQUAL(join(n1->live_nodes()), "n1,n2");
+  CAF_CHECK_EQUAL(join(n2->live_nodes()), "n1,n2");
+  CAF_CHECK(n1->node->current()->ready);
+  CAF_CHECK(n2->node->current()->ready);
+  cluster::ownership expected{{"n1", "n2"}};
+  std::map<std::string, size_t> owned;
+  for (auto& k : appids()) {
+    auto owner = expected.owner(k);
+    bool on1 = n1->running(k);
+    bool on2 = n2->running(k);
+    CAF_MESSAGE(k << ": owner " << owner << ", running on n1 " << on1 << ", on n2 " << on2);
+    CAF_CHECK_EQUAL(on1 + on2, 1);
+    CAF_CHECK_EQUAL(on1, owner == "n1");
+    CAF_CHECK_EQUAL(on2, owner == "n2");
+    ++owned[owner];
+    // Both nodes route the key to the same node actor.
+    auto route1 = n1->node->owner_node(k);
+    auto route2 = n2->node->owner_node(k);
+    CAF_CHECK(route1 == (owner == "n1" ? n1->node->actor() : n2_on_n1));
+    CAF_CHECK_EQUAL(route1.node(), route2.node());
+  }
+  // The eight keys are spread over both nodes (pinned by the stable hash).
+  CAF_CHECK_GREATER(owned["n1"], 0u);
+  CAF_CHECK_GREATER(owned["n2"], 0u);
+  CAF_CHECK_EQUAL(n1->node->current()->owned_keys, owned["n1"]);
+  CAF_CHECK_EQUAL(n2->node->current()->owned_keys, owned["n2"]);
+  CAF_CHECK_EQUAL(n1->total_calls() + n2->total_calls(), 0);
+}
+
+CAF_TEST(a token asked on the non owner is obtained once by the owner) {
+  handshake();
+  for (auto owner_id : {"n2", "n1"}) {
+    auto k = key_owned_by(owner_id);
+    auto& owner = hub(owner_id);
+    auto& other = hub(owner_id == std::string{"n1"} ? "n2" : "n1");
+    CAF_MESSAGE("key " << k << " owned by " << owner.id << ", asked on " << other.id);
+    CAF_REQUIRE(!other.running(k));
+    auto a = ask_token(other, k);
+    pump(planets);
+    auto token = value_of(a);
+    CAF_CHECK_EQUAL(token.rfind("T-" + owner.id + "-" + k + "-", 0), 0u);
+    CAF_CHECK_EQUAL(owner.calls["stable_token"], 1);
+    CAF_CHECK_EQUAL(owner.total_calls(), 1);
+    CAF_CHECK_EQUAL(other.total_calls(), 0);
+    // The non owner serves the answer from its snapshot; still no local actor.
+    // (With two nodes it is also the replica; the three-node test checks a
+    // node that only caches the remote answer.)
+    CAF_CHECK_EQUAL(snapshot_token(other, k), token);
+    CAF_CHECK(!other.running(k));
+    // Asked again on either node: served from the owner's memory.
+    auto again = ask_token(other, k);
+    auto local = ask_token(owner, k);
+    pump(planets);
+    CAF_CHECK_EQUAL(value_of(again), token);
+    CAF_CHECK_EQUAL(value_of(local), token);
+    CAF_CHECK_EQUAL(owner.total_calls(), 1);
+    CAF_CHECK_EQUAL(other.total_calls(), 0);
+    owner.calls.clear();
+  }
+}
+
+CAF_TEST(the replica stores the owners state and keeps the newest version) {
+  handshake();
+  auto k = key_owned_by("n2");
+  auto a = ask_token(*n2, k);
+  pump(planets);
+  auto token = value_of(a);
+  CAF_REQUIRE_EQUAL(token.rfind("T-n2-", 0), 0u);
+  auto owner_state = n2->state_of(k);
+  auto replica_state = n1->state_of(k);
+  CAF_CHECK_GREATER(owner_state.seq, 0u);
+  CAF_CHECK_EQUAL(replica_state.seq, owner_state.seq);
+  CAF_CHECK_EQUAL(credential_field(replica_state, "access_token"), token);
+  CAF_CHECK_EQUAL(replica_state.fields, owner_state.fields);
+  // Also straight from the replica's RocksDB.
+  auto raw = n1->db->get(persistence::keys::app_token(k));
+  CAF_REQUIRE(raw && raw->has_value());
+  auto stored = persistence::decode_credential(**raw);
+  CAF_REQUIRE(stored);
+  CAF_CHECK_EQUAL(stored->value, token);
+  // The replica publishes what it stores for its (actor-less) entry.
+  CAF_CHECK_EQUAL(snapshot_token(*n1, k), token);
+
+  credential old_cred{"OLDER", n1->wall.now() - 100, n1->wall.now() + 7000, 1};
+  auto older = at_seq(with_credential(replica_state, "access_token", old_cred), replica_state.seq - 1);
+  CAF_CHECK(n1->reg->adopt(older) == adopt_result::older);
+  auto same_seq = with_credential(replica_state, "access_token", old_cred);
+  CAF_CHECK(n1->reg->adopt(same_seq) == adopt_result::older);
+  // The same through the node actor (what an owner's replication message does).
+  caf::anon_send(n1->node->actor(), repl_atom::value, older);
+  caf::anon_send(n1->node->actor(), sync_atom::value, std::string{"n2"},
+                 std::vector<key_state>{older});
+  pump(planets);
+  auto after_older = n1->state_of(k);
+  CAF_CHECK_EQUAL(after_older.seq, replica_state.seq);
+  CAF_CHECK_EQUAL(after_older.fields, replica_state.fields);
+  CAF_CHECK_EQUAL(snapshot_token(*n1, k), token);
+
+  credential new_cred{"NEWER", n1->wall.now(), n1->wall.now() + 7200, stored->version + 1};
+  auto newer = at_seq(with_credential(replica_state, "access_token", new_cred), replica_state.seq + 1);
+  CAF_CHECK(n1->reg->adopt(newer) == adopt_result::applied);
+  auto after_newer = n1->state_of(k);
+  CAF_CHECK_EQUAL(after_newer.seq, replica_state.seq + 1);
+  CAF_CHECK_EQUAL(credential_field(after_newer, "access_token"), "NEWER");
+  CAF_CHECK_EQUAL(snapshot_token(*n1, k), "NEWER");
+  // Replaying the owner's (now older) state changes nothing.
+  caf::anon_send(n1->node->actor(), repl_atom::value, owner_state);
+  pump(planets);
+  CAF_CHECK_EQUAL(n1->state_of(k).seq, replica_state.seq + 1);
+  CAF_CHECK_EQUAL(credential_field(n1->state_of(k), "access_token"), "NEWER");
+  // The owner was not touched.
+  CAF_CHECK_EQUAL(n2->state_of(k).seq, owner_state.seq);
+  CAF_CHECK_EQUAL(n1->total_calls(), 0);
+  CAF_CHECK_EQUAL(n2->total_calls(), 1);
+}
+
+CAF_TEST(the survivor serves the lost owners keys from the replicated state) {
+  handshake();
+  auto k = key_owned_by("n2");
+  auto a = ask_token(*n1, k); // forwarded; replicated back to n1
+  pump(planets);
+  auto token = value_of(a);
+  CAF_REQUIRE_EQUAL(token.rfind("T-n2-", 0), 0u);
+  CAF_REQUIRE_EQUAL(credential_field(n1->state_of(k), "access_token"), token);
+  CAF_REQUIRE(!n1->running(k));
+  n2->crash();
+  pump(planets);
+  CAF_CHECK_EQUAL(join(n1->live_nodes()), "n1");
+  CAF_CHECK(n1->node->current()->ready);
+  CAF_CHECK_EQUAL(n1->node->current()->owned_keys, appids().size());
+  for (auto& x : appids())
+    CAF_CHECK(n1->running(x));
+  CAF_CHECK(n1->node->owner_node(k) == n1->node->actor());
+  auto b = ask_token(*n1, k);
+  pump(planets);
+  CAF_CHECK_EQUAL(value_of(b), token);
+  CAF_CHECK_EQUAL(n1->total_calls(), 0);
+  CAF_CHECK_EQUAL(n2->total_calls(), 1);
+}
+
+CAF_TEST(a lost connection to the owner makes the replica take over) {
+  handshake();
+  auto k = key_owned_by("n2");
+  auto a = ask_token(*n1, k);
+  pump(planets);
+  auto token = value_of(a);
+  CAF_REQUIRE_EQUAL(token.rfind("T-n2-", 0), 0u);
+  // Watch the proxy the way the node actor does.
+  auto reason = std::make_shared<std::optional<caf::error>>();
+  auto watcher = earth.sys.spawn([h = n2_on_n1, reason](caf::event_based_actor* self) -> caf::behavior {
+    self->monitor(h);
+    self->set_down_handler([self, reason](caf::down_msg& dm) {
+      *reason = dm.reason;
+      self->quit();
+    });
+    return {[](int) {}};
+  });
+  pump(planets);
+  // n2's process is gone: its actors stop answering, nobody says goodbye.
+  n2->reg->shutdown();
+  lose_link_on_earth();
+  pump(planets);
+  CAF_REQUIRE(reason->has_value());
+  CAF_CHECK_EQUAL(**reason, caf::make_error(caf::exit_reason::remote_link_unreachable));
+  CAF_CHECK_EQUAL(join(n1->live_nodes()), "n1");
+  CAF_CHECK(n1->running(k));
+  auto b = ask_token(*n1, k);
+  pump(planets);
+  CAF_CHECK_EQUAL(value_of(b), token);
+  CAF_CHECK_EQUAL(n1->total_calls(), 0);
+  caf::anon_send_exit(watcher, caf::exit_reason::kill);
+}
+
+CAF_TEST_FIXTURE_SCOPE_END()
+
+namespace {
+
+// -- three nodes ----------------------------------------------------------------
+
+struct three_nodes : dir_pool, belt_fixture<base_fixture> {
+  std::vector<planet*> planets{&earth, &mars, &jupiter};
+  std::unique_ptr<sim_hub> n1; // earth
+  std::unique_ptr<sim_hub> n2; // mars, published at mars:8080
+  std::unique_ptr<sim_hub> n3; // jupiter, published at jupiter:8080
+  caf::actor n2_on_n1;
+  caf::actor n3_on_n1;
+  caf::actor n3_on_n2;
+
+  three_nodes() {
+    exec_all(); // initialization code, no timers yet
+    prepare_connection(mars, earth, "mars", 8080);
+    auto acc = next_accept_handle();
+    prepare_connection(jupiter, earth, "jupiter", 8080, acc);
+    prepare_connection(jupiter, mars, "jupiter", 8080, acc);
+    n1 = std::make_unique<sim_hub>("n1", earth, make_dir());
+    n2 = std::make_unique<sim_hub>("n2", mars, make_dir());
+    n3 = std::make_unique<sim_hub>("n3", jupiter, make_dir());
+    pump(planets);
+    mars.publish(n2->node->actor(), 8080);
+    jupiter.publish(n3->node->actor(), 8080);
+    n2_on_n1 = earth.remote_actor("mars", 8080);
+    n3_on_n1 = earth.remote_actor("jupiter", 8080);
+    n3_on_n2 = mars.remote_actor("jupiter", 8080);
+    for (auto* h : hubs())
+      h->node->start();
+    pump(planets);
+    for (auto* h : hubs())
+      CAF_REQUIRE(h->node->current()->ready);
+    // Every node connects to the nodes after it (as with static peer lists).
+    caf::anon_send(n1->node->actor(), connect_atom::value, std::string{"mars:8080"}, n2_on_n1);
+    caf::anon_send(n1->node->actor(), connect_atom::value, std::string{"jupiter:8080"}, n3_on_n1);
+    caf::anon_send(n2->node->actor(), connect_atom::value, std::string{"jupiter:8080"}, n3_on_n2);
+    pump(planets);
+  }
+
+  ~three_nodes() {
+    for (auto* h : hubs())
+      h->stop();
+    pump(planets);
+    for (auto* h : hubs())
+      CAF_CHECK(!h->connector_called);
+    n2_on_n1 = n3_on_n1 = n3_on_n2 = nullptr;
+  }
+
+  std::vector<sim_hub*> hubs() { return {n1.get(), n2.get(), n3.get()}; }
+
+  sim_hub& hub(const std::string& id) { return id == "n1" ? *n1 : id == "n2" ? *n2 : *n3; }
+};
+
+} // namespace
+
+CAF_TEST_FIXTURE_SCOPE(cluster_three_nodes, three_nodes)
+
+CAF_TEST(three nodes agree on owners and the first replica takes over) {
+  for (auto* h : hubs())
+    CAF_CHECK_EQUAL(join(h->live_nodes()), "n1,n2,n3");
+  cluster::ownership own{{"n1", "n2", "n3"}};
+  for (auto& k : appids()) {
+    auto owner = own.owner(k);
+    for (auto* h : hubs())
+      CAF_CHECK_EQUAL(h->running(k), h->id == owner);
+  }
+  // A key owned by n2, asked on the node that is not its replica.
+  std::string k;
+  for (auto& x : appids())
+    if (own.owner(x) == "n2") {
+      k = x;
+      break;
+    }
+  CAF_REQUIRE(!k.empty());
+  auto ranked = own.rank(k, 2);
+  CAF_REQUIRE_EQUAL(ranked.size(), 2u);
+  auto& replica = hub(ranked[1]);
+  auto& other = hub(ranked[1] == "n1" ? "n3" : "n1");
+  CAF_MESSAGE(k << ": owner n2, replica " << replica.id << ", asked on " << other.id);
+  auto a = ask_token(other, k);
+  pump(planets);
+  auto token = value_of(a);
+  CAF_REQUIRE_EQUAL(token.rfind("T-n2-" + k + "-", 0), 0u);
+  CAF_CHECK_EQUAL(n2->total_calls(), 1);
+  // Only the replica stores the state; the other node only caches the answer.
+  CAF_CHECK_EQUAL(replica.state_of(k).seq, n2->state_of(k).seq);
+  CAF_CHECK_EQUAL(credential_field(replica.state_of(k), "access_token"), token);
+  CAF_CHECK_EQUAL(other.state_of(k).seq, 0u);
+  CAF_CHECK(other.state_of(k).fields.empty());
+  CAF_CHECK_EQUAL(snapshot_token(other, k), token);
+  // n2 dies.
+  n2->crash();
+  pump(planets);
+  CAF_CHECK_EQUAL(join(replica.live_nodes()), join({std::min(replica.id, other.id),
+                                                    std::max(replica.id, other.id)}));
+  CAF_CHECK_EQUAL(join(other.live_nodes()), join(replica.live_nodes()));
+  CAF_CHECK(replica.running(k));
+  CAF_CHECK(!other.running(k));
+  // Every key runs exactly once among the survivors.
+  cluster::ownership left{{replica.id, other.id}};
+  for (auto& x : appids()) {
+    CAF_CHECK_EQUAL(replica.running(x) + other.running(x), 1);
+    CAF_CHECK_EQUAL(replica.running(x), left.owner(x) == replica.id);
+  }
+  // Asked on the other node again: forwarded to the new owner, served from
+  // the replicated state without calling WeChat.
+  auto b = ask_token(other, k);
+  auto c = ask_token(replica, k);
+  pump(planets);
+  CAF_CHECK_EQUAL(value_of(b), token);
+  CAF_CHECK_EQUAL(value_of(c), token);
+  CAF_CHECK_EQUAL(replica.total_calls(), 0);
+  CAF_CHECK_EQUAL(other.total_calls(), 0);
+  // The new owner handed the state to its new replica.
+  CAF_CHECK_EQUAL(other.state_of(k).seq, replica.state_of(k).seq);
+  CAF_CHECK_EQUAL(credential_field(other.state_of(k), "access_token"), token);
+}
+
+CAF_TEST_FIXTURE_SCOPE_END()
+
+// -- known bug (disabled) ----------------------------------------------------------
+//
+// Two nodes that both ran a key alone (both ready before they met: a slow
+// start past join_grace_ms, or a healed partition) merge. The non-owner hands
+// its state over and the owner's registry::adopt stores it under the owner's
+// *running* actor, which never learns about it: the owner keeps serving and
+// versioning its own state. Its next write gets a version that is not newer
+// than the adopted one (versions are unix seconds * 1000, so equal within the
+// same second; lower with clock skew), the replica refuses it as older, and
+// after a failover the replica serves the stale split-brain token.
+// Run with: wh-cluster-tests -s '^cluster_node$' -t '^after a split brain.*'
+
+CAF_TEST_FIXTURE_SCOPE(cluster_known_bugs, two_nodes)
+
+CAF_TEST_DISABLED(after a split brain the replica follows the owners later writes) {
+  auto k = key_owned_by("n2");
+  // Both alone: n2 gets a token at t0, n1 (same clock) at t0 + 10 s.
+  auto a2 = ask_token(*n2, k);
+  pump(planets);
+  n1->wall.advance(10);
+  n2->wall.advance(10);
+  auto a1 = ask_token(*n1, k);
+  pump(planets);
+  CAF_REQUIRE_EQUAL(value_of(a2), "T-n2-" + k + "-1");
+  CAF_REQUIRE_EQUAL(value_of(a1), "T-n1-" + k + "-1");
+  handshake();
+  CAF_REQUIRE(n2->running(k));
+  // The owner keeps serving its own token and should store what it serves
+  // (observed: it stores the token n1 handed over).
+  auto b = ask_token(*n2, k);
+  pump(planets);
+  CAF_CHECK_EQUAL(value_of(b), "T-n2-" + k + "-1");
+  CAF_CHECK_EQUAL(credential_field(n2->state_of(k), "access_token"), "T-n2-" + k + "-1");
+  // The owner replaces its token (same second); the replica must follow.
+  auto res = std::make_shared<std::optional<caf::expected<credential>>>();
+  n2->reg->force_refresh(*n2->reg->find(k),
+                         [res](caf::expected<credential> x) { *res = std::move(x); });
+  pump(planets);
+  auto latest = value_of(res);
+  CAF_REQUIRE_EQUAL(latest, "T-n2-" + k + "-2");
+  // (observed: the replica refuses the owner's write as not newer; both
+  // states carry the same version, 1700000010000.)
+  CAF_CHECK_EQUAL(credential_field(n1->state_of(k), "access_token"), latest);
+  CAF_CHECK_EQUAL(n1->state_of(k).fields, n2->state_of(k).fields);
+  // Failover: the survivor must not go back to the split-brain token.
+  n2->crash();
+  pump(planets);
+  auto c = ask_token(*n1, k);
+  pump(planets);
+  CAF_CHECK_EQUAL(value_of(c), latest);
+}
+
+CAF_TEST_FIXTURE_SCOPE_END()
