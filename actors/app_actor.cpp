@@ -1096,6 +1096,15 @@ caf::behavior app_actor(self_ptr self, app_params params) {
       });
       return rp;
     },
+    [=](sync_atom, uint64_t seen) {
+      // Another node held a version up to `seen` of this key (two nodes ran
+      // it apart): persist this actor's state above it so it replicates as newest.
+      auto& st = self->state;
+      if (seen < st.p.seq)
+        return;
+      st.p.seq = seen;
+      persist(self, store_write{}, [](caf::error) {});
+    },
     [=](stop_atom) {
       self->quit();
       return done_atom::value;

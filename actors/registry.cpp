@@ -360,6 +360,12 @@ registry::adopt_result registry::adopt(const key_state& s) {
   }
   if (e->kind != s.kind || s.fields.size() % 2 != 0)
     return adopt_result::refused;
+  if (auto running = e->actor()) {
+    // Never write under a running actor (it would not learn of the change
+    // and its next write would mix both states): its state wins instead.
+    caf::anon_send(running, sync_atom::value, s.seq);
+    return adopt_result::owner_running;
+  }
   auto pre = prefix_of(*e);
   std::vector<persistence::batch_entry> batch;
   uint64_t local = 0;

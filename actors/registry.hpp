@@ -150,7 +150,10 @@ public:
   /// The stored state of `e` (every record under its prefix) and its version.
   caf::expected<key_state> read_state(const key_entry& e) const;
 
-  enum class adopt_result { applied, older, refused, failed };
+  /// `owner_running`: this node runs the key's actor (two nodes ran it alone
+  /// before they met); the running owner's state wins — the caller tells the
+  /// actor to raise its version above the incoming one and re-replicate.
+  enum class adopt_result { applied, older, refused, failed, owner_running };
 
   /// Stores replicated state if it is newer than the local copy (an older
   /// version never overwrites a newer one) and serves it from the snapshots.

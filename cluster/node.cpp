@@ -447,9 +447,10 @@ caf::behavior node_actor(self_ptr self, node_options opts, actors::registry* reg
         auto r = st.reg->adopt(s);
         applied += r == actors::registry::adopt_result::applied;
         count(self, "wechat_hub_cluster_replication_applied_total",
-              {{"result", r == actors::registry::adopt_result::applied ? "applied"
-                          : r == actors::registry::adopt_result::older ? "older"
-                                                                        : "refused"}});
+              {{"result", r == actors::registry::adopt_result::applied         ? "applied"
+                          : r == actors::registry::adopt_result::older         ? "older"
+                          : r == actors::registry::adopt_result::owner_running ? "owner_running"
+                                                                                : "refused"}});
       }
       if (!states.empty())
         WH_INFO("cluster", st.self_id() << ": caught up " << applied << " of " << states.size()
@@ -483,9 +484,10 @@ caf::behavior node_actor(self_ptr self, node_options opts, actors::registry* reg
     [=](repl_atom, const key_state& s) {
       auto& st = self->state;
       auto r = st.reg->adopt(s);
-      const char* result = r == actors::registry::adopt_result::applied ? "applied"
-                           : r == actors::registry::adopt_result::older ? "older"
-                                                                         : "refused";
+      const char* result = r == actors::registry::adopt_result::applied         ? "applied"
+                           : r == actors::registry::adopt_result::older         ? "older"
+                           : r == actors::registry::adopt_result::owner_running ? "owner_running"
+                                                                                 : "refused";
       count(self, "wechat_hub_cluster_replication_applied_total", {{"result", result}});
       if (s.sent_ms > 0)
         st.lag_ms->store(std::max<int64_t>(0, wall_ms() - s.sent_ms), std::memory_order_relaxed);
