@@ -274,6 +274,8 @@ caf::error on_errcode(self_ptr self, int errcode, const std::string& errmsg, boo
 
 void call_upstream(self_ptr self, upstream_call call,
                    std::function<void(const caf::expected<upstream_reply>&)> k) {
+  if (call.key.empty() && self->state.p.entry)
+    call.key = self->state.p.entry->key;
   self->request(self->state.p.upstream, self->state.p.upstream_timeout, call_atom::value,
                 std::move(call))
     .then([k](upstream_reply& rep) { k(rep); },
@@ -415,14 +417,22 @@ caf::error spend_force(self_ptr self) {
     st.budget.day = day;
     st.budget.used = 0;
   }
-  if (st.budget.used >= st.p.force_per_day)
+  auto refused = [&](const char* limit) {
+    if (auto m = st.p.stats)
+      m->inc("wechat_hub_force_refresh_refused_total", {{"appid", appid(self)}, {"limit", limit}});
+  };
+  if (st.budget.used >= st.p.force_per_day) {
+    refused("daily");
     return make_detail_error(ec::force_budget_exhausted,
                              "the daily force_refresh budget ("
                                + std::to_string(st.p.force_per_day) + ") is spent");
-  if (st.budget.last_at > 0 && t - st.budget.last_at < st.p.force_spacing_s)
+  }
+  if (st.budget.last_at > 0 && t - st.budget.last_at < st.p.force_spacing_s) {
+    refused("spacing");
     return make_detail_error(ec::force_budget_exhausted,
                              "forced refreshes must be at least "
                                + std::to_string(st.p.force_spacing_s) + " s apart");
+  }
   st.budget.used++;
   st.budget.last_at = t;
   return caf::none;
@@ -1074,6 +1084,14 @@ caf::behavior app_actor(self_ptr self, app_params params) {
       auto rp = self->make_response_promise<done_atom>();
       adopt_authorization(self, a, rp);
       return rp;
+    },
+    [=](quota_atom) {
+      // An operator's clear_quota succeeded: a 45009 pause is over.
+      auto& st = self->state;
+      if (st.blocked_until > 0 && code_of(st.blocked_error) == ec::quota_exhausted) {
+        st.blocked_until = 0;
+        WH_INFO("app", appid(self) << ": daily quota cleared; WeChat calls resume");
+      }
     },
     [=](auth_atom, const credential& refresh) -> caf::result<done_atom> {
       // An imported refresh token, already durable (bulk imports batch their writes).

@@ -119,6 +119,7 @@ inline uint64_t next_seq(uint64_t prev, uint64_t now_ms) {
 ///   get_api_domain_ip before it is replaced, so a confused client cannot burn
 ///   quota or the force_refresh budget.
 /// - `(refresh_atom)`: an operator-forced refresh (counts against the budget).
+/// - `(quota_atom)`: WeChat's clear_quota succeeded; lifts a 45009 pause (no answer).
 /// Components only:
 /// - `(vticket_atom, std::string ticket)` -> `done_atom` once the verify ticket is durable.
 /// - `(auth_atom, std::string authorization_code)` -> `authorization` after

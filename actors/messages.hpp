@@ -19,6 +19,9 @@ struct upstream_call {
   /// Path and query, e.g. "/cgi-bin/token?grant_type=...". May carry secrets.
   std::string target;
   std::string body;
+  /// The key (appid, component or "component/authorizer") the call is made
+  /// for: the quota book counts calls per key (GET /admin/quota).
+  std::string key{};
 };
 
 /// One durable write for the store actor: puts and deletes applied atomically.
@@ -69,7 +72,8 @@ typename Inspector::result_type inspect(Inspector& f, credential& x) {
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, upstream_call& x) {
-  return f(caf::meta::type_name("upstream_call"), x.endpoint, x.method, x.target, x.body);
+  return f(caf::meta::type_name("upstream_call"), x.endpoint, x.method, x.target, x.body,
+           x.key);
 }
 
 template <class Inspector>

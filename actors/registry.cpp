@@ -71,20 +71,23 @@ registry::registry(caf::actor_system& sys, caf::actor upstream, caf::actor store
                      "gauge");
     stats_->describe("wechat_hub_token_ttl_seconds",
                      "Seconds until the served access token expires per appid", "gauge");
+    stats_->describe("wechat_hub_verify_ticket_age_seconds",
+                     "Age of the latest component_verify_ticket (pushed every 10 min, valid 12 h)",
+                     "gauge");
+    stats_->describe("wechat_hub_component_degraded", "1 while WeChat rejects the verify ticket",
+                     "gauge");
+    stats_->describe("wechat_hub_authorizers", "Authorizers by component and status", "gauge");
     stats_->describe("wechat_hub_refreshes_total",
                      "Token and ticket refreshes by kind, reason and result");
     stats_->describe("wechat_upstream_calls_total", "Calls to WeChat by endpoint and errcode");
-    stats_->add_collector([this](std::string& out) {
+    stats_->describe("wechat_hub_force_refresh_refused_total",
+                     "Forced stable_token refreshes refused by the hub's budget, by appid and limit "
+                     "(daily = the 20/day budget is spent, spacing = under 30 s since the last)");
+    stats_->describe("wechat_hub_refresh_margin_seconds",
+                     "Configured refresh margin: tokens are renewed at least this long before expiry",
+                     "gauge");
+    stats_->add_collector([this](metrics::sink& out) {
       auto t = clock_.now();
-      std::string ages = "# HELP wechat_hub_token_age_seconds Age of the served access token\n"
-                         "# TYPE wechat_hub_token_age_seconds gauge\n";
-      std::string ttls = "# HELP wechat_hub_token_ttl_seconds Seconds until the served access "
-                         "token expires\n# TYPE wechat_hub_token_ttl_seconds gauge\n";
-      std::string vt = "# HELP wechat_hub_verify_ticket_age_seconds Age of the latest "
-                       "component_verify_ticket (pushed every 10 min, valid 12 h)\n"
-                       "# TYPE wechat_hub_verify_ticket_age_seconds gauge\n"
-                       "# HELP wechat_hub_component_degraded 1 while WeChat rejects the verify ticket\n"
-                       "# TYPE wechat_hub_component_degraded gauge\n";
       // Authorizers are aggregated per component and status: 100,000 of
       // them must not become 100,000 series.
       std::map<std::pair<std::string, std::string>, size_t> authorizers;
@@ -99,26 +102,22 @@ registry::registry(caf::actor_system& sys, caf::actor upstream, caf::actor store
         }
         if (e->kind == static_cast<uint8_t>(key_kind::component)) {
           if (auto at = e->verify_ticket_at.load(); at > 0)
-            metrics::render_sample(vt, "wechat_hub_verify_ticket_age_seconds", {{"component", e->key}},
-                                   static_cast<double>(t - at));
-          metrics::render_sample(vt, "wechat_hub_component_degraded", {{"component", e->key}},
-                                 e->degraded.load() ? 1.0 : 0.0);
+            out.add("wechat_hub_verify_ticket_age_seconds", {{"component", e->key}},
+                    static_cast<double>(t - at));
+          out.add("wechat_hub_component_degraded", {{"component", e->key}},
+                  e->degraded.load() ? 1.0 : 0.0);
         }
         if (auto x = e->token.load()) {
-          metrics::render_sample(ages, "wechat_hub_token_age_seconds", {{"appid", e->key}},
-                                 static_cast<double>(t - x->obtained_at));
-          metrics::render_sample(ttls, "wechat_hub_token_ttl_seconds", {{"appid", e->key}},
-                                 static_cast<double>(x->expires_at - t));
+          out.add("wechat_hub_token_age_seconds", {{"appid", e->key}},
+                  static_cast<double>(t - x->obtained_at));
+          out.add("wechat_hub_token_ttl_seconds", {{"appid", e->key}},
+                  static_cast<double>(x->expires_at - t));
         }
       }
-      out += ages;
-      out += ttls;
-      out += vt;
-      out += "# HELP wechat_hub_authorizers Authorizers by component and status\n"
-             "# TYPE wechat_hub_authorizers gauge\n";
+      out.add("wechat_hub_refresh_margin_seconds", {}, static_cast<double>(opts_.refresh_margin_s));
       for (auto& [k, n] : authorizers)
-        metrics::render_sample(out, "wechat_hub_authorizers", {{"component", k.first}, {"status", k.second}},
-                               static_cast<double>(n));
+        out.add("wechat_hub_authorizers", {{"component", k.first}, {"status", k.second}},
+                static_cast<double>(n));
     });
   }
 }

@@ -585,6 +585,7 @@ node::node(caf::actor_system& sys, actors::registry& reg, caf::actor store, metr
   initial->self = opts.cfg.node_id;
   initial->own.set_nodes({opts.cfg.node_id});
   view_->store(initial);
+  auto configured = static_cast<double>(opts.cfg.peers.size() + 1);
   actor_ = sys.spawn(node_actor, std::move(opts), &reg, std::move(store), stats, std::move(connect),
                      view_, admin_, lag_ms_);
   if (stats) {
@@ -598,24 +599,25 @@ node::node(caf::actor_system& sys, actors::registry& reg, caf::actor store, metr
                     "was starting), by request and result (served, started, waited, not_owner, unknown_key)");
     auto v = view_;
     auto lag = lag_ms_;
-    stats->add_collector([v, lag](std::string& out) {
+    stats->describe("wechat_hub_cluster_replication_lag_seconds",
+                    "Owner-to-replica delay of the last replicated state", "gauge");
+    stats->describe("wechat_hub_cluster_live_nodes", "Live nodes this node sees (itself included)",
+                    "gauge");
+    stats->describe("wechat_hub_cluster_owned_keys", "Keys whose actor runs on this node", "gauge");
+    stats->describe("wechat_hub_cluster_ready", "1 once this node caught up and runs its keys",
+                    "gauge");
+    stats->describe("wechat_hub_cluster_configured_nodes",
+                    "Nodes in this node's configuration (itself and its peers)", "gauge");
+    stats->add_collector([v, lag, configured](metrics::sink& out) {
       auto cur = v->load();
-      out += "# HELP wechat_hub_cluster_replication_lag_seconds Owner-to-replica delay of the last "
-             "replicated state\n# TYPE wechat_hub_cluster_replication_lag_seconds gauge\n";
-      metrics::render_sample(out, "wechat_hub_cluster_replication_lag_seconds", {{"node", cur->self}},
-                             static_cast<double>(lag->load()) / 1000.0);
-      out += "# HELP wechat_hub_cluster_live_nodes Live nodes this node sees (itself included)\n"
-             "# TYPE wechat_hub_cluster_live_nodes gauge\n";
-      metrics::render_sample(out, "wechat_hub_cluster_live_nodes", {{"node", cur->self}},
-                             static_cast<double>(cur->own.nodes().size()));
-      out += "# HELP wechat_hub_cluster_owned_keys Keys whose actor runs on this node\n"
-             "# TYPE wechat_hub_cluster_owned_keys gauge\n";
-      metrics::render_sample(out, "wechat_hub_cluster_owned_keys", {{"node", cur->self}},
-                             static_cast<double>(cur->owned_keys));
-      out += "# HELP wechat_hub_cluster_ready 1 once this node caught up and runs its keys\n"
-             "# TYPE wechat_hub_cluster_ready gauge\n";
-      metrics::render_sample(out, "wechat_hub_cluster_ready", {{"node", cur->self}},
-                             cur->ready ? 1.0 : 0.0);
+      out.add("wechat_hub_cluster_replication_lag_seconds", {{"node", cur->self}},
+              static_cast<double>(lag->load()) / 1000.0);
+      out.add("wechat_hub_cluster_live_nodes", {{"node", cur->self}},
+              static_cast<double>(cur->own.nodes().size()));
+      out.add("wechat_hub_cluster_owned_keys", {{"node", cur->self}},
+              static_cast<double>(cur->owned_keys));
+      out.add("wechat_hub_cluster_ready", {{"node", cur->self}}, cur->ready ? 1.0 : 0.0);
+      out.add("wechat_hub_cluster_configured_nodes", {{"node", cur->self}}, configured);
     });
   }
 }

@@ -32,5 +32,6 @@ CAF_BEGIN_TYPE_ID_BLOCK(wechat_hub, caf::first_custom_type_id)
   CAF_ADD_ATOM(wechat_hub, wh, import_atom, "import")
   CAF_ADD_ATOM(wechat_hub, wh, ready_atom, "ready")
   CAF_ADD_ATOM(wechat_hub, wh, park_atom, "park")
+  CAF_ADD_ATOM(wechat_hub, wh, quota_atom, "quota")
 
 CAF_END_TYPE_ID_BLOCK(wechat_hub)

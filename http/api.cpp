@@ -1,6 +1,7 @@
 #include "http/api.hpp"
 #include "http/api_util.hpp"
 
+#include <chrono>
 #include <cstring>
 
 #include <boost/json.hpp>
@@ -31,7 +32,10 @@ constexpr std::string_view route_names[] = {
 
 namespace detail {
 
-
+responder with_timing_of(const responder& timed, responder next) {
+  auto t = timed.target<timed_responder>();
+  return timed_responder{std::move(next), t ? t->start : std::chrono::steady_clock::now()};
+}
 
 const std::string* find_param(const std::vector<std::pair<std::string, std::string>>& q,
                               std::string_view key) {
@@ -210,12 +214,23 @@ void hub_api::count(std::string_view route, unsigned status) {
   counter(r, status).fetch_add(1, std::memory_order_relaxed);
 }
 
+void hub_api::init_latency() {
+  stats_.describe("wechat_hub_http_request_duration_seconds",
+                  "Time from a parsed request to its response, by route", "histogram");
+  for (uint8_t i = 0; i < route_count; ++i)
+    latency_[i] = &stats_.histogram("wechat_hub_http_request_duration_seconds",
+                                    {{"route", std::string{route_names[i]}}});
+}
+
 void hub_api::respond_counted(route_id r, const responder& respond, response res) {
   counter(r, res.status).fetch_add(1, std::memory_order_relaxed);
+  if (auto t = respond.target<timed_responder>())
+    latency_[r]->observe(std::chrono::steady_clock::now() - t->start);
   respond(std::move(res));
 }
 
-void hub_api::handle(request&& req, responder respond) {
+void hub_api::handle(request&& req, responder untimed) {
+  responder respond{timed_responder{std::move(untimed), std::chrono::steady_clock::now()}};
   auto target = urls::parse_origin_form(req.target);
   if (!target)
     return respond_counted(r_other, respond,

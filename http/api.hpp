@@ -9,6 +9,7 @@
 #include <utility>
 #include <vector>
 
+#include "caf/actor.hpp"
 #include "caf/error.hpp"
 
 #include "actors/messages.hpp"
@@ -20,10 +21,12 @@
 
 namespace wh {
 class clock;
+class histogram;
 class metrics;
 } // namespace wh
 
 namespace wh::actors {
+class quota_book;
 class registry;
 }
 namespace wh::cluster {
@@ -69,6 +72,11 @@ public:
   /// joining) and GET /admin/cluster shows membership and key ownership.
   void set_cluster(const cluster::node* node) { cluster_ = node; }
 
+  /// Enables GET /admin/quota and POST /admin/clear_quota: `quota` counts
+  /// upstream calls, `upstream` makes the clear_quota call, `store` keeps
+  /// the monthly clear_quota budget durable (see http/quota_api.cpp).
+  void set_quota(actors::quota_book* quota, caf::actor upstream, caf::actor store);
+
 private:
   enum route_id : uint8_t {
     r_access_token,
@@ -84,7 +92,11 @@ private:
     route_count,
   };
 
+  /// Counts the response by route and status, and observes the request's
+  /// latency when `respond` is the timed responder `handle` made.
   void respond_counted(route_id r, const responder& respond, response res);
+  /// Creates the per-route latency histograms (once, in the constructor).
+  void init_latency();
   std::atomic<uint64_t>& counter(route_id r, unsigned status);
 
   using params = std::vector<std::pair<std::string, std::string>>;
@@ -104,6 +116,9 @@ private:
                  const responder& respond);
   void admin(const std::string& path, const request& req, const params& q,
              const responder& respond, caller who);
+  /// GET /admin/quota and POST /admin/clear_quota (http/quota_api.cpp).
+  void admin_quota(const std::string& path, const request& req, const params& q,
+                   const responder& respond);
   /// Answers 404/410 for unknown or revoked keys; returns the entry otherwise.
   std::shared_ptr<actors::key_entry> lookup(route_id r, const std::string& appid,
                                             const std::string& authorizer,
@@ -118,10 +133,15 @@ private:
   static constexpr std::array<unsigned, 13> statuses_{200, 400, 401, 403, 404, 405, 410,
                                                       413, 431, 500, 502, 503, 504};
   std::array<std::array<std::atomic<std::atomic<uint64_t>*>, statuses_.size()>, route_count> cache_{};
+  /// wechat_hub_http_request_duration_seconds{route}, by route id.
+  std::array<wh::histogram*, route_count> latency_{};
   std::unique_ptr<push_state> push_;
   authenticator auth_;
   audit_log audit_;
   const cluster::node* cluster_ = nullptr;
+  actors::quota_book* quota_ = nullptr;
+  caf::actor upstream_;
+  caf::actor store_;
 };
 
 } // namespace wh::http

@@ -2,6 +2,7 @@
 
 // Small request helpers shared by the hub API's translation units.
 
+#include <chrono>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -12,6 +13,18 @@
 namespace wh::http::detail {
 
 using params = std::vector<std::pair<std::string, std::string>>;
+
+/// The responder `hub_api::handle` hands on: remembers when the request
+/// arrived so `respond_counted` can observe its latency by route.
+struct timed_responder {
+  responder inner;
+  std::chrono::steady_clock::time_point start;
+  void operator()(response res) const { inner(std::move(res)); }
+};
+
+/// Wraps `next` (e.g. an auditing responder) so that it keeps the arrival
+/// time of `timed`, a responder made by `hub_api::handle`.
+responder with_timing_of(const responder& timed, responder next);
 
 /// The first value of `key`, or nullptr.
 const std::string* find_param(const params& q, std::string_view key);

@@ -54,6 +54,7 @@ hub_api::hub_api(actors::registry& reg, wh::metrics& stats, const wh::clock& clk
   stats_.describe("wechat_hub_http_requests_total", "HTTP requests by route and status");
   stats_.describe("wechat_hub_pushes_total",
                   "Encrypted pushes by component and result (applied, duplicate, rejected, failed)");
+  init_latency();
 }
 
 hub_api::~hub_api() = default;
@@ -182,10 +183,10 @@ void hub_api::admin(const std::string& path, const request& req, const params& q
   auto client = req.replicated ? std::string{"(cluster)"}
                 : who       ? who->name
                             : std::string{req.loopback ? "(open, loopback)" : "(open)"};
-  responder respond = [this, client, action = req.method, path, respond_raw](response res) {
+  responder respond = with_timing_of(respond_raw, [this, client, action = req.method, path, respond_raw](response res) {
     audit_.record(client, action, path, res.status);
     respond_raw(std::move(res));
-  };
+  });
   // With keys: admin keys only. Without: loopback only.
   if (auth_.enabled() && (!who || !who->admin) && !req.replicated)
     return respond_counted(r_admin, respond,
@@ -194,6 +195,8 @@ void hub_api::admin(const std::string& path, const request& req, const params& q
     return respond_counted(r_admin, respond,
                            error_response(403, "forbidden",
                                           "without [[client]] keys the admin API answers only on loopback"));
+  if (path == "/admin/quota" || path == "/admin/clear_quota")
+    return admin_quota(path, req, q, respond);
   if (path == "/admin/cluster") {
     if (req.method != "GET")
       return respond_counted(r_admin, respond, method_not_allowed("GET"));

@@ -12,6 +12,7 @@
 #include "caf/io/all.hpp"
 #include "caf/openssl/all.hpp"
 
+#include "actors/quota_book.hpp"
 #include "actors/registry.hpp"
 #include "actors/store_actor.hpp"
 #include "actors/upstream_actor.hpp"
@@ -125,9 +126,13 @@ int run_hub(const hub_config& cfg, const hub_run_options& opts) {
   http_opts.ca_file = cfg.upstream_ca_file;
   http_opts.user_agent = "wechat-hub/0.1";
   auto http = std::make_shared<net::http_client>(http_opts);
+  actors::quota_book quota{wall};
+  quota.export_to(stats);
+  if (auto err = quota.load(*db))
+    WH_ERROR("hub", "cannot load the clear_quota budgets: " << detail_of(err));
   auto upstream = actors::spawn_upstream_actor(sys, http, cfg.api_base,
                                                std::chrono::milliseconds{cfg.upstream_timeout_ms},
-                                               &stats);
+                                               &stats, &quota);
   auto store = actors::spawn_store_actor(sys, db);
   actors::registry::options reg_opts;
   reg_opts.refresh_margin_s = cfg.refresh_margin_s;
@@ -189,6 +194,7 @@ int run_hub(const hub_config& cfg, const hub_run_options& opts) {
   }
 
   http::hub_api api{reg, stats, wall, runtime_cfg};
+  api.set_quota(&quota, upstream, store);
   if (node) {
     api.set_cluster(node.get());
     node->on_relayed_admin([&api](std::string method, std::string target, std::string body,

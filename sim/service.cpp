@@ -21,6 +21,7 @@ constexpr std::array upstream_paths = {
   std::string_view{"/cgi-bin/stable_token"},
   std::string_view{"/cgi-bin/ticket/getticket"},
   std::string_view{"/cgi-bin/get_api_domain_ip"},
+  std::string_view{"/cgi-bin/clear_quota"},
   std::string_view{"/cgi-bin/material/batchget_material"},
   std::string_view{"/cgi-bin/media/upload"},
   std::string_view{"/cgi-bin/material/add_material"},
@@ -38,7 +39,7 @@ bool is_component_path(std::string_view path) {
 
 /// Endpoints whose body is a JSON object of credentials / arguments.
 bool takes_json_body(std::string_view path) {
-  return path == "/cgi-bin/stable_token" || is_component_path(path);
+  return path == "/cgi-bin/stable_token" || path == "/cgi-bin/clear_quota" || is_component_path(path);
 }
 
 bool requires_post(std::string_view path) {
@@ -254,6 +255,8 @@ outcome service::execute_upstream(prepared& p) {
     return outcome{json_reply(state_.get_ticket(token, p.param("type")))};
   if (path == "/cgi-bin/get_api_domain_ip")
     return outcome{json_reply(state_.api_domain_ip(token))};
+  if (path == "/cgi-bin/clear_quota")
+    return outcome{json_reply(state_.clear_quota(token, str_of(p.json, "appid")))};
   if (path == "/cgi-bin/material/batchget_material")
     return outcome{json_reply(state_.batchget_material(token))};
   if (path == "/cgi-bin/media/upload" || path == "/cgi-bin/material/add_material") {

@@ -1,6 +1,7 @@
 #include "sim/state.hpp"
 
 #include <algorithm>
+#include <ctime>
 #include <iomanip>
 #include <sstream>
 
@@ -276,6 +277,37 @@ answer state::api_domain_ip(std::string_view access_token) {
   out["ip_list"] = boost::json::array{"101.226.103.0/25", "101.226.233.128/25",
                                       "58.247.206.128/25", "182.254.86.128/25"};
   return out;
+}
+
+answer state::clear_quota(std::string_view access_token, std::string_view appid) {
+  constexpr int64_t clears_per_month = 10;
+  std::lock_guard guard{mtx_};
+  auto chk = check_locked(access_token);
+  if (chk.errcode != 0)
+    return token_error(chk.errcode);
+  if (appid.empty())
+    return make_error(41002, "appid missing");
+  auto owner = tokens_.find(std::string{access_token});
+  if (owner == tokens_.end() || owner->second.owner != appid)
+    return make_error(40013, "invalid appid");
+  auto i = apps_.find(appid);
+  if (i == apps_.end())
+    return make_error(40013, "invalid appid");
+  auto& app = i->second;
+  std::time_t bj = static_cast<std::time_t>(now_locked() + 8 * 3600);
+  std::tm tm{};
+  gmtime_r(&bj, &tm);
+  int64_t month = (tm.tm_year + 1900) * 100 + tm.tm_mon + 1;
+  if (app.clear_month != month) {
+    app.clear_month = month;
+    app.clears = 0;
+  }
+  if (app.clears >= clears_per_month)
+    return make_error(48006, "forbid to clear quota because of reaching the limit");
+  ++app.clears;
+  roll_day(app);
+  app.quota_remaining = limits_.daily_quota;
+  return make_error(0, "ok");
 }
 
 answer state::batchget_material(std::string_view access_token) {

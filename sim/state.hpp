@@ -147,6 +147,11 @@ public:
   /// GET /cgi-bin/get_api_domain_ip.
   answer api_domain_ip(std::string_view access_token);
 
+  /// POST /cgi-bin/clear_quota {"appid"}: resets the daily quota of the
+  /// token's own account; 10 resets per account and month (Beijing time),
+  /// then 48006.
+  answer clear_quota(std::string_view access_token, std::string_view appid);
+
   /// POST /cgi-bin/material/batchget_material.
   answer batchget_material(std::string_view access_token);
 
@@ -249,6 +254,9 @@ private:
     int64_t quota_remaining = 0;
     int64_t force_count = 0;
     std::optional<int64_t> last_force_refresh;
+    /// clear_quota resets in `clear_month` (YYYYMM, Beijing time).
+    int64_t clear_month = 0;
+    int64_t clears = 0;
   };
 
   struct component_state {

@@ -138,6 +138,8 @@ CAF_TEST(every admin endpoint needs an admin key) {
      R"({"authorizers":[{"authorizer_appid":"wxtmpauth2","refresh_token":"r"}]})"},
     {"DELETE", "/admin/components/" + comp + "/authorizers/wxtmpauth", ""},
     {"GET", "/admin/state?appid=wxe2e", ""},
+    {"GET", "/admin/quota?appid=wxe2e", ""},
+    {"POST", "/admin/clear_quota", R"({"appid":"wxe2e"})"},
   };
   for (auto& e : endpoints) {
     CAF_MESSAGE(e.method << " " << e.target);

@@ -1,0 +1,162 @@
+#include "actors/quota_book.hpp"
+
+#include <ctime>
+
+#include "core/log.hpp"
+#include "core/metrics.hpp"
+#include "persistence/store.hpp"
+
+namespace wh::actors {
+
+void quota_book::record(const std::string& key, const std::string& endpoint, int errcode) {
+  if (key.empty())
+    return;
+  auto t = clock_.now();
+  auto day = beijing_day_of(t);
+  std::lock_guard<std::mutex> guard{mtx_};
+  auto& e = keys_[key];
+  if (e.day != day) {
+    e.day = day;
+    e.calls.clear();
+  }
+  e.calls[endpoint]++;
+  if (errcode == 45009)
+    e.last_45009 = quota_error{t, endpoint};
+  else if (errcode == 45011)
+    e.last_45011 = quota_error{t, endpoint};
+}
+
+quota_book::view quota_book::get(const std::string& key) const {
+  view v;
+  v.day = beijing_day_of(clock_.now());
+  std::lock_guard<std::mutex> guard{mtx_};
+  auto i = keys_.find(key);
+  if (i == keys_.end())
+    return v;
+  if (i->second.day == v.day)
+    v.calls = i->second.calls;
+  v.last_45009 = i->second.last_45009;
+  v.last_45011 = i->second.last_45011;
+  return v;
+}
+
+bool quota_book::exhausted_locked(const entry& e, int64_t t) const {
+  return e.last_45009 && beijing_day_of(e.last_45009->at) == beijing_day_of(t)
+         && e.cleared_at < e.last_45009->at;
+}
+
+bool quota_book::exhausted(const std::string& key) const {
+  auto t = clock_.now();
+  std::lock_guard<std::mutex> guard{mtx_};
+  auto i = keys_.find(key);
+  return i != keys_.end() && exhausted_locked(i->second, t);
+}
+
+void quota_book::cleared(const std::string& key) {
+  auto t = clock_.now();
+  std::lock_guard<std::mutex> guard{mtx_};
+  auto& e = keys_[key];
+  // A 45009 in the same second as the reset predates it.
+  e.cleared_at = t + 1;
+}
+
+void quota_book::export_to(metrics& m) {
+  m.describe("wechat_hub_daily_quota_exhausted",
+             "1 while WeChat's daily quota (45009) of the key is exhausted today (Beijing day) and "
+             "no clear_quota lifted it",
+             "gauge");
+  m.add_collector([this](metrics::sink& out) {
+    auto t = clock_.now();
+    std::lock_guard<std::mutex> guard{mtx_};
+    for (auto& [key, e] : keys_)
+      if (e.last_45009)
+        out.add("wechat_hub_daily_quota_exhausted", {{"appid", key}, {"endpoint", e.last_45009->endpoint}},
+                exhausted_locked(e, t) ? 1.0 : 0.0);
+  });
+}
+
+int64_t quota_book::beijing_month(int64_t t) {
+  std::time_t bj = static_cast<std::time_t>(t + 8 * 3600);
+  std::tm tm{};
+  gmtime_r(&bj, &tm);
+  return (tm.tm_year + 1900) * 100 + tm.tm_mon + 1;
+}
+
+bool quota_book::take_clear(const std::string& key, uint32_t limit, uint32_t& used) {
+  auto month = beijing_month(clock_.now());
+  std::lock_guard<std::mutex> guard{mtx_};
+  auto& e = keys_[key];
+  if (e.clear_month != month) {
+    e.clear_month = month;
+    e.clears = 0;
+  }
+  if (e.clears >= limit) {
+    used = e.clears;
+    return false;
+  }
+  used = ++e.clears;
+  return true;
+}
+
+void quota_book::return_clear(const std::string& key) {
+  std::lock_guard<std::mutex> guard{mtx_};
+  auto& e = keys_[key];
+  if (e.clears > 0)
+    e.clears--;
+}
+
+uint32_t quota_book::clears_used(const std::string& key) const {
+  auto month = beijing_month(clock_.now());
+  std::lock_guard<std::mutex> guard{mtx_};
+  auto i = keys_.find(key);
+  return i != keys_.end() && i->second.clear_month == month ? i->second.clears : 0;
+}
+
+void quota_book::restore_clears(const std::string& key, int64_t month, uint32_t used) {
+  std::lock_guard<std::mutex> guard{mtx_};
+  auto& e = keys_[key];
+  e.clear_month = month;
+  e.clears = used;
+}
+
+namespace {
+
+constexpr std::string_view clear_prefix = "quota/clear/";
+
+} // namespace
+
+std::string quota_book::clear_key(const std::string& appid) {
+  return std::string{clear_prefix} + appid;
+}
+
+std::string quota_book::encode_clears(int64_t month, uint32_t used) {
+  return std::to_string(month) + " " + std::to_string(used);
+}
+
+caf::error quota_book::load(persistence::store& db) {
+  return db.scan(clear_prefix, [this](std::string_view key, std::string_view value) {
+    auto appid = std::string{key.substr(clear_prefix.size())};
+    auto space = value.find(' ');
+    int64_t month = 0;
+    uint32_t used = 0;
+    bool ok = space != std::string_view::npos && space > 0 && space <= 6 && space + 1 < value.size();
+    for (size_t i = 0; ok && i < value.size(); ++i) {
+      if (i == space)
+        continue;
+      auto c = value[i];
+      if (c < '0' || c > '9' || (i > space && used > 1000))
+        ok = false;
+      else if (i < space)
+        month = month * 10 + (c - '0');
+      else
+        used = used * 10 + static_cast<uint32_t>(c - '0');
+    }
+    if (!ok)
+      WH_ERROR("quota", "ignoring corrupt clear_quota record of " << appid);
+    else
+      restore_clears(appid, month, used);
+    return true;
+  });
+}
+
+} // namespace wh::actors
