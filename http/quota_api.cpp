@@ -120,8 +120,14 @@ void hub_api::admin_quota(const std::string& path, const request& req, const par
                          << clears_per_month << " this month)");
   reg_.ask_token(*entry, [this, respond, appid, used, entry](caf::expected<actors::credential> tok) {
     if (!tok) {
+      // Without a valid token of its own the account cannot be reset
+      // (WeChat's clear_quota authenticates with it).
       quota_->return_clear(appid);
-      return respond_counted(r_admin, respond, error_response(tok.error()));
+      auto& err = tok.error();
+      return respond_counted(r_admin, respond,
+                             error_response(status_of(err), code_of(err) == ec::none ? "internal_error" : to_string(code_of(err)),
+                                            "clear_quota needs a valid access token of " + appid
+                                              + " and none can be obtained: " + detail_of(err)));
     }
     json::object payload;
     payload["appid"] = appid;

@@ -374,7 +374,7 @@ CAF_TEST(a real prometheus scrapes the hub evaluates the rules and answers a que
           ++total;
           auto& r = rule.as_object();
           if (r.at("health").as_string() == "ok" && r.contains("lastEvaluation")
-              && r.at("lastEvaluation").as_string().substr(0, 4) != "0001")
+              && std::string_view{r.at("lastEvaluation").as_string()}.substr(0, 4) != "0001")
             ++ok;
         }
     rules_ok = total > 0 && ok == total;

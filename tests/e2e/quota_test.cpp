@@ -37,7 +37,10 @@ struct fixture {
     return std::string{parse_object(res.body).at("access_token").as_string()};
   }
 
+  /// Reports `value` as failing after WeChat really invalidated it (the hub
+  /// checks a reported token before it replaces it).
   http_result report_stale(const std::string& value) {
+    env.sim("POST", "/sim/invalidate", R"({"appid":"wxe2e"})");
     return env.hub("POST", "/refresh/access_token", R"({"appid":"wxe2e","access_token":")" + value + "\"}");
   }
 
@@ -63,7 +66,7 @@ std::string beijing_today() {
 
 CAF_TEST_FIXTURE_SCOPE(quota_tests, fixture)
 
-CAF_TEST(quota counts the hub's own calls per endpoint and the last 45009) {
+CAF_TEST(quota counts the own calls of the hub per endpoint and the last 45009) {
   auto t = token();
   CAF_REQUIRE_EQUAL(t.rfind("<status", 0), std::string::npos);
   CAF_CHECK_EQUAL(env.hub("GET", "/client/ticket?type=jsapi&appid=wxe2e").status, 200u);
@@ -99,22 +102,24 @@ CAF_TEST(quota counts the hub's own calls per endpoint and the last 45009) {
   CAF_CHECK_EQUAL(env.hub("POST", "/admin/quota?appid=wxe2e", "{}").status, 405u);
 }
 
-CAF_TEST(clear_quota resets a 45009 within WeChat's monthly limit) {
+CAF_TEST(clear_quota resets a 45009 within the monthly limit of WeChat) {
   auto t = token();
   CAF_REQUIRE_EQUAL(t.rfind("<status", 0), std::string::npos);
-  // WeChat's daily quota is spent: the next refresh gets 45009 and pauses.
+  // WeChat's daily quota is spent: an operator's forced refresh gets 45009
+  // and the app pauses; the current token stays valid (clear_quota needs it).
   CAF_REQUIRE_EQUAL(env.sim("POST", "/sim/quota", R"({"appid":"wxe2e","remaining":0})").status, 200u);
-  auto refused = report_stale(t);
+  auto refused = env.hub("POST", "/admin/refresh", R"({"appid":"wxe2e"})");
   CAF_CHECK_EQUAL(refused.status, 503u);
-  CAF_CHECK_EQUAL(std::string{parse_object(refused.body).at("reason").as_string()}, "quota_exhausted");
+  CAF_CHECK(refused.body.find("quota_exhausted") != std::string::npos);
   auto q = quota("wxe2e");
   CAF_REQUIRE(q.at("last_45009").is_object());
-  CAF_CHECK_EQUAL(std::string{q.at("last_45009").as_object().at("endpoint").as_string()}, "stable_token");
+  CAF_CHECK_EQUAL(std::string{q.at("last_45009").as_object().at("endpoint").as_string()}, "stable_token_force");
   CAF_CHECK_EQUAL(q.at("daily_quota_exhausted").as_bool(), true);
-  CAF_CHECK_EQUAL(metric(R"(wechat_hub_daily_quota_exhausted{appid="wxe2e",endpoint="stable_token"})"), 1);
+  CAF_CHECK_EQUAL(metric(R"(wechat_hub_daily_quota_exhausted{appid="wxe2e",endpoint="stable_token_force"})"), 1);
   auto before = env.sim_calls("/cgi-bin/stable_token", "wxe2e");
-  CAF_CHECK_EQUAL(report_stale(t).status, 503u); // paused: no call
-  CAF_CHECK_EQUAL(env.sim_calls("/cgi-bin/stable_token", "wxe2e"), before);
+  CAF_CHECK_EQUAL(env.hub("POST", "/admin/refresh", R"({"appid":"wxe2e"})").status, 503u);
+  CAF_CHECK_EQUAL(env.sim_calls("/cgi-bin/stable_token", "wxe2e"), before); // paused: no call
+  CAF_CHECK_EQUAL(token(), t); // still served
   // Only official accounts the hub holds the secret of; sane input only.
   CAF_CHECK_EQUAL(env.hub("POST", "/admin/clear_quota", R"({"appid":")" + std::string{component_appid} + "\"}").status,
                   400u);
@@ -133,15 +138,15 @@ CAF_TEST(clear_quota resets a 45009 within WeChat's monthly limit) {
   q = quota("wxe2e");
   CAF_CHECK_EQUAL(q.at("daily_quota_exhausted").as_bool(), false);
   CAF_CHECK_EQUAL(calls(q, "clear_quota"), 1);
-  CAF_CHECK_EQUAL(metric(R"(wechat_hub_daily_quota_exhausted{appid="wxe2e",endpoint="stable_token"})"), 0);
-  // The pause is lifted: the next stale report refreshes at once.
+  CAF_CHECK_EQUAL(metric(R"(wechat_hub_daily_quota_exhausted{appid="wxe2e",endpoint="stable_token_force"})"), 0);
+  // The pause is lifted: a token WeChat invalidated is replaced at once.
   CAF_CHECK_EQUAL(report_stale(t).status, 200u);
   CAF_CHECK_GREATER(env.sim_calls("/cgi-bin/stable_token", "wxe2e"), before);
   // WeChat refusing the reset gives the reset back to the budget.
   env.sim("POST", "/sim/fault", R"({"path":"/cgi-bin/clear_quota","kind":"errcode","errcode":48006})");
   auto failed = env.hub("POST", "/admin/clear_quota", R"({"appid":"wxe2e"})");
   CAF_CHECK_EQUAL(failed.status, 502u);
-  CAF_CHECK_EQUAL(parse_object(failed.body).at("errcode").as_int64(), 48006);
+  CAF_CHECK(failed.body.find(R"("errcode":48006)") != std::string::npos);
   CAF_CHECK_EQUAL(quota("wxe2e").at("clear_quota").as_object().at("used_this_month").as_int64(), 1);
   // 10 per month: nine more, then the hub refuses without calling WeChat.
   for (int i = 2; i <= 10; ++i)
