@@ -183,10 +183,11 @@ void hub_api::admin(const std::string& path, const request& req, const params& q
   auto client = req.replicated ? std::string{"(cluster)"}
                 : who       ? who->name
                             : std::string{req.loopback ? "(open, loopback)" : "(open)"};
-  responder respond = with_timing_of(respond_raw, [this, client, action = req.method, path, respond_raw](response res) {
-    audit_.record(client, action, path, res.status);
-    respond_raw(std::move(res));
-  });
+  responder respond = with_timing_of(
+    respond_raw, [this, client, action = req.method, path, respond_raw](response res) {
+      audit_.record(client, action, path, res.status);
+      respond_raw(std::move(res));
+    });
   // With keys: admin keys only. Without: loopback only.
   if (auth_.enabled() && (!who || !who->admin) && !req.replicated)
     return respond_counted(r_admin, respond,

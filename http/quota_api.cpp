@@ -124,8 +124,9 @@ void hub_api::admin_quota(const std::string& path, const request& req, const par
       // (WeChat's clear_quota authenticates with it).
       quota_->return_clear(appid);
       auto& err = tok.error();
+      auto reason = code_of(err) == ec::none ? "internal_error" : to_string(code_of(err));
       return respond_counted(r_admin, respond,
-                             error_response(status_of(err), code_of(err) == ec::none ? "internal_error" : to_string(code_of(err)),
+                             error_response(status_of(err), reason,
                                             "clear_quota needs a valid access token of " + appid
                                               + " and none can be obtained: " + detail_of(err)));
     }
