@@ -102,6 +102,17 @@ double sample(const std::string& body, const std::string& series) {
   return std::stod(body.substr(pos + series.size() + 2));
 }
 
+/// Sum of every sample whose line starts with `prefix`.
+double sum_of(const std::string& body, const std::string& prefix) {
+  double total = 0;
+  for (auto pos = body.find("\n" + prefix); pos != std::string::npos; pos = body.find("\n" + prefix, pos + 1)) {
+    auto eol = body.find('\n', pos + 1);
+    auto line = body.substr(pos + 1, eol - pos - 1);
+    total += std::stod(line.substr(line.rfind(' ') + 1));
+  }
+  return total;
+}
+
 std::string rules_path() {
   return std::string{WH_TEST_DATA_DIR} + "/../../deploy/prometheus/wechat-hub-rules.yml";
 }
@@ -285,6 +296,14 @@ CAF_TEST(promtool accepts metrics of an empty hub and of apps components authori
   CAF_CHECK(errors.find("wechat_hub_refreshes_total{") != std::string::npos
             && errors.find("result=\"error\"}") != std::string::npos);
   CAF_CHECK_EQUAL(sample(errors, "wechat_upstream_calls_total{endpoint=\"stable_token\",errcode=\"45009\"}"), 1);
+  // Every answered request of a route was timed, whatever its status (admin
+  // answers pass through the audit wrapper).
+  for (std::string route : {"/client/access_token", "/refresh/access_token", "/admin", "/client/ticket"}) {
+    auto requests = sum_of(errors, "wechat_hub_http_requests_total{route=\"" + route + "\",");
+    CAF_CHECK_GREATER(requests, 0);
+    CAF_CHECK_EQUAL(sample(errors, "wechat_hub_http_request_duration_seconds_count{route=\"" + route + "\"}"),
+                    requests);
+  }
   CAF_CHECK_EQUAL(sample(errors, "wechat_hub_daily_quota_exhausted{appid=\"wxe2e\",endpoint=\"stable_token\"}"), 1);
 }
 
