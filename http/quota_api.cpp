@@ -159,17 +159,21 @@ void hub_api::admin_quota(const std::string& path, const request& req, const par
             }
             quota_->cleared(appid);
             // Lift the 45009 pause of the app's actor (where it runs here).
-            if (auto a = entry->actor())
+            bool lifted = false;
+            if (auto a = entry->actor()) {
               caf::anon_send(a, quota_atom::value);
+              lifted = true;
+            }
             WH_INFO("quota", appid << ": WeChat reset the daily quota");
             actors::store_write w;
             w.put(actors::quota_book::clear_key(appid),
                   actors::quota_book::encode_clears(actors::quota_book::beijing_month(clock_.now()),
                                                     quota_->clears_used(appid)));
-            auto answer = [this, respond, appid, used] {
+            auto answer = [this, respond, appid, used, lifted] {
               json::object out;
               out["status"] = "cleared";
               out["appid"] = appid;
+              out["pause_lifted"] = lifted;
               out["clear_quota_used_this_month"] = used;
               out["clear_quota_limit"] = clears_per_month;
               respond_counted(r_admin, respond, json_ok(json::serialize(out)));

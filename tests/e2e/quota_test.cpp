@@ -134,6 +134,7 @@ CAF_TEST(clear_quota resets a 45009 within the monthly limit of WeChat) {
   auto obj = parse_object(cleared.body);
   CAF_CHECK_EQUAL(std::string{obj.at("status").as_string()}, "cleared");
   CAF_CHECK_EQUAL(obj.at("clear_quota_used_this_month").as_int64(), 1);
+  CAF_CHECK_EQUAL(obj.at("pause_lifted").as_bool(), true);
   CAF_CHECK_EQUAL(env.sim_calls("/cgi-bin/clear_quota", "wxe2e"), 1);
   q = quota("wxe2e");
   CAF_CHECK_EQUAL(q.at("daily_quota_exhausted").as_bool(), false);
