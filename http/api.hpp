@@ -69,6 +69,11 @@ public:
   /// joining) and GET /admin/cluster shows membership and key ownership.
   void set_cluster(const cluster::node* node) { cluster_ = node; }
 
+  /// Config reload: swaps the client table (keys and scopes apply from the
+  /// next request) and the push crypto of the file's
+  /// components; `dropped` are components no longer served.
+  void reload(const hub_config& cfg, const std::vector<std::string>& dropped);
+
 private:
   enum route_id : uint8_t {
     r_access_token,
