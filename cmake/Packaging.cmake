@@ -47,5 +47,4 @@ set(CPACK_DEBIAN_PACKAGE_DEPENDS "passwd")
 set(CPACK_DEBIAN_HUB_PACKAGE_CONTROL_EXTRA
   "${_wh_deploy}/debian/conffiles;${_wh_deploy}/debian/postinst;${_wh_deploy}/debian/prerm;${_wh_deploy}/debian/postrm")
 set(CPACK_DEBIAN_PACKAGE_CONTROL_STRICT_PERMISSION ON)
-set(CPACK_OUTPUT_FILE_PREFIX "${CMAKE_BINARY_DIR}/package")
 include(CPack)
