@@ -188,9 +188,10 @@ CAF_TEST(a client key rotates under live traffic and no other client sees a fail
   CAF_CHECK_EQUAL(gamma_reads.failed.load(), 0);
   if (beta_reads.failed || gamma_reads.failed)
     CAF_MESSAGE("first failures: " << beta_reads.last_failure << " / " << gamma_reads.last_failure);
-  // Scopes apply from the next request: beta loses wxe2e; a revoked key is refused.
+  // Scopes apply from the next request: beta loses wxe2e; a revoked key is
+  // refused. The log switches to JSON in the same reload.
   beta.scopes = R"(["wxother"])";
-  CAF_REQUIRE(reload(config(wxe2e + beta.toml() + gamma.toml())));
+  CAF_REQUIRE(reload(config(wxe2e + beta.toml() + gamma.toml(), "log_format = \"json\"\n")));
   CAF_CHECK_EQUAL(status_with(beta.key, "/client/access_token?appid=wxe2e"), 403u);
   CAF_CHECK_EQUAL(status_with(alpha.key, "/client/access_token?appid=wxe2e"), 401u);
   CAF_CHECK_EQUAL(token_with(gamma.key, "wxe2e"), token);
@@ -201,6 +202,9 @@ CAF_TEST(a client key rotates under live traffic and no other client sees a fail
   CAF_CHECK_EQUAL(log.find(alpha.key), std::string::npos);
   CAF_CHECK_NOT_EQUAL(log.find("client alpha: key rotated"), std::string::npos);
   CAF_CHECK_NOT_EQUAL(log.find("client alpha removed"), std::string::npos);
+  CAF_CHECK_NOT_EQUAL(log.find(R"("level":"info","component":"hub","message":"reload: client beta: scopes or )"
+                               R"(permissions changed","client":"beta"})"),
+                      std::string::npos);
   CAF_CHECK_EQUAL(reloads("ok"), 6);
   CAF_CHECK_EQUAL(reloads("invalid"), 0);
 }

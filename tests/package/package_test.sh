@@ -7,13 +7,15 @@
 set -euo pipefail
 src="$1"; build="$2"; has_rules="$3"
 skip() { echo "SKIPPED: $*"; exit 77; }
+# Captured first: with pipefail, `cmd | grep -q` fails when grep exits early.
+installed() { local st; st=$(dpkg-query -W -f='${Status}' wechat-hub 2>/dev/null) || return 1; [[ "$st" == *" installed" ]]; }
 fail() { echo "FAIL: $*" >&2; exit 1; }
 [ "$(id -u)" -eq 0 ] || skip "the package test installs a .deb and must run as root"
 command -v dpkg >/dev/null && command -v dpkg-deb >/dev/null || skip "dpkg is not available"
 # One package test per machine at a time (worktrees share the system).
 exec 9>/tmp/wechat-hub-package-test.lock
 flock -w 600 9 || fail "another package test holds /tmp/wechat-hub-package-test.lock"
-if dpkg-query -W -f='${Status}' wechat-hub 2>/dev/null | grep -q "installed"; then
+if installed; then
   skip "a wechat-hub package is already installed on this machine; the test will not replace it"
 fi
 if getent passwd wechat-hub >/dev/null; then
@@ -24,7 +26,7 @@ work=$(mktemp -d /tmp/wh-package-XXXXXX)
 hub_pid=
 cleanup() {
   [ -n "$hub_pid" ] && kill -9 "$hub_pid" 2>/dev/null || true
-  if dpkg-query -W -f='${Status}' wechat-hub 2>/dev/null | grep -q "installed"; then
+  if installed; then
     dpkg --purge wechat-hub >/dev/null 2>&1 || true
   fi
   rm -rf "$work"
@@ -35,7 +37,8 @@ echo "== build the package"
 deb=$("$src/scripts/package" --build-dir "$build" --out "$work/out" | tail -n1)
 [ -f "$deb" ] || fail "scripts/package produced no .deb"
 echo "$deb"
-dpkg-deb --info "$deb" | grep -q "Package: wechat-hub" || fail "wrong package name"
+info=$(dpkg-deb --info "$deb")
+grep -q "Package: wechat-hub" <<<"$info" || fail "wrong package name"
 contents=$(dpkg-deb --contents "$deb")
 # Only the hub goes in: no headers or static libraries of the client library.
 if grep -E '\.(hpp|a)$' <<<"$contents"; then fail "the .deb carries development files"; fi
@@ -53,8 +56,8 @@ done
 if [ "$has_rules" = ON ]; then
   [ -f /usr/share/wechat-hub/wechat-hub-rules.yml ] || fail "alert rules missing"
 fi
-dpkg-query -W -f='${Conffiles}\n' wechat-hub | grep -q "/etc/wechat-hub/hub.toml" \
-  || fail "hub.toml is not a conffile"
+conffiles=$(dpkg-query -W -f='${Conffiles}\n' wechat-hub)
+grep -q "/etc/wechat-hub/hub.toml" <<<"$conffiles" || fail "hub.toml is not a conffile"
 # The config is commented and holds no secret values.
 grep -q '^#' /etc/wechat-hub/hub.toml || fail "hub.toml has no comments"
 if grep -En '^[[:space:]]*(secret|token|encoding_aes_key|key_sha256)[[:space:]]*=' /etc/wechat-hub/hub.toml; then
@@ -112,7 +115,8 @@ for _ in $(seq 200); do
 done
 port=$(cat "$work/hub.port" 2>/dev/null || true)
 [ -n "$port" ] || { cat "$work/hub.log"; fail "the installed hub did not listen"; }
-curl -fsS "http://127.0.0.1:$port/healthz" | grep -q '"status":"ok"' || fail "/healthz"
+health=$(curl -fsS "http://127.0.0.1:$port/healthz") || fail "/healthz"
+grep -q '"status":"ok"' <<<"$health" || fail "/healthz: $health"
 [ -f "$data/master.key" ] || fail "no master key in the data dir"
 [ "$(stat -c %U "$data/master.key")" = wechat-hub ] || fail "master key not owned by the service user"
 kill -HUP "$hub_pid"
@@ -132,5 +136,5 @@ for f in /usr/bin/wechat-hub /usr/bin/wechat-sim /usr/bin/wechat /etc/wechat-hub
 done
 ! getent passwd wechat-hub >/dev/null || fail "the wechat-hub user is left after purge"
 ! getent group wechat-hub >/dev/null || fail "the wechat-hub group is left after purge"
-dpkg-query -W -f='${Status}' wechat-hub 2>/dev/null | grep -q "installed" && fail "still installed"
+if installed; then fail "still installed"; fi
 echo "package test ok"
