@@ -228,6 +228,12 @@ private:
   void unload(const key_entry& e);
   /// sync_config: runs `app` in place of the entry `old`, keeping its cache.
   void replace_app(const app_config& app, const key_entry& old);
+  /// sync_config: restarts a component and its authorizers from stored state,
+  /// replacing their entries in place (no lookup ever misses).
+  caf::error replace_component(const component_config& comp);
+  /// add_component without the duplicate check (its entries replace any
+  /// entries of the same keys).
+  caf::error start_component(const component_config& comp, bool runtime);
 
   std::mutex add_mtx_;
   /// Serializes runtime (admin) changes of definitions.

@@ -59,6 +59,33 @@ void registry::replace_app(const app_config& app, const key_entry& old) {
   insert({std::move(entry)});
 }
 
+caf::error registry::replace_component(const component_config& comp) {
+  std::vector<std::shared_ptr<key_entry>> old;
+  auto pre = comp.appid + "/";
+  for (auto& e : entries())
+    if (e->key == comp.appid || e->key.compare(0, pre.size(), pre) == 0)
+      old.push_back(e);
+  // Stopped before the new actors read the stored state (one actor per key).
+  for (auto& e : old)
+    if (auto a = e->actor())
+      caf::anon_send_exit(a, caf::exit_reason::user_shutdown);
+  {
+    std::lock_guard<std::mutex> guard{defs_mtx_};
+    if (auto i = comp_links_.find(comp.appid); i != comp_links_.end()) {
+      caf::anon_send_exit(i->second, caf::exit_reason::user_shutdown);
+      comp_links_.erase(i);
+    }
+  }
+  auto err = start_component(comp, false);
+  // Entries the restart did not recreate (e.g. cluster shadows) go.
+  std::vector<std::string> stale;
+  for (auto& e : old)
+    if (find(e->key) == e)
+      stale.push_back(e->key);
+  erase_entries(stale);
+  return err;
+}
+
 registry::sync_report registry::sync_config(const std::vector<app_config>& apps,
                                              const std::vector<component_config>& comps) {
   std::lock_guard<std::mutex> guard{runtime_mtx_};
@@ -125,21 +152,28 @@ registry::sync_report registry::sync_config(const std::vector<app_config>& apps,
   }
   for (auto& comp : comps) {
     auto e = find(comp.appid);
-    bool existed = static_cast<bool>(e);
-    if (e) {
+    caf::error err;
+    if (!e) {
+      err = add_component(comp);
+    } else {
       if (e->runtime)
         WH_WARN_F("registry", comp.appid << " is now defined in the config file, which replaces its "
                                             "admin API definition",
                   {"key", comp.appid});
       else if (auto def = defined_comp(comp.appid); def && *def == comp)
         continue;
-      // A component restarts with its authorizers, all from stored state.
-      unload(*e);
+      if (e->kind == component_kind) {
+        // It restarts with its authorizers, all from stored state.
+        err = replace_component(comp);
+      } else {
+        unload(*e); // an admin-defined app of that appid
+        err = add_component(comp);
+      }
     }
-    if (auto err = add_component(comp))
+    if (err)
       rep.failed.push_back(comp.appid + ": " + detail_of(err));
     else
-      (existed ? rep.changed : rep.added).push_back(comp.appid);
+      (e ? rep.changed : rep.added).push_back(comp.appid);
   }
   // A node learns of new keys (and stops owning removed ones) on reconcile.
   if (cluster_.node && !(rep.added.empty() && rep.changed.empty() && rep.removed.empty()))

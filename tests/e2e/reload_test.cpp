@@ -146,6 +146,13 @@ private:
   std::thread thread_;
 };
 
+/// Waits (bounded) until `t` has served `at` reads.
+void wait_for_reads(traffic& t, int at) {
+  for (int i = 0; i < 2000 && t.ok < at; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  CAF_REQUIRE_GREATER_OR_EQUAL(t.ok.load(), at);
+}
+
 } // namespace
 
 CAF_TEST_FIXTURE_SCOPE(reload_tests, fixture)
@@ -160,10 +167,8 @@ CAF_TEST(a client key rotates under live traffic and no other client sees a fail
   traffic beta_reads{url, beta.key}, gamma_reads{url, gamma.key};
   // Both readers make progress (bounded wait, no fixed sleep).
   auto progress = [&](int beta_at, int gamma_at) {
-    for (int i = 0; i < 1000 && (beta_reads.ok < beta_at || gamma_reads.ok < gamma_at); ++i)
-      std::this_thread::sleep_for(std::chrono::milliseconds(5));
-    CAF_REQUIRE_GREATER_OR_EQUAL(beta_reads.ok.load(), beta_at);
-    CAF_REQUIRE_GREATER_OR_EQUAL(gamma_reads.ok.load(), gamma_at);
+    wait_for_reads(beta_reads, beta_at);
+    wait_for_reads(gamma_reads, gamma_at);
   };
   progress(20, 20);
   // Rotate alpha's key several times while the others read.
@@ -266,10 +271,31 @@ CAF_TEST(apps and components come and go and unchanged keys make no upstream cal
   CAF_CHECK_EQUAL(token_with("", "wxe2e"), e2e_token);
   CAF_CHECK_EQUAL(env.hub("GET", "/client/component_access_token?appid=" + comp).body, comp_token.body);
   CAF_CHECK_EQUAL(total_upstream_calls(), calls);
-  // Changed: wxe2e switches its token API; its stored token stays in service.
-  CAF_REQUIRE(reload(config(app_toml("wxe2e", "e2e-secret-value", "classic") + component_toml())));
+  // Changed under live reads: wxe2e switches its token API and the component
+  // gets a new secret; both keep serving their stored tokens, no read fails.
+  auto rotated = component_toml();
+  rotated.replace(rotated.find(component_secret), std::string{component_secret}.size(), "rotated-comp-secret");
+  {
+    traffic app_reads{env.hub_url() + "/client/access_token?appid=wxe2e", ""};
+    traffic comp_reads{env.hub_url() + "/client/component_access_token?appid=" + comp, ""};
+    wait_for_reads(app_reads, 20);
+    wait_for_reads(comp_reads, 20);
+    int app_at = app_reads.ok + 50, comp_at = comp_reads.ok + 50;
+    CAF_REQUIRE(reload(config(app_toml("wxe2e", "e2e-secret-value", "classic") + rotated)));
+    wait_for_reads(app_reads, app_at);
+    wait_for_reads(comp_reads, comp_at);
+    app_reads.stop();
+    comp_reads.stop();
+    CAF_CHECK_EQUAL(app_reads.failed.load(), 0);
+    CAF_CHECK_EQUAL(comp_reads.failed.load(), 0);
+    if (app_reads.failed || comp_reads.failed)
+      CAF_MESSAGE("first failures: " << app_reads.last_failure << " / " << comp_reads.last_failure);
+  }
+  CAF_CHECK(env.hub_log().find("changed [wxe2e, " + comp + "]") != std::string::npos);
   CAF_CHECK_NOT_EQUAL(env.hub("GET", "/admin/apps").body.find(R"("token_api":"classic")"), std::string::npos);
   CAF_CHECK_EQUAL(token_with("", "wxe2e"), e2e_token);
+  CAF_CHECK_EQUAL(env.hub("GET", "/client/component_access_token?appid=" + comp).body, comp_token.body);
+  CAF_CHECK_EQUAL(total_upstream_calls(), calls);
   // Re-added: its stored state was kept, so no new token is needed.
   CAF_REQUIRE(reload(config(app_toml("wxe2e", "e2e-secret-value", "classic") + wxother)));
   CAF_CHECK_EQUAL(token_with("", "wxother"), other_token);
