@@ -229,6 +229,15 @@ CAF_TEST(an invalid file is rejected and the running config stays in force) {
   CAF_CHECK_NOT_EQUAL(env.hub_log().find(env.dir / "hub.toml" + ": hub.listen_port: unknown key"),
                       std::string::npos);
   CAF_CHECK(!reload("[hub\n"));
+  // --check-config validates a file the same way before anyone reloads it.
+  write_file(env.dir / "next.toml", config(wxe2e + alpha.toml(), "listen_port = 1\n"));
+  auto check = process::spawn({bin("wechat-hub"), "--check-config", "--config", env.dir / "next.toml"},
+                              env.dir / "check.log");
+  int code = -1;
+  CAF_REQUIRE(check.wait_for(std::chrono::seconds(10), code));
+  CAF_CHECK_EQUAL(code, 2);
+  CAF_CHECK_NOT_EQUAL(read_file(env.dir / "check.log").find(env.dir / "next.toml" + ": hub.listen_port: unknown key"),
+                      std::string::npos);
   CAF_CHECK_EQUAL(status_with(intruder.key, "/client/access_token?appid=wxe2e"), 401u);
   CAF_CHECK_EQUAL(token_with(alpha.key, "wxe2e"), token);
   CAF_CHECK_EQUAL(reloads("invalid"), 3);
