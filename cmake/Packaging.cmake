@@ -15,14 +15,10 @@ install(FILES "${_wh_deploy}/hub.toml" DESTINATION /etc/wechat-hub
 install(FILES "${_wh_deploy}/systemd/wechat-hub.service" DESTINATION /lib/systemd/system COMPONENT hub)
 install(FILES "${PROJECT_SOURCE_DIR}/README.md" "${PROJECT_SOURCE_DIR}/configs/example.toml"
   DESTINATION "${CMAKE_INSTALL_DATADIR}/doc/wechat-hub" COMPONENT hub)
-# The alert rules are written separately (issue 12, item 2); ship them when present.
-set(WH_ALERT_RULES "${_wh_deploy}/prometheus/wechat-hub-rules.yml")
-if(EXISTS "${WH_ALERT_RULES}")
-  install(FILES "${WH_ALERT_RULES}" DESTINATION "${CMAKE_INSTALL_DATADIR}/wechat-hub" COMPONENT hub)
-  set(WH_PACKAGE_HAS_RULES ON)
-else()
-  set(WH_PACKAGE_HAS_RULES OFF)
-endif()
+# The alert rules (issue 12, item 2) ship when present; OPTIONAL checks at
+# package time, so a file added after configuring is not missed.
+install(FILES "${_wh_deploy}/prometheus/wechat-hub-rules.yml"
+  DESTINATION "${CMAKE_INSTALL_DATADIR}/wechat-hub" COMPONENT hub OPTIONAL)
 
 set(CPACK_GENERATOR DEB)
 set(CPACK_PACKAGE_NAME wechat-hub)

@@ -2,10 +2,10 @@
 # Builds the .deb (scripts/package), installs it with dpkg -i, checks files,
 # conffile, user, unit and the installed binaries, runs the installed hub with
 # the packaged config, then purges the package and checks nothing is left.
-# Usage: package_test.sh SOURCE_DIR BUILD_DIR HAS_RULES(ON|OFF)
+# Usage: package_test.sh SOURCE_DIR BUILD_DIR
 # Exits 77 (skipped) when not root or without dpkg.
 set -euo pipefail
-src="$1"; build="$2"; has_rules="$3"
+src="$1"; build="$2"
 skip() { echo "SKIPPED: $*"; exit 77; }
 # Captured first: with pipefail, `cmd | grep -q` fails when grep exits early.
 installed() { local st; st=$(dpkg-query -W -f='${Status}' wechat-hub 2>/dev/null) || return 1; [[ "$st" == *" installed" ]]; }
@@ -53,8 +53,11 @@ done
 for f in /etc/wechat-hub/hub.toml /lib/systemd/system/wechat-hub.service; do
   [ -f "$f" ] || fail "$f missing"
 done
-if [ "$has_rules" = ON ]; then
-  [ -f /usr/share/wechat-hub/wechat-hub-rules.yml ] || fail "alert rules missing"
+if [ -f "$src/deploy/prometheus/wechat-hub-rules.yml" ]; then
+  cmp -s "$src/deploy/prometheus/wechat-hub-rules.yml" /usr/share/wechat-hub/wechat-hub-rules.yml \
+    || fail "alert rules missing or different under /usr/share/wechat-hub"
+else
+  echo "deploy/prometheus/wechat-hub-rules.yml not in this tree; no alert rules to check"
 fi
 conffiles=$(dpkg-query -W -f='${Conffiles}\n' wechat-hub)
 grep -q "/etc/wechat-hub/hub.toml" <<<"$conffiles" || fail "hub.toml is not a conffile"
