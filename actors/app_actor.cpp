@@ -97,6 +97,18 @@ const std::string& appid(self_ptr self) {
   return self->state.p.app.appid;
 }
 
+/// The registry key ("appid" or "component/authorizer"): a structured log field.
+std::string key_of(self_ptr self) {
+  auto& p = self->state.p;
+  return p.kind == key_kind::authorizer ? p.component_appid + "/" + p.app.appid : p.app.appid;
+}
+
+/// WeChat's errcode in `err`, 0 when it is not an upstream answer.
+int errcode_in(const caf::error& err) {
+  int code = 0;
+  return wechat_errcode_of(err, code) ? code : 0;
+}
+
 const std::string& prefix(self_ptr self) {
   return self->state.p.prefix;
 }
@@ -263,7 +275,8 @@ caf::error on_errcode(self_ptr self, int errcode, const std::string& errmsg, boo
       auto err = make_upstream_error(ec::bad_credentials, errcode,
                                      "WeChat rejected this app's credentials or caller" + suffix);
       block(self, t + 60, err);
-      WH_ERROR("app", appid(self) << ": credentials rejected by WeChat, errcode " << errcode);
+      WH_ERROR_F("app", appid(self) << ": credentials rejected by WeChat, errcode " << errcode,
+                 {"key", key_of(self)}, {"errcode", errcode});
       return err;
     }
     default:
@@ -490,8 +503,9 @@ void after_token_failure(self_ptr self, const char* reason, const caf::error& er
   st.fetching = false;
   st.token_failures++;
   count_refresh(self, kind_label(kind(self)), reason, "error", err);
-  WH_WARN("token", appid(self) << ": " << kind_label(kind(self)) << " " << reason
-                               << " refresh failed: " << to_string(code_of(err)) << " " << detail_of(err));
+  WH_WARN_F("token", appid(self) << ": " << kind_label(kind(self)) << " " << reason
+                                 << " refresh failed: " << to_string(code_of(err)) << " " << detail_of(err),
+            {"key", key_of(self)}, {"errcode", errcode_in(err)}, {"reason", to_string(code_of(err))});
   fail_all(st.token_waiters, err);
   int64_t at = 0;
   if (retry_time(self, st.token, st.token_failures, at))
@@ -634,8 +648,9 @@ void on_token_reply(self_ptr self, const caf::expected<upstream_reply>& rep, int
       set_degraded(self, false);
     if (!unchanged) {
       count_refresh(self, kind_label(kind(self)), why.c_str(), "ok");
-      WH_INFO("token", appid(self) << ": new " << kind_label(kind(self)) << " v" << x.version << " ("
-                                   << why << "), valid " << (x.expires_at - x.obtained_at) << " s");
+      WH_INFO_F("token", appid(self) << ": new " << kind_label(kind(self)) << " v" << x.version << " ("
+                                     << why << "), valid " << (x.expires_at - x.obtained_at) << " s",
+                {"key", key_of(self)}, {"version", x.version});
     }
     schedule_token(self, refresh_time(self, x, unchanged));
     deliver_all(st.token_waiters, x);
@@ -694,8 +709,9 @@ void token_rejected(self_ptr self, const std::string& value, const char* reason)
     ++st.token_timer_gen; // cancels the proactive refresh of the dead token
   }
   st.dead_token = value;
-  WH_WARN("token", appid(self) << ": WeChat rejected the current " << kind_label(kind(self)) << " ("
-                               << reason << "); replacing it");
+  WH_WARN_F("token", appid(self) << ": WeChat rejected the current " << kind_label(kind(self)) << " ("
+                                 << reason << "); replacing it",
+            {"key", key_of(self)});
   if (!st.fetching)
     fetch_token(self, reason, false);
 }
@@ -745,8 +761,9 @@ void after_ticket_failure(self_ptr self, ticket_slot& slot, const char* reason,
   slot.fetching = false;
   slot.failures++;
   count_refresh(self, slot.type.c_str(), reason, "error", err);
-  WH_WARN("app", appid(self) << ": " << slot.type << " ticket " << reason << " refresh failed: "
-                             << to_string(code_of(err)) << " " << detail_of(err));
+  WH_WARN_F("app", appid(self) << ": " << slot.type << " ticket " << reason << " refresh failed: "
+                               << to_string(code_of(err)) << " " << detail_of(err),
+            {"key", key_of(self)}, {"errcode", errcode_in(err)}, {"reason", to_string(code_of(err))});
   fail_all(slot.waiters, err);
   int64_t at = 0;
   if (retry_time(self, slot.value, slot.failures, at))

@@ -449,6 +449,10 @@ std::shared_ptr<key_entry> registry::make_authorizer(const std::string& componen
 caf::error registry::add_component(const component_config& comp, bool runtime) {
   if (find(comp.appid))
     return make_detail_error(ec::invalid_config, "duplicate appid " + comp.appid);
+  return start_component(comp, runtime);
+}
+
+caf::error registry::start_component(const component_config& comp, bool runtime) {
   auto entry = std::make_shared<key_entry>();
   entry->key = comp.appid;
   entry->runtime = runtime;

@@ -8,11 +8,13 @@
 #include "core/error.hpp"
 #include "http/auth.hpp"
 #include "http/hub.hpp"
+#include "http/reload.hpp"
 #include "persistence/crypto_store.hpp"
 
 namespace {
 
 constexpr const char* usage = R"(usage: wechat-hub --config FILE [--port-file PATH]
+       wechat-hub --check-config --config FILE
        wechat-hub keygen --name NAME
        wechat-hub rotate-master-key --config FILE   (hub stopped)
 
@@ -21,12 +23,15 @@ Serves WeChat access tokens and tickets to other services (elixir_wechat hub API
 options:
   --config FILE      TOML configuration (required); see configs/example.toml
   --port-file PATH   write the bound HTTP port to PATH once listening
+  --check-config     validate the config file (as a reload would) and exit:
+                     0 when valid, 2 with "FILE: KEY: PROBLEM" otherwise
   --help             show this help
 
 config keys:
   [hub]     listen ("host:port"), data_dir, http_threads, max_body_bytes,
             request_timeout_s, idle_timeout_s, refresh_margin_s, refresh_jitter_s,
-            push_window_s, log_level (debug|info|warning|error)
+            push_window_s, log_level (debug|info|warning|error),
+            log_format (text|json)
   [wechat]  api_base (https:// or http://), timeout_ms, ca_file
   [[app]]   appid, secret | secret_env, token_api ("stable" | "classic")
   [[component]] appid, secret | secret_env, token, encoding_aes_key
@@ -35,6 +40,8 @@ config keys:
             unless hub.allow_open = true
 
 signals: SIGTERM / SIGINT drain in-flight requests and exit 0 within 10 s.
+         SIGHUP re-reads the config file: client keys and scopes, apps and
+         components, log_level and log_format (an invalid file changes nothing).
 )";
 
 } // namespace
@@ -91,6 +98,7 @@ int main(int argc, char** argv) {
   if (argc >= 2 && std::strcmp(argv[1], "rotate-master-key") == 0)
     return rotate_master_key(argc, argv);
   std::string config_path;
+  bool check_only = false;
   wh::hub_run_options opts;
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
@@ -106,6 +114,9 @@ int main(int argc, char** argv) {
       return 0;
     } else if (arg == "--config") {
       config_path = value("--config");
+      opts.config_path = config_path;
+    } else if (arg == "--check-config") {
+      check_only = true;
     } else if (arg == "--port-file") {
       opts.port_file = value("--port-file");
     } else {
@@ -121,6 +132,17 @@ int main(int argc, char** argv) {
   if (!cfg) {
     std::fprintf(stderr, "wechat-hub: invalid config: %s\n", wh::detail_of(cfg.error()).c_str());
     return 2;
+  }
+  if (check_only) {
+    if (cfg->clients.empty() && !wh::is_loopback_host(cfg->listen_host) && !cfg->allow_open) {
+      std::fprintf(stderr, "wechat-hub: invalid config: %s: hub.listen: no [[client]] keys are configured, "
+                           "so the hub refuses to listen on %s (add keys or set hub.allow_open = true)\n",
+                   config_path.c_str(), cfg->listen_host.c_str());
+      return 2;
+    }
+    std::printf("%s: ok (%zu app(s), %zu component(s), %zu client(s))\n", config_path.c_str(),
+                cfg->apps.size(), cfg->components.size(), cfg->clients.size());
+    return 0;
   }
   return wh::run_hub(*cfg, opts);
 }

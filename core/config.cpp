@@ -161,7 +161,7 @@ caf::expected<hub_config> parse_config(const std::string& text, const std::strin
     if (!ck.no_unknown_keys(*hub, "hub",
                             {"listen", "data_dir", "http_threads", "max_body_bytes",
                              "request_timeout_s", "idle_timeout_s", "refresh_margin_s",
-                             "refresh_jitter_s", "push_window_s", "log_level", "allow_open",
+                             "refresh_jitter_s", "push_window_s", "log_level", "log_format", "allow_open",
                              "master_key_file", "audit_log", "tls"}))
       return bad();
     std::string listen = cfg.listen_host + ":" + std::to_string(cfg.listen_port);
@@ -174,6 +174,7 @@ caf::expected<hub_config> parse_config(const std::string& text, const std::strin
         || !ck.get(*hub, "hub", "refresh_jitter_s", cfg.refresh_jitter_s)
         || !ck.get(*hub, "hub", "push_window_s", cfg.push_window_s)
         || !ck.get(*hub, "hub", "log_level", cfg.log_level)
+        || !ck.get(*hub, "hub", "log_format", cfg.log_format)
         || !ck.get(*hub, "hub", "allow_open", cfg.allow_open)
         || !ck.get(*hub, "hub", "master_key_file", cfg.master_key_file)
         || !ck.get(*hub, "hub", "audit_log", cfg.audit_log))
@@ -205,6 +206,9 @@ caf::expected<hub_config> parse_config(const std::string& text, const std::strin
     wh::log::level lvl;
     if (!wh::log::parse_level(cfg.log_level, lvl))
       return ck.fail("hub.log_level", "expected debug, info, warning, error or off"), bad();
+    wh::log::format fmt;
+    if (!wh::log::parse_format(cfg.log_format, fmt))
+      return ck.fail("hub.log_format", "expected \"text\" or \"json\""), bad();
   }
   // -- [wechat]
   if (auto node = root.get("wechat")) {

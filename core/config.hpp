@@ -25,6 +25,8 @@ struct app_config {
   /// The AppSecret. Never logged, never rendered.
   std::string secret;
   token_api api = token_api::stable;
+
+  bool operator==(const app_config&) const = default;
 };
 
 /// One `[[component]]` entry (third-party platform).
@@ -35,6 +37,8 @@ struct component_config {
   std::string token;
   /// 43-character EncodingAESKey.
   std::string encoding_aes_key;
+
+  bool operator==(const component_config&) const = default;
 };
 
 /// One `[[client]]` entry: a service allowed to read tokens.
@@ -47,6 +51,9 @@ struct client_config {
   std::vector<std::string> scopes;
   /// May use /admin/*.
   bool admin = false;
+
+  /// Member-wise (a reload compares clients field by field).
+  bool operator==(const client_config&) const = default;
 };
 
 /// `[hub.tls]`: HTTPS for the front end.
@@ -105,6 +112,8 @@ struct hub_config {
   /// Accepted push timestamp skew, seconds (third-party pushes).
   uint32_t push_window_s = 300;
   std::string log_level = "info";
+  /// "text" (default) or "json" (one object per line, for log pipelines).
+  std::string log_format = "text";
   /// Serve without [[client]] keys on a non-loopback address (logged loudly).
   bool allow_open = false;
   /// Master key for secrets at rest; empty = "<data_dir>/master.key" (created).

@@ -243,10 +243,12 @@ void hub_api::handle(request&& req, responder untimed) {
   bool post = req.method == "POST";
   // Token routes, /metrics and /admin need a key once [[client]]s exist.
   caller who = nullptr;
+  std::shared_ptr<const client_config> held; // keeps `who` valid across a reload
   bool protected_route = path.rfind("/client/", 0) == 0 || path.rfind("/refresh/", 0) == 0
                          || path == "/metrics" || path.rfind("/admin/", 0) == 0;
   if (auth_.enabled() && protected_route && !req.replicated) {
-    who = auth_.authenticate(req.authorization);
+    held = auth_.authenticate(req.authorization);
+    who = held.get();
     if (!who) {
       auto res = error_response(401, "unauthorized",
                                 req.authorization.empty() ? "an Authorization: Bearer key is required"

@@ -77,6 +77,11 @@ public:
   /// the monthly clear_quota budget durable (see http/quota_api.cpp).
   void set_quota(actors::quota_book* quota, caf::actor upstream, caf::actor store);
 
+  /// Config reload: swaps the client table (keys and scopes apply from the
+  /// next request) and the push crypto of the file's
+  /// components; `dropped` are components no longer served.
+  void reload(const hub_config& cfg, const std::vector<std::string>& dropped);
+
 private:
   enum route_id : uint8_t {
     r_access_token,

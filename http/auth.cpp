@@ -39,9 +39,14 @@ std::string generate_client_key() {
   return key;
 }
 
-authenticator::authenticator(std::vector<client_config> clients) : clients_(std::move(clients)) {}
+authenticator::authenticator(std::vector<client_config> clients)
+  : clients_(std::make_shared<const table>(std::move(clients))) {}
 
-const client_config* authenticator::authenticate(std::string_view authorization) const {
+void authenticator::replace(std::vector<client_config> clients) {
+  clients_.store(std::make_shared<const table>(std::move(clients)));
+}
+
+std::shared_ptr<const client_config> authenticator::authenticate(std::string_view authorization) const {
   static constexpr std::string_view scheme = "Bearer ";
   if (authorization.size() <= scheme.size() || authorization.size() > 512)
     return nullptr;
@@ -51,11 +56,14 @@ const client_config* authenticator::authenticate(std::string_view authorization)
       return nullptr;
   auto digest = sha256_hex(authorization.substr(scheme.size()));
   // Compare against every client so timing does not depend on which matched.
+  auto clients = clients_.load();
   const client_config* found = nullptr;
-  for (auto& c : clients_)
+  for (auto& c : *clients)
     if (CRYPTO_memcmp(c.key_sha256.data(), digest.data(), digest.size()) == 0)
       found = &c;
-  return found;
+  if (!found)
+    return nullptr;
+  return {std::move(clients), found};
 }
 
 bool authenticator::allows(const client_config& client, std::string_view appid,

@@ -1,5 +1,7 @@
 #pragma once
 
+#include <atomic>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -15,10 +17,15 @@ public:
   explicit authenticator(std::vector<client_config> clients);
 
   /// Whether any [[client]] is configured (otherwise the hub runs open).
-  bool enabled() const { return !clients_.empty(); }
+  bool enabled() const { return !clients_.load()->empty(); }
 
   /// The client presenting `authorization` ("Bearer <key>"), or nullptr.
-  const client_config* authenticate(std::string_view authorization) const;
+  /// The pointer keeps the table it came from alive across a replace().
+  std::shared_ptr<const client_config> authenticate(std::string_view authorization) const;
+
+  /// Swaps the whole client table at once (config reload): the next request
+  /// sees the new keys and scopes; requests in flight keep the old entry.
+  void replace(std::vector<client_config> clients);
 
   /// Whether `client` may read/refresh `appid` (an app or a component's own
   /// token) or, with `authorizer`, that authorizer of component `appid`.
@@ -26,7 +33,8 @@ public:
                      std::string_view authorizer);
 
 private:
-  std::vector<client_config> clients_;
+  using table = std::vector<client_config>;
+  std::atomic<std::shared_ptr<const table>> clients_;
 };
 
 /// Lowercase hex SHA-256 (OpenSSL EVP).

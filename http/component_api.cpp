@@ -59,6 +59,16 @@ hub_api::hub_api(actors::registry& reg, wh::metrics& stats, const wh::clock& clk
 
 hub_api::~hub_api() = default;
 
+void hub_api::reload(const hub_config& cfg, const std::vector<std::string>& dropped) {
+  auth_.replace(cfg.clients);
+  auto next = make_push_state(cfg);
+  std::lock_guard<std::mutex> guard{push_->mtx};
+  for (auto& id : dropped)
+    push_->crypto.erase(id);
+  for (auto& [id, crypto] : next->crypto)
+    push_->crypto.insert_or_assign(id, std::move(crypto));
+}
+
 namespace {
 
 response success_text() {

@@ -22,7 +22,9 @@
 #include "core/log.hpp"
 #include "core/metrics.hpp"
 #include "http/api.hpp"
+#include "http/reload.hpp"
 #include "http/server.hpp"
+#include "http/systemd.hpp"
 #include "net/http_client.hpp"
 #include "persistence/crypto_store.hpp"
 #include "persistence/store.hpp"
@@ -30,13 +32,6 @@
 namespace wh {
 
 namespace {
-
-bool is_loopback_host(const std::string& host) {
-  if (host == "localhost" || host == "::1")
-    return true;
-  in_addr addr{};
-  return inet_pton(AF_INET, host.c_str(), &addr) == 1 && (ntohl(addr.s_addr) >> 24) == 127;
-}
 
 bool write_port_file(const std::string& path, uint16_t port) {
   auto tmp = path + ".tmp";
@@ -60,12 +55,16 @@ int run_hub(const hub_config& cfg, const hub_run_options& opts) {
   sigemptyset(&sigs);
   sigaddset(&sigs, SIGTERM);
   sigaddset(&sigs, SIGINT);
+  sigaddset(&sigs, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
   std::signal(SIGPIPE, SIG_IGN);
 
   log::level lvl = log::level::info;
   log::parse_level(cfg.log_level, lvl);
   log::set_level(lvl);
+  log::format fmt = log::format::text;
+  log::parse_format(cfg.log_format, fmt);
+  log::set_format(fmt);
   if (cfg.clients.empty()) {
     // Protected mode: without keys anyone who reaches the port can read every
     // token, so the hub only listens on loopback unless told otherwise.
@@ -122,6 +121,7 @@ int run_hub(const hub_config& cfg, const hub_run_options& opts) {
 
   system_clock wall;
   metrics stats;
+  describe_reload_metrics(stats);
   net::client_options http_opts;
   http_opts.ca_file = cfg.upstream_ca_file;
   http_opts.user_agent = "wechat-hub/0.1";
@@ -246,8 +246,22 @@ int run_hub(const hub_config& cfg, const hub_run_options& opts) {
                                  << " component(s); data_dir " << cfg.data_dir
                                  << "; upstream " << cfg.api_base);
 
+  systemd::notify("READY=1\nSTATUS=listening on port " + std::to_string(srv.port()));
+
+  // SIGHUP reloads the config file; SIGTERM / SIGINT stop. This thread is
+  // not a CAF or Asio worker, so the reload may read files and RocksDB.
+  auto file_cfg = cfg;
   int sig = 0;
-  sigwait(&sigs, &sig);
+  for (;;) {
+    sigwait(&sigs, &sig);
+    if (sig != SIGHUP)
+      break;
+    WH_INFO("hub", "SIGHUP: reloading " << opts.config_path);
+    systemd::notify(systemd::reloading_state());
+    reload_config(opts.config_path, file_cfg, reg, api, stats);
+    systemd::notify("READY=1\nSTATUS=listening on port " + std::to_string(srv.port()));
+  }
+  systemd::notify("STOPPING=1");
   WH_INFO("hub", "signal " << sig << ": draining");
   srv.stop(std::chrono::seconds{8});
   if (node) {

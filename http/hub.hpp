@@ -10,10 +10,14 @@ namespace wh {
 struct hub_run_options {
   /// Written with the bound HTTP port once listening (tests use port 0).
   std::string port_file;
+  /// The config file SIGHUP re-reads (empty: a reload is refused).
+  std::string config_path;
 };
 
 /// Assembles and runs a hub (RocksDB, actor system, upstream client, token
 /// actors, HTTP front end) until SIGTERM or SIGINT, then drains and stops.
+/// SIGHUP reloads `opts.config_path` (see reload_config). Under systemd
+/// (Type=notify) it reports READY once listening, RELOADING and STOPPING.
 /// Returns the process exit code: 0 after a clean stop, 1 when startup fails.
 int run_hub(const hub_config& cfg, const hub_run_options& opts);
 

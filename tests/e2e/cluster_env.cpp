@@ -428,6 +428,21 @@ int64_t cluster_env::state_version(std::size_t i, const std::string& appid, cons
   return -1;
 }
 
+bool cluster_env::reload_node(std::size_t i) {
+  const std::string ok = "wechat_hub_config_reloads_total{result=\"ok\"}";
+  auto before = metric(i, ok);
+  write_file(dir / (nodes[i].id + ".toml"), config_of(i));
+  nodes[i].proc.signal(SIGHUP);
+  for (int n = 0; n < 1000; ++n) {
+    if (metric(i, ok) > before)
+      return true;
+    if (metric(i, "wechat_hub_config_reloads_total{result=\"invalid\"}") > 0)
+      return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return false;
+}
+
 double cluster_env::metric(std::size_t i, const std::string& series) {
   auto body = node(i, "GET", "/metrics").body;
   std::istringstream in{body};

@@ -80,6 +80,10 @@ public:
   /// kill -9 of node `i`.
   void kill_node(std::size_t i);
 
+  /// Rewrites node `i`'s config from `opts` and sends SIGHUP; true once the
+  /// node counted the reload as applied (false if rejected or after 10 s).
+  bool reload_node(std::size_t i);
+
   /// Waits until each of `nodes` answers /healthz 200, "ready", and lists
   /// exactly `nodes` as live. Returns false (and a description in `why`) on timeout.
   bool wait_ready(const std::vector<std::size_t>& nodes, std::chrono::milliseconds timeout,

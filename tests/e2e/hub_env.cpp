@@ -36,8 +36,8 @@ hub_env::hub_env() {
 void hub_env::start_hub(const std::string& extra) {
   std::remove((dir / "hub.port").c_str());
   auto cfg = "[hub]\nlisten = \"127.0.0.1:0\"\ndata_dir = \"" + (dir / "data")
-             + "\"\nrequest_timeout_s = 2\n"
-               "[wechat]\napi_base = \"http://127.0.0.1:"
+             + "\"\nrequest_timeout_s = 2\n" + hub_settings
+             + "[wechat]\napi_base = \"http://127.0.0.1:"
              + std::to_string(sim_port)
              + "\"\ntimeout_ms = 1500\n"
                "[[app]]\nappid = \"wxe2e\"\nsecret = \"e2e-secret-value\"\n"

@@ -55,6 +55,9 @@ public:
   std::string hub_url() const { return "http://127.0.0.1:" + std::to_string(hub_port); }
   std::string hub_log() const { return read_file(dir / "hub.log"); }
 
+  /// Extra `[hub]` lines of the generated TOML (e.g. log_format = "json").
+  std::string hub_settings;
+
   /// Sent as `Authorization: Bearer <key>` on hub requests when set.
   std::string bearer;
 

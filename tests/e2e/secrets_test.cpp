@@ -3,6 +3,7 @@
 #include "caf/test/dsl.hpp"
 
 #include <filesystem>
+#include <sstream>
 
 #include <sys/stat.h>
 
@@ -73,6 +74,8 @@ struct fixture {
     return out;
   }
 
+  void check_no_leaks();
+
   int rotate(const std::string& log) {
     auto proc = process::spawn({bin("wechat-hub"), "rotate-master-key", "--config", env.dir / "hub.toml"},
                                env.dir / log);
@@ -85,9 +88,9 @@ struct fixture {
 
 } // namespace
 
-CAF_TEST_FIXTURE_SCOPE(secrets_tests, fixture)
-
-CAF_TEST(no secret or token reaches the disk or the log and rotation loses nothing) {
+/// Obtains one of everything, rotates the master key and restarts: no secret
+/// or token ever reaches the data dir or the log (in the current log format).
+void fixture::check_no_leaks() {
   env.start_hub(component_toml());
   auto key_file = env.dir / "data/master.key";
   struct stat st {};
@@ -163,6 +166,28 @@ CAF_TEST(no secret or token reaches the disk or the log and rotation loses nothi
   CAF_CHECK_EQUAL(env.hub_log().find("keep it elsewhere"), env.hub_log().rfind("keep it elsewhere"));
   CAF_REQUIRE_EQUAL(env.stop_hub(std::chrono::seconds(15)), 0);
   check_clean("after restart");
+}
+
+CAF_TEST_FIXTURE_SCOPE(secrets_tests, fixture)
+
+CAF_TEST(no secret or token reaches the disk or the log and rotation loses nothing) {
+  check_no_leaks();
+}
+
+CAF_TEST(json logs carry no secret either and every line is one json object) {
+  env.hub_settings = "log_format = \"json\"\n";
+  check_no_leaks();
+  size_t lines = 0;
+  std::istringstream in{env.hub_log()};
+  for (std::string line; std::getline(in, line); ++lines) {
+    auto o = parse_object(line);
+    if (o.empty() || !o.contains("time") || !o.contains("level") || !o.contains("component")
+        || !o.contains("message"))
+      CAF_FAIL("not a JSON log record: " << line);
+  }
+  CAF_CHECK_GREATER(lines, 3u);
+  // Structured fields: token records name their key.
+  CAF_CHECK_NOT_EQUAL(env.hub_log().find(R"("key":"wxe2e")"), std::string::npos);
 }
 
 CAF_TEST(a key file outside data_dir and refusals for a wrong lost or readable key) {
