@@ -244,8 +244,10 @@ app_params registry::load_params(const std::shared_ptr<key_entry>& e) const {
       p.recovery_interval_s = opts_.recovery_interval_s;
       if (!cluster_.node) {
         p.reconcile_interval_s = reconcile_s;
-        p.on_reconcile = [this, comp = e->key](std::vector<std::pair<std::string, std::string>> listed) {
-          reconciled(comp, std::move(listed));
+        // load_params only reads; the callback later imports into this registry.
+        auto self = const_cast<registry*>(this);
+        p.on_reconcile = [self, comp = e->key](std::vector<std::pair<std::string, std::string>> listed) {
+          self->reconciled(comp, std::move(listed));
         };
       }
       break;

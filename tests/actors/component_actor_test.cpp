@@ -405,7 +405,7 @@ CAF_TEST(a used authorization code is recovered from the list and the pending re
 
 CAF_TEST(reconciliation walks the list on its interval and hands it over) {
   auto p = comp_params();
-  p.reconcile_interval_s = 3600;
+  p.reconcile_interval_s = 1800; // twice within the token's lifetime
   auto got = std::make_shared<std::vector<std::pair<std::string, std::string>>>();
   auto runs = std::make_shared<int>(0);
   p.on_reconcile = [got, runs](std::vector<std::pair<std::string, std::string>> xs) {
@@ -413,14 +413,14 @@ CAF_TEST(reconciliation walks the list on its interval and hands it over) {
     ++*runs;
   };
   start_comp(std::move(p));
-  advance(3599);
+  advance(1799);
   CAF_CHECK(calls.empty());
   advance(1);
   CAF_REQUIRE_EQUAL(front_endpoint(), "api_get_authorizer_list");
   reply(page(0, 3, 3));
   CAF_CHECK_EQUAL(*runs, 1);
   CAF_CHECK_EQUAL(got->size(), 3u);
-  advance(3600);
+  advance(1800);
   CAF_REQUIRE_EQUAL(calls.size(), 1u);
   reply(page(0, 2, 2));
   CAF_CHECK_EQUAL(*runs, 2);
