@@ -427,8 +427,10 @@ void hub_api::get_access_token(const params& q, const responder& respond, caller
   response err;
   if (!read_id(q, "appid", true, appid, err) || !read_id(q, "authorizer_appid", false, authorizer, err))
     return respond_counted(r_access_token, respond, std::move(err));
-  auto retry = [this, q, respond, who] { get_access_token(q, respond, who, false); };
-  auto entry = lookup(r_access_token, appid, authorizer, respond, who, may_recover ? retry : nullptr);
+  std::function<void()> retry;
+  if (may_recover)
+    retry = [this, q, respond, who] { get_access_token(q, respond, who, false); };
+  auto entry = lookup(r_access_token, appid, authorizer, respond, who, std::move(retry));
   if (!entry)
     return;
   if (is_component(*entry))
@@ -462,8 +464,10 @@ void hub_api::post_refresh(const request& req, const responder& respond, caller 
   if (stale && stale->size() > 2048)
     return respond_counted(r_refresh, respond,
                            error_response(400, "invalid_request", "access_token is too long"));
-  auto retry = [this, req, respond, who] { post_refresh(req, respond, who, false); };
-  auto entry = lookup(r_refresh, appid, authorizer, respond, who, may_recover ? retry : nullptr);
+  std::function<void()> retry;
+  if (may_recover)
+    retry = [this, req, respond, who] { post_refresh(req, respond, who, false); };
+  auto entry = lookup(r_refresh, appid, authorizer, respond, who, std::move(retry));
   if (!entry)
     return;
   if (is_component(*entry))
@@ -515,8 +519,10 @@ void hub_api::get_ticket(const params& q, const responder& respond, caller who, 
     return respond_counted(r_ticket, respond,
                            error_response(400, "invalid_request", "type must be jsapi or wx_card"));
   std::string type = *type_param;
-  auto retry = [this, q, respond, who] { get_ticket(q, respond, who, false); };
-  auto entry = lookup(r_ticket, appid, authorizer, respond, who, may_recover ? retry : nullptr);
+  std::function<void()> retry;
+  if (may_recover)
+    retry = [this, q, respond, who] { get_ticket(q, respond, who, false); };
+  auto entry = lookup(r_ticket, appid, authorizer, respond, who, std::move(retry));
   if (!entry)
     return;
   if (auto x = entry->ticket(type)->load(); x && clock_.now() < x->expires_at)

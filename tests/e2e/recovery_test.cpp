@@ -65,6 +65,13 @@ struct fixture {
   }
 };
 
+/// The `reason` of an error body (a copy: CAF's check macros keep references).
+std::string reason_of(const std::string& body) {
+  auto o = parse_object(body);
+  auto r = o.if_contains("reason");
+  return r && r->is_string() ? std::string{r->as_string()} : std::string{"<none>"};
+}
+
 } // namespace
 
 CAF_TEST_FIXTURE_SCOPE(recovery_tests, fixture)
@@ -81,7 +88,7 @@ CAF_TEST(an unknown authorizer is recovered from the list and unknown ones are r
   for (int i = 0; i < 20; ++i) {
     auto miss = authorizer_token("wxnothere" + std::to_string(i));
     CAF_CHECK_EQUAL(miss.status, 404u);
-    CAF_CHECK_EQUAL(parse_object(miss.body).at("reason").as_string(), "unknown_authorizer");
+    CAF_CHECK_EQUAL(reason_of(miss.body), "unknown_authorizer");
   }
   // Another listed one is served from the same walk too.
   CAF_CHECK_EQUAL(authorizer_token("wxrec000000003").status, 200u);
