@@ -548,6 +548,24 @@ void revoke(self_ptr self, std::function<void(caf::error)> k) {
   });
 }
 
+/// WeChat rejected the refresh token (61023) and has no other: the account
+/// must authorize again.
+void needs_reauthorization(self_ptr self, const char* reason, int errcode) {
+  auto& st = self->state;
+  st.status = authorizer_status::needs_reauthorization;
+  st.p.entry->status.store(2);
+  st.token.reset();
+  st.p.entry->token.clear();
+  store_write w;
+  w.put(persistence::keys::status(prefix(self)), persistence::encode_status("needs_reauthorization", now(self)));
+  persist(self, std::move(w), [](caf::error) {});
+  WH_ERROR("authorizer", st.p.component_appid << "/" << appid(self)
+                                              << ": refresh token rejected (61023); needs re-authorization");
+  after_token_failure(self, reason,
+                      make_upstream_error(ec::needs_reauthorization, errcode,
+                                          "WeChat rejected the refresh token; the account must authorize again"));
+}
+
 void on_token_reply(self_ptr self, const caf::expected<upstream_reply>& rep, int64_t sent_at,
                     const char* reason, bool force, bool retried, const std::string& component_token) {
   auto& st = self->state;
@@ -580,9 +598,9 @@ void on_token_reply(self_ptr self, const caf::expected<upstream_reply>& rep, int
           .then(
             [self, reason, force, rejected](const credential& rt) {
               auto& st = self->state;
-              st.fetching = false;
               if (rt.value == rejected)
-                return fetch_token(self, reason, force, true); // the same token: fails as before
+                return needs_reauthorization(self, reason, 61023); // WeChat lists the rejected one
+              st.fetching = false;
               credential x{rt.value, now(self), never, st.refresh_token ? st.refresh_token->version + 1 : 1};
               store_write w;
               w.put(persistence::keys::refresh_token(prefix(self)), persistence::encode(x));
@@ -595,27 +613,11 @@ void on_token_reply(self_ptr self, const caf::expected<upstream_reply>& rep, int
                 fetch_token(self, reason, force, true);
               });
             },
-            [self, reason, force](caf::error&) {
-              self->state.fetching = false;
-              fetch_token(self, reason, force, true);
-            });
+            [self, reason](caf::error&) { needs_reauthorization(self, reason, 61023); });
         return;
       }
-      if (cls == wechat::errclass::refresh_token_invalid) {
-        st.status = authorizer_status::needs_reauthorization;
-        st.p.entry->status.store(2);
-        st.token.reset();
-        st.p.entry->token.clear();
-        store_write w;
-        w.put(persistence::keys::status(prefix(self)),
-              persistence::encode_status("needs_reauthorization", now(self)));
-        persist(self, std::move(w), [](caf::error) {});
-        WH_ERROR("authorizer", st.p.component_appid << "/" << appid(self)
-                                                    << ": refresh token rejected (61023); needs re-authorization");
-        return after_token_failure(self, reason,
-                                   make_upstream_error(ec::needs_reauthorization, res->errcode,
-                                                       "WeChat rejected the refresh token; the account must authorize again"));
-      }
+      if (cls == wechat::errclass::refresh_token_invalid)
+        return needs_reauthorization(self, reason, res->errcode);
       if (cls == wechat::errclass::revoked) {
         st.fetching = false;
         auto err = make_upstream_error(ec::authorizer_revoked, res->errcode,

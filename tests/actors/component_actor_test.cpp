@@ -275,6 +275,47 @@ CAF_TEST(an authorizer whose call gets 40001 refreshes the component once and re
                                                   "api_authorizer_token"}));
 }
 
+CAF_TEST(a rejected refresh token is recovered from the list once) {
+  start_comp(comp_params());
+  auto spawn_auth = [&](const std::string& aid) {
+    auto p = base(key_kind::authorizer, std::string{comp_id} + "/" + aid);
+    p.app.appid = aid;
+    p.component_appid = comp_id;
+    p.component = comp;
+    p.prefix = persistence::keys::authorizer_prefix(comp_id, aid);
+    p.refresh_token = credential{"rt-old", wall.now(), std::numeric_limits<int64_t>::max(), 1};
+    auto a = spawn_app_actor(sys, std::move(p));
+    others.push_back(a);
+    sched.run();
+    return a;
+  };
+  // Re-authorized upstream (a new refresh token) while the hub missed it.
+  auto auth = spawn_auth("wxa3");
+  auto a = ask(auth, get_atom::value, token_atom::value);
+  sched.run();
+  CAF_REQUIRE_EQUAL(front_endpoint(), "api_authorizer_token");
+  reply(R"({"errcode":61023,"errmsg":"invalid refresh_token"})");
+  CAF_REQUIRE_EQUAL(front_endpoint(), "api_get_authorizer_list");
+  reply(page(0, 5, 5));
+  CAF_REQUIRE_EQUAL(front_endpoint(), "api_authorizer_token");
+  CAF_CHECK(calls.front().call.body.find("rt-3") != std::string::npos);
+  reply(R"({"authorizer_access_token":"A3","expires_in":7200})");
+  CAF_CHECK_EQUAL(value_of(a), "A3");
+  auto stored = db->get(persistence::keys::refresh_token(persistence::keys::authorizer_prefix(comp_id, "wxa3")));
+  CAF_REQUIRE(stored && stored->has_value());
+  CAF_CHECK_EQUAL(persistence::decode_credential(**stored)->value, "rt-3");
+  // Not listed upstream: needs re-authorization, without another token call
+  // (the list is answered from the last walk).
+  seen.clear();
+  auto gone = spawn_auth("wxa99");
+  auto b = ask(gone, get_atom::value, token_atom::value);
+  sched.run();
+  reply(R"({"errcode":61023,"errmsg":"invalid refresh_token"})");
+  CAF_CHECK(calls.empty());
+  CAF_CHECK_EQUAL(value_of(b), "<error:needs_reauthorization>");
+  CAF_CHECK_EQUAL(seen, (std::vector<std::string>{"api_authorizer_token"}));
+}
+
 CAF_TEST(a loop of ten thousand reports costs two upstream calls and ends in report_loop) {
   auto p = base(key_kind::app, "wxapp1");
   p.app = app_config{"wxapp1", "secret-1", token_api::stable};
