@@ -102,6 +102,9 @@ struct app_state {
   std::unordered_map<std::string, std::string> listed;
   int64_t listed_at = 0;
   bool listed_ok = false;
+  /// A failed walk answers lookups for a few seconds (no retry storm).
+  caf::error list_error;
+  int64_t list_error_at = 0;
   uint64_t reconcile_gen = 0;
 
   // observability (GET /admin/state)
@@ -980,6 +983,8 @@ void finish_listing(self_ptr self, const caf::error& err,
                     std::shared_ptr<std::unordered_map<std::string, std::string>> found) {
   auto& st = self->state;
   st.listing = false;
+  st.list_error = err;
+  st.list_error_at = now(self);
   if (!err) {
     st.listed = std::move(*found);
     st.listed_at = now(self);
@@ -1084,6 +1089,8 @@ void lookup_authorizer(self_ptr self, std::string authorizer, bool fresh,
                                                     + " for component " + appid(self)));
     return k(credential{i->second, t, never, 1});
   }
+  if (!st.listing && !fresh && st.list_error && t - st.list_error_at < 10)
+    return k(st.list_error);
   st.lookups.push_back(lookup_waiter{std::move(authorizer), std::move(k)});
   if (st.listing)
     return;

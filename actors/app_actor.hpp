@@ -102,9 +102,6 @@ struct app_params {
   /// refresh token) after each reconciliation walk. Runs on the actor's
   /// thread: must not block.
   std::function<void(std::vector<std::pair<std::string, std::string>>)> on_reconcile;
-  /// Components: authorizations whose api_query_auth may not have finished
-  /// (a crash in between): authorizer appids, recovered at start.
-  std::vector<std::string> pending_auth;
   /// State recovered from storage (expired values are ignored).
   std::optional<credential> token;
   std::optional<credential> jsapi;

@@ -412,6 +412,27 @@ CAF_TEST(authorizer lookups page the list once per walk and are rate limited) {
   CAF_CHECK_EQUAL(count("api_get_authorizer_list"), 4u);
 }
 
+CAF_TEST(a failed walk answers lookups for ten seconds) {
+  start_comp(comp_params());
+  auto a = ask(comp, import_atom::value, std::string{"wxa1"});
+  sched.run();
+  CAF_REQUIRE_EQUAL(front_endpoint(), "api_get_authorizer_list");
+  reply(R"({"errcode":-1,"errmsg":"system error"})");
+  CAF_CHECK_EQUAL(value_of(a), "<error:upstream_error>");
+  for (int i = 0; i < 20; ++i) {
+    auto b = ask(comp, import_atom::value, "wxunknown" + std::to_string(i));
+    sched.run();
+    CAF_CHECK_EQUAL(value_of(b), "<error:upstream_error>");
+  }
+  CAF_CHECK_EQUAL(seen.size(), 1u);
+  advance(10);
+  auto c = ask(comp, import_atom::value, std::string{"wxa1"});
+  sched.run();
+  reply(page(0, 3, 3));
+  CAF_CHECK_EQUAL(value_of(c), "rt-1");
+  CAF_CHECK_EQUAL(seen.size(), 2u);
+}
+
 CAF_TEST(a used authorization code is recovered from the list and the pending record is durable) {
   start_comp(comp_params());
   auto res = std::make_shared<std::optional<caf::expected<authorization>>>();
