@@ -140,6 +140,13 @@ CAF_TEST(a crash during api_query_auth does not lose the authorizer) {
   pusher.join();
   std::this_thread::sleep_for(std::chrono::milliseconds(1600)); // the code is spent now
   env.start_hub(component_toml());
+  // The pending authorization is recovered at start (the admin listing does
+  // not trigger a lookup of its own).
+  CAF_CHECK(eventually([&] {
+    return env.hub("GET", "/admin/components/" + comp + "/authorizers").body.find("wxcrash0000001")
+           != std::string::npos;
+  }));
+  CAF_CHECK(env.hub_log().find("an authorization was in flight when the hub stopped") != std::string::npos);
   // WeChat retries the push with the same (spent) code.
   auto replay = parse_object(env.sim("POST", "/sim/repush",
                                      R"({"component_appid":")" + comp + R"(","url":")" + events_url()
