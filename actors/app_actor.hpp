@@ -91,6 +91,10 @@ struct app_params {
   /// a real refresh; reports that still continue are refused (ec::report_loop).
   uint32_t loop_reports = 3;
   uint32_t loop_window_s = 300;
+  /// After the escalation, reports of the replaced token are answered with
+  /// the new one (a fleet of instances may all hold it) this many times per
+  /// window before they are refused too.
+  uint32_t loop_stale_reports = 100;
   /// Components: a complete api_get_authorizer_list walk answers authorizer
   /// lookups for this long (unknown appids cannot make the hub page WeChat's
   /// list in a loop).
