@@ -1341,8 +1341,8 @@ caf::behavior app_actor(self_ptr self, app_params params) {
       auto t = now(self);
       // A loop already escalated once: its token is refused after a few
       // more reports, so a looping client ends with an error.
-      if (failed == st.guard_token && in_loop_window(self)
-          && ++st.guard_hits > (failed == st.escalated_token ? st.p.loop_stale_reports : st.p.loop_reports))
+      if (failed == st.escalated_token && failed == st.guard_token && in_loop_window(self)
+          && ++st.guard_hits > st.p.loop_stale_reports)
         return refuse_loop(self);
       bool have = st.token && st.token->valid_at(t);
       if (have && st.token->value != failed)

@@ -359,6 +359,35 @@ CAF_TEST(a loop of ten thousand reports costs two upstream calls and ends in rep
   CAF_CHECK_EQUAL(value_of(fresh), "T2");
 }
 
+CAF_TEST(a loop on the new token within the window is refused without a second escalation) {
+  auto p = base(key_kind::app, "wxapp1");
+  p.app = app_config{"wxapp1", "secret-1", token_api::classic};
+  p.prefix = persistence::keys::app_prefix("wxapp1");
+  p.token = cred("T1");
+  comp = spawn_app_actor(sys, std::move(p));
+  sched.run();
+  auto report = [&](const std::string& t) {
+    auto a = ask(comp, stale_atom::value, t);
+    sched.run();
+    while (!calls.empty()) {
+      if (front_endpoint() == "get_api_domain_ip")
+        reply(R"({"errcode":0,"ip_list":["1.1.1.1"]})");
+      else
+        reply(R"({"access_token":"T2","expires_in":7200})");
+    }
+    return value_of(a);
+  };
+  for (int i = 0; i < 4; ++i)
+    CAF_CHECK_EQUAL(report("T1"), "T1");
+  CAF_CHECK_EQUAL(report("T1"), "T2"); // escalated: classic token call
+  // The client now loops on T2: one check, three tolerated, then refused.
+  for (int i = 0; i < 4; ++i)
+    CAF_CHECK_EQUAL(report("T2"), "T2");
+  for (int i = 0; i < 100; ++i)
+    CAF_CHECK_EQUAL(report("T2"), "<error:refresh_loop>");
+  CAF_CHECK_EQUAL(seen, (std::vector<std::string>{"get_api_domain_ip", "token", "get_api_domain_ip"}));
+}
+
 CAF_TEST(a component refresh loop escalates to one api_component_token call) {
   start_comp(comp_params());
   std::vector<std::string> results;
