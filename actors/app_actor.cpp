@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <functional>
 #include <random>
+#include <unordered_map>
 #include <vector>
 
 #include <boost/json.hpp>
@@ -26,7 +27,13 @@ namespace {
 
 using waiter = std::function<void(const caf::expected<credential>&)>;
 
-enum timer_kind : uint8_t { token_timer = 0, jsapi_timer = 1, wx_card_timer = 2 };
+enum timer_kind : uint8_t { token_timer = 0, jsapi_timer = 1, wx_card_timer = 2, reconcile_timer = 3 };
+
+/// Waits for an authorizer lookup in api_get_authorizer_list.
+struct lookup_waiter {
+  std::string appid;
+  std::function<void(const caf::expected<credential>&)> k;
+};
 
 struct ticket_slot {
   std::string type;
@@ -75,6 +82,30 @@ struct app_state {
   // components
   std::optional<credential> verify_ticket;
   int64_t push_requested_at = 0;
+
+  /// Authorizers: the refresh token a 61023 recovery was already tried for.
+  std::string recovery_tried;
+
+  // refresh-loop guard (see app_params::loop_reports)
+  std::string guard_token;
+  uint32_t guard_hits = 0;
+  int64_t guard_since = 0;
+  std::string escalated_token;
+  int64_t escalated_at = 0;
+  bool refusal_reported = false;
+
+  // components: authorizer recovery from api_get_authorizer_list
+  bool listing = false;
+  bool reconcile_after = false;
+  std::vector<lookup_waiter> lookups;
+  /// appid -> refresh token of the last complete walk.
+  std::unordered_map<std::string, std::string> listed;
+  int64_t listed_at = 0;
+  bool listed_ok = false;
+  /// A failed walk answers lookups for a few seconds (no retry storm).
+  caf::error list_error;
+  int64_t list_error_at = 0;
+  uint64_t reconcile_gen = 0;
 
   // observability (GET /admin/state)
   struct event {
@@ -544,6 +575,24 @@ void revoke(self_ptr self, std::function<void(caf::error)> k) {
   });
 }
 
+/// WeChat rejected the refresh token (61023) and has no other: the account
+/// must authorize again.
+void needs_reauthorization(self_ptr self, const char* reason, int errcode) {
+  auto& st = self->state;
+  st.status = authorizer_status::needs_reauthorization;
+  st.p.entry->status.store(2);
+  st.token.reset();
+  st.p.entry->token.clear();
+  store_write w;
+  w.put(persistence::keys::status(prefix(self)), persistence::encode_status("needs_reauthorization", now(self)));
+  persist(self, std::move(w), [](caf::error) {});
+  WH_ERROR("authorizer", st.p.component_appid << "/" << appid(self)
+                                              << ": refresh token rejected (61023); needs re-authorization");
+  after_token_failure(self, reason,
+                      make_upstream_error(ec::needs_reauthorization, errcode,
+                                          "WeChat rejected the refresh token; the account must authorize again"));
+}
+
 void on_token_reply(self_ptr self, const caf::expected<upstream_reply>& rep, int64_t sent_at,
                     const char* reason, bool force, bool retried, const std::string& component_token) {
   auto& st = self->state;
@@ -556,26 +605,46 @@ void on_token_reply(self_ptr self, const caf::expected<upstream_reply>& rep, int
       if (cls == wechat::errclass::token_invalid && !retried) {
         // The *component* token is dead: have it replaced once, then retry once.
         st.fetching = false;
-        self->request(st.p.component, st.p.upstream_timeout, stale_atom::value, component_token)
+        self->request(st.p.component, st.p.upstream_timeout, stale_atom::value, force_atom::value,
+                      component_token)
           .then([self, reason, force](const credential&) { fetch_token(self, reason, force, true); },
                 [self, reason](caf::error& err) { after_token_failure(self, reason, err); });
         return;
       }
-      if (cls == wechat::errclass::refresh_token_invalid) {
-        st.status = authorizer_status::needs_reauthorization;
-        st.p.entry->status.store(2);
-        st.token.reset();
-        st.p.entry->token.clear();
-        store_write w;
-        w.put(persistence::keys::status(prefix(self)),
-              persistence::encode_status("needs_reauthorization", now(self)));
-        persist(self, std::move(w), [](caf::error) {});
-        WH_ERROR("authorizer", st.p.component_appid << "/" << appid(self)
-                                                    << ": refresh token rejected (61023); needs re-authorization");
-        return after_token_failure(self, reason,
-                                   make_upstream_error(ec::needs_reauthorization, res->errcode,
-                                                       "WeChat rejected the refresh token; the account must authorize again"));
+      if (cls == wechat::errclass::refresh_token_invalid && st.refresh_token
+          && st.recovery_tried != st.refresh_token->value) {
+        // WeChat may still list the authorizer with a newer refresh token
+        // (re-authorized while this hub missed the push): ask the component.
+        // `fetching` stays set so concurrent requests wait for the outcome.
+        st.recovery_tried = st.refresh_token->value;
+        WH_WARN("authorizer", st.p.component_appid << "/" << appid(self)
+                                                   << ": refresh token rejected (61023); looking it up in "
+                                                      "api_get_authorizer_list");
+        auto rejected = st.refresh_token->value;
+        self->request(st.p.component, st.p.upstream_timeout, import_atom::value, appid(self))
+          .then(
+            [self, reason, force, rejected](const credential& rt) {
+              auto& st = self->state;
+              if (rt.value == rejected)
+                return needs_reauthorization(self, reason, 61023); // WeChat lists the rejected one
+              st.fetching = false;
+              credential x{rt.value, now(self), never, st.refresh_token ? st.refresh_token->version + 1 : 1};
+              store_write w;
+              w.put(persistence::keys::refresh_token(prefix(self)), persistence::encode(x));
+              persist(self, std::move(w), [self, x, reason, force](caf::error err) {
+                if (err)
+                  return after_token_failure(self, reason, err);
+                self->state.refresh_token = x;
+                WH_INFO("authorizer", self->state.p.component_appid << "/" << appid(self)
+                                                                    << ": refresh token recovered");
+                fetch_token(self, reason, force, true);
+              });
+            },
+            [self, reason](caf::error&) { needs_reauthorization(self, reason, 61023); });
+        return;
       }
+      if (cls == wechat::errclass::refresh_token_invalid)
+        return needs_reauthorization(self, reason, res->errcode);
       if (cls == wechat::errclass::revoked) {
         st.fetching = false;
         auto err = make_upstream_error(ec::authorizer_revoked, res->errcode,
@@ -703,6 +772,11 @@ void with_token(self_ptr self, waiter k) {
 /// WeChat rejected `value`: stop serving it and replace it.
 void token_rejected(self_ptr self, const std::string& value, const char* reason) {
   auto& st = self->state;
+  if (st.token && st.token->value != value && st.token->valid_at(now(self))) {
+    // Compare-and-set: a newer token already replaced the rejected one.
+    deliver_all(st.token_waiters, *st.token);
+    return;
+  }
   if (st.token && st.token->value == value) {
     st.token.reset();
     st.p.entry->token.clear();
@@ -718,6 +792,73 @@ void token_rejected(self_ptr self, const std::string& value, const char* reason)
 
 // -- stale-token reports -----------------------------------------------------
 
+bool in_loop_window(self_ptr self) {
+  auto& st = self->state;
+  return st.escalated_at > 0 && now(self) - st.escalated_at < static_cast<int64_t>(st.p.loop_window_s);
+}
+
+/// Counts a report of a token already verified valid; true once it exceeds
+/// the tolerated number within the loop window.
+bool repeated_report(self_ptr self, const std::string& token) {
+  auto& st = self->state;
+  auto t = now(self);
+  if (st.guard_token != token || t - st.guard_since >= static_cast<int64_t>(st.p.loop_window_s)) {
+    st.guard_token = token;
+    st.guard_since = t;
+    st.guard_hits = 0;
+  }
+  return ++st.guard_hits > st.p.loop_reports;
+}
+
+void count_loop(self_ptr self, const char* action) {
+  if (auto m = self->state.p.stats)
+    m->inc("wechat_hub_refresh_loops_total", {{"appid", self->state.p.entry->key}, {"action", action}});
+}
+
+caf::error refuse_loop(self_ptr self) {
+  auto& st = self->state;
+  auto retry = std::max<int64_t>(1, st.escalated_at + st.p.loop_window_s - now(self));
+  bool first = !st.refusal_reported;
+  st.refusal_reported = true;
+  count_loop(self, "refused");
+  if (first)
+    WH_WARN("token", st.p.entry->key << ": refresh loop continues after a real refresh; refusing "
+                                     << "reports of the same token for " << retry << " s");
+  return caf::make_error(ec::report_loop,
+                         std::string{"this token was reported again and again although the hub "
+                                     "verified and refreshed it; stop retrying"},
+                         static_cast<uint32_t>(retry), first);
+}
+
+/// A refresh loop: one real refresh (forced within the budget for
+/// stable_token), then further reports of the same token are refused.
+caf::result<credential> escalate_loop(self_ptr self, const std::string& token) {
+  auto& st = self->state;
+  st.escalated_token = token;
+  st.escalated_at = now(self);
+  st.refusal_reported = false;
+  st.guard_token = token;
+  st.guard_since = st.escalated_at;
+  st.guard_hits = 0;
+  count_loop(self, "escalated");
+  WH_WARN("token", st.p.entry->key << ": the same token was reported " << (st.p.loop_reports + 1)
+                                   << " times after it was verified valid (refresh loop); "
+                                   << "escalating to one real refresh");
+  if (kind(self) == key_kind::app && st.p.app.api == token_api::stable && !st.fetching) {
+    if (spend_force(self))
+      return refuse_loop(self);
+    auto rp = self->make_response_promise<credential>();
+    st.token_waiters.push_back(to_waiter(rp));
+    st.dead_token = token;
+    fetch_token(self, "refresh_loop", true);
+    return rp;
+  }
+  auto rp = self->make_response_promise<credential>();
+  st.token_waiters.push_back(to_waiter(rp));
+  token_rejected(self, token, "refresh_loop");
+  return rp;
+}
+
 void check_token(self_ptr self, const std::string& value) {
   auto& st = self->state;
   if (auto err = blocked(self))
@@ -725,6 +866,17 @@ void check_token(self_ptr self, const std::string& value) {
   st.checking = true;
   upstream_call call{"get_api_domain_ip", "GET",
                      "/cgi-bin/get_api_domain_ip?access_token=" + net::url_encode(value), ""};
+  if (kind(self) == key_kind::component) {
+    // The cheapest call that proves a component token: one list entry.
+    json::object body;
+    body["component_appid"] = appid(self);
+    body["offset"] = 0;
+    body["count"] = 1;
+    call = post_json("api_get_authorizer_list",
+                     "/cgi-bin/component/api_get_authorizer_list?component_access_token="
+                       + net::url_encode(value),
+                     body);
+  }
   call_upstream(self, std::move(call), [self, value](const caf::expected<upstream_reply>& rep) {
     auto& st = self->state;
     st.checking = false;
@@ -851,12 +1003,191 @@ void fetch_ticket(self_ptr self, ticket_slot& slot, bool retried, const char* re
 
 // -- components and authorizers ----------------------------------------------
 
+/// One api_get_authorizer_list walk may read at most this many pages.
+constexpr int64_t max_list_pages = 2000;
+
+void finish_listing(self_ptr self, const caf::error& err,
+                    std::shared_ptr<std::unordered_map<std::string, std::string>> found) {
+  auto& st = self->state;
+  st.listing = false;
+  st.list_error = err;
+  st.list_error_at = now(self);
+  if (!err) {
+    st.listed = std::move(*found);
+    st.listed_at = now(self);
+    st.listed_ok = true;
+  }
+  auto ws = std::move(st.lookups);
+  st.lookups.clear();
+  for (auto& w : ws) {
+    if (err) {
+      w.k(err);
+      continue;
+    }
+    auto i = st.listed.find(w.appid);
+    if (i == st.listed.end())
+      w.k(make_detail_error(ec::unknown_key, "WeChat does not list authorizer " + w.appid + " for component "
+                                               + appid(self)));
+    else
+      w.k(credential{i->second, now(self), never, 1});
+  }
+  bool reconcile = st.reconcile_after;
+  st.reconcile_after = false;
+  if (err) {
+    WH_WARN("component", appid(self) << ": api_get_authorizer_list walk failed: "
+                                     << to_string(code_of(err)) << " " << detail_of(err));
+    return;
+  }
+  WH_INFO("component", appid(self) << ": api_get_authorizer_list lists " << st.listed.size()
+                                   << " authorizer(s)");
+  if (reconcile && st.p.on_reconcile) {
+    std::vector<std::pair<std::string, std::string>> all(st.listed.begin(), st.listed.end());
+    st.p.on_reconcile(std::move(all));
+  }
+}
+
+/// Reads one page (500 entries) of api_get_authorizer_list, then the next.
+void list_page(self_ptr self, int64_t offset, int64_t pages,
+               std::shared_ptr<std::unordered_map<std::string, std::string>> found, bool retried) {
+  with_token(self, [self, offset, pages, found, retried](const caf::expected<credential>& tok) {
+    if (!tok)
+      return finish_listing(self, tok.error(), found);
+    json::object body;
+    body["component_appid"] = appid(self);
+    body["offset"] = offset;
+    body["count"] = 500;
+    auto used = tok->value;
+    call_upstream(self,
+                  post_json("api_get_authorizer_list",
+                            "/cgi-bin/component/api_get_authorizer_list?component_access_token="
+                              + net::url_encode(used),
+                            body),
+                  [self, offset, pages, found, retried, used](const caf::expected<upstream_reply>& rep) {
+                    auto res = parse_reply(rep);
+                    if (!res)
+                      return finish_listing(self, res.error(), found);
+                    if (res->errcode != 0) {
+                      if (wechat::classify(res->errcode) == wechat::errclass::token_invalid && !retried) {
+                        token_rejected(self, used, "authorizer_list_token_rejected");
+                        return list_page(self, offset, pages, found, true);
+                      }
+                      return finish_listing(self,
+                                            make_upstream_error(ec::upstream_error, res->errcode,
+                                                                "api_get_authorizer_list failed with errcode "
+                                                                  + std::to_string(res->errcode)),
+                                            found);
+                    }
+                    int64_t total = 0;
+                    if (auto tc = res->obj.if_contains("total_count"); tc && tc->is_int64())
+                      total = tc->as_int64();
+                    auto list = res->obj.if_contains("list");
+                    if (!list || !list->is_array())
+                      return finish_listing(self,
+                                            make_detail_error(ec::upstream_unavailable,
+                                                              "api_get_authorizer_list answer lacks list"),
+                                            found);
+                    for (auto& item : list->as_array()) {
+                      auto o = item.if_object();
+                      auto aid = o ? o->if_contains("authorizer_appid") : nullptr;
+                      auto rt = o ? o->if_contains("refresh_token") : nullptr;
+                      if (aid && aid->is_string() && valid_appid(aid->as_string()) && rt && rt->is_string()
+                          && !rt->as_string().empty() && rt->as_string().size() <= 1024)
+                        (*found)[std::string{aid->as_string()}] = std::string{rt->as_string()};
+                    }
+                    auto next = offset + static_cast<int64_t>(list->as_array().size());
+                    if (list->as_array().empty() || next >= total || pages + 1 >= max_list_pages)
+                      return finish_listing(self, caf::none, found);
+                    list_page(self, next, pages + 1, found, false);
+                  });
+  });
+}
+
+/// Finds `authorizer` in WeChat's list: one walk at a time per component;
+/// the last walk answers for `recovery_interval_s` unless `fresh`.
+void lookup_authorizer(self_ptr self, std::string authorizer, bool fresh,
+                       std::function<void(const caf::expected<credential>&)> k) {
+  auto& st = self->state;
+  auto t = now(self);
+  if (!st.listing && !fresh && st.listed_ok
+      && t - st.listed_at < static_cast<int64_t>(st.p.recovery_interval_s)) {
+    auto i = st.listed.find(authorizer);
+    if (i == st.listed.end())
+      return k(make_detail_error(ec::unknown_key, "WeChat does not list authorizer " + authorizer
+                                                    + " for component " + appid(self)));
+    return k(credential{i->second, t, never, 1});
+  }
+  if (!st.listing && !fresh && st.list_error && t - st.list_error_at < 10)
+    return k(st.list_error);
+  st.lookups.push_back(lookup_waiter{std::move(authorizer), std::move(k)});
+  if (st.listing)
+    return;
+  st.listing = true;
+  if (auto m = st.p.stats)
+    m->inc("wechat_hub_authorizer_list_walks_total", {{"component", appid(self)}});
+  list_page(self, 0, 0, std::make_shared<std::unordered_map<std::string, std::string>>(), false);
+}
+
+/// The periodic reconciliation: one walk whose result goes to on_reconcile.
+void reconcile(self_ptr self) {
+  auto& st = self->state;
+  st.reconcile_after = true;
+  if (st.listing)
+    return;
+  st.listing = true;
+  if (auto m = st.p.stats)
+    m->inc("wechat_hub_authorizer_list_walks_total", {{"component", appid(self)}});
+  list_page(self, 0, 0, std::make_shared<std::unordered_map<std::string, std::string>>(), false);
+}
+
+void schedule_reconcile(self_ptr self, int64_t delay) {
+  auto& st = self->state;
+  if (st.p.reconcile_interval_s == 0)
+    return;
+  self->delayed_send(self, std::chrono::seconds(std::max<int64_t>(1, delay)), tick_atom::value,
+                     static_cast<uint8_t>(reconcile_timer), ++st.reconcile_gen);
+}
+
 /// api_query_auth with the component token; a dead component token is
 /// replaced once and the call retried once. Persists the refresh token
 /// before anything that depends on it sees the result.
+std::string pending_key(self_ptr self, const std::string& authorizer) {
+  return prefix(self) + "pending_auth/" + authorizer;
+}
+
+/// api_query_auth refused the code as used or expired (61009/61010), e.g.
+/// after a crash while it was in flight: WeChat still lists the authorizer
+/// if the account is authorized, so its refresh token is recovered from there.
+void recover_authorization(self_ptr self, const std::string& authorizer, int errcode,
+                           caf::typed_response_promise<authorization> rp) {
+  WH_WARN("component", appid(self) << ": api_query_auth refused the code for " << authorizer << " ("
+                                   << errcode << "); recovering it from api_get_authorizer_list");
+  lookup_authorizer(self, authorizer, true, [self, authorizer, errcode, rp](const caf::expected<credential>& rt) mutable {
+    if (!rt) {
+      if (code_of(rt.error()) == ec::unknown_key)
+        return (void) rp.deliver(make_upstream_error(ec::upstream_error, errcode,
+                                                     "api_query_auth refused the code and WeChat does not "
+                                                     "list the authorizer"));
+      return (void) rp.deliver(rt.error());
+    }
+    authorization a;
+    a.authorizer_appid = authorizer;
+    a.refresh_token = credential{rt->value, now(self), never, 1};
+    auto pre = persistence::keys::authorizer_prefix(appid(self), authorizer);
+    store_write w;
+    w.put(persistence::keys::refresh_token(pre), persistence::encode(a.refresh_token));
+    w.ops.push_back(store_write::op{persistence::keys::status(pre), "", true});
+    w.ops.push_back(store_write::op{pending_key(self, authorizer), "", true});
+    persist(self, std::move(w), [rp, a](caf::error err) mutable {
+      if (err)
+        return (void) rp.deliver(err);
+      rp.deliver(a);
+    });
+  });
+}
+
 void query_auth(self_ptr self, std::string code, caf::typed_response_promise<authorization> rp,
-                bool retried) {
-  with_token(self, [self, code, rp, retried](const caf::expected<credential>& tok) mutable {
+                bool retried, std::string authorizer = {}) {
+  with_token(self, [self, code, rp, retried, authorizer](const caf::expected<credential>& tok) mutable {
     if (!tok)
       return (void) rp.deliver(tok.error());
     json::object body;
@@ -869,15 +1200,17 @@ void query_auth(self_ptr self, std::string code, caf::typed_response_promise<aut
                             "/cgi-bin/component/api_query_auth?component_access_token="
                               + net::url_encode(used),
                             body),
-                  [self, code, rp, retried, used, sent_at](const caf::expected<upstream_reply>& rep) mutable {
+                  [self, code, rp, retried, used, sent_at, authorizer](const caf::expected<upstream_reply>& rep) mutable {
                     auto res = parse_reply(rep);
                     if (!res)
                       return (void) rp.deliver(res.error());
                     if (res->errcode != 0) {
                       if (wechat::classify(res->errcode) == wechat::errclass::token_invalid && !retried) {
                         token_rejected(self, used, "query_auth_token_rejected");
-                        return query_auth(self, code, rp, true);
+                        return query_auth(self, code, rp, true, authorizer);
                       }
+                      if ((res->errcode == 61009 || res->errcode == 61010) && !authorizer.empty())
+                        return recover_authorization(self, authorizer, res->errcode, rp);
                       return (void) rp.deliver(make_upstream_error(ec::upstream_error, res->errcode,
                                                             "api_query_auth failed with errcode "
                                                               + std::to_string(res->errcode)));
@@ -908,6 +1241,9 @@ void query_auth(self_ptr self, std::string code, caf::typed_response_promise<aut
                     store_write w;
                     w.put(persistence::keys::refresh_token(pre), persistence::encode(a.refresh_token));
                     w.ops.push_back(store_write::op{persistence::keys::status(pre), "", true});
+                    w.ops.push_back(store_write::op{pending_key(self, a.authorizer_appid), "", true});
+                    if (!authorizer.empty() && authorizer != a.authorizer_appid)
+                      w.ops.push_back(store_write::op{pending_key(self, authorizer), "", true});
                     persist(self, std::move(w), [rp, a](caf::error err) mutable {
                       if (err)
                         return (void) rp.deliver(err);
@@ -920,6 +1256,22 @@ void query_auth(self_ptr self, std::string code, caf::typed_response_promise<aut
 /// An authorizer took a new authorization: adopt its tokens (persisted first).
 void adopt_authorization(self_ptr self, const authorization& a, caf::typed_response_promise<done_atom> rp) {
   auto& st = self->state;
+  if (a.access_token.value.empty()) {
+    // Recovered from api_get_authorizer_list: only the refresh token is
+    // known (durable already); the access token is fetched on first use.
+    st.refresh_token = a.refresh_token;
+    st.status = authorizer_status::active;
+    st.p.entry->status.store(0);
+    st.blocked_until = 0;
+    WH_INFO("authorizer", st.p.component_appid << "/" << appid(self) << ": authorization recovered");
+    persist(self, store_write{}, [rp](caf::error err) mutable {
+      if (err)
+        rp.deliver(err);
+      else
+        rp.deliver(done_atom::value);
+    });
+    return;
+  }
   credential x = a.access_token;
   x.version = st.last_version + 1;
   store_write w;
@@ -958,6 +1310,8 @@ void restore(self_ptr self) {
     st.p.entry->verify_ticket_at.store(st.verify_ticket->obtained_at);
   if (st.p.kind == key_kind::component && !st.verify_ticket)
     request_push_ticket(self);
+  if (st.p.kind == key_kind::component)
+    schedule_reconcile(self, st.p.reconcile_interval_s);
   if (st.p.token) {
     st.last_version = st.p.token->version;
     if (st.p.token->valid_at(t)) {
@@ -1012,31 +1366,46 @@ caf::behavior app_actor(self_ptr self, app_params params) {
       if (failed.empty())
         return make_detail_error(ec::invalid_request, "access_token must not be empty");
       auto t = now(self);
+      // A loop already escalated once: its token is refused after a few
+      // more reports, so a looping client ends with an error.
+      if (failed == st.escalated_token && failed == st.guard_token && in_loop_window(self)
+          && ++st.guard_hits > st.p.loop_stale_reports)
+        return refuse_loop(self);
       bool have = st.token && st.token->valid_at(t);
       if (have && st.token->value != failed)
         return *st.token; // compare-and-set: a newer token already replaced it
-      if (have && st.verified_token == failed && t - st.verified_at < st.p.verify_cache_s)
-        return *st.token;
-      // No cheap API verifies a component token, so a report is trusted
-      // unless the token is brand new (a confused client cannot make the hub
-      // refresh more than once a minute).
-      if (have && kind(self) == key_kind::component
-          && t - st.token->obtained_at < static_cast<int64_t>(st.p.verify_cache_s))
-        return *st.token;
+      if (have && st.verified_token == failed && t - st.verified_at < st.p.verify_cache_s) {
+        // Verified valid, yet reported again: a client WeChat rejects while
+        // the check accepts it. A few are tolerated; a loop is escalated once.
+        if (!repeated_report(self, failed))
+          return *st.token;
+        if (in_loop_window(self))
+          return refuse_loop(self);
+        return escalate_loop(self, failed);
+      }
       // Note: once a response promise exists, the answer must go through it.
       auto rp = self->make_response_promise<credential>();
       if (!have) {
         want_token(self, to_waiter(rp));
         return rp;
       }
-      if (kind(self) == key_kind::component) {
-        st.token_waiters.push_back(to_waiter(rp));
-        token_rejected(self, failed, "stale_report");
-        return rp;
-      }
+      // The current token: one cheap upstream check (shared by concurrent
+      // reports) decides whether it is replaced.
       st.check_waiters.push_back(to_waiter(rp));
       if (!st.checking)
         check_token(self, failed);
+      return rp;
+    },
+    [=](stale_atom, force_atom, const std::string& failed) -> caf::result<credential> {
+      // The hub's own call with `failed` was rejected: proof enough, no check.
+      auto& st = self->state;
+      if (failed.empty())
+        return make_detail_error(ec::invalid_request, "access_token must not be empty");
+      if (st.token && st.token->valid_at(now(self)) && st.token->value != failed)
+        return *st.token;
+      auto rp = self->make_response_promise<credential>();
+      st.token_waiters.push_back(to_waiter(rp));
+      token_rejected(self, failed, "rejected_by_wechat");
       return rp;
     },
     [=](refresh_atom) -> caf::result<credential> {
@@ -1092,6 +1461,37 @@ caf::behavior app_actor(self_ptr self, app_params params) {
         return make_detail_error(ec::invalid_request, "malformed authorization code");
       auto rp = self->make_response_promise<authorization>();
       query_auth(self, std::move(code), rp, false);
+      return rp;
+    },
+    [=](auth_atom, std::string& code, std::string& authorizer,
+        int64_t create_time) -> caf::result<authorization> {
+      if (kind(self) != key_kind::component)
+        return make_detail_error(ec::invalid_request, "not a component");
+      if (code.empty() || code.size() > 512 || !valid_appid(authorizer))
+        return make_detail_error(ec::invalid_request, "malformed authorization code or authorizer appid");
+      auto rp = self->make_response_promise<authorization>();
+      // The code is single-use: if the hub dies while api_query_auth is in
+      // flight, this record says which authorizer to recover.
+      json::object rec;
+      rec["code"] = code;
+      rec["create_time"] = create_time;
+      store_write w;
+      w.put(pending_key(self, authorizer), json::serialize(rec));
+      persist(self, std::move(w), [self, code = std::move(code), authorizer = std::move(authorizer),
+                                   rp](caf::error err) mutable {
+        if (err)
+          return (void) rp.deliver(err);
+        query_auth(self, std::move(code), rp, false, std::move(authorizer));
+      });
+      return rp;
+    },
+    [=](import_atom, std::string& authorizer) -> caf::result<credential> {
+      if (kind(self) != key_kind::component)
+        return make_detail_error(ec::invalid_request, "not a component");
+      if (!valid_appid(authorizer))
+        return make_detail_error(ec::invalid_request, "malformed authorizer appid");
+      auto rp = self->make_response_promise<credential>();
+      lookup_authorizer(self, std::move(authorizer), false, to_waiter(rp));
       return rp;
     },
     // -- authorizers -----------------------------------------------------------
@@ -1220,6 +1620,13 @@ caf::behavior app_actor(self_ptr self, app_params params) {
     },
     [=](tick_atom, uint8_t kind, uint64_t gen) {
       auto& st = self->state;
+      if (kind == reconcile_timer) {
+        if (gen == st.reconcile_gen) {
+          reconcile(self);
+          schedule_reconcile(self, st.p.reconcile_interval_s);
+        }
+        return;
+      }
       if (kind == token_timer) {
         if (gen == st.token_timer_gen && !st.fetching)
           fetch_token(self, "proactive", false);

@@ -3,9 +3,12 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "caf/actor.hpp"
 #include "caf/actor_system.hpp"
@@ -83,6 +86,26 @@ struct app_params {
   uint32_t force_spacing_s = 30;
   /// A verified-valid token is not re-verified within this window.
   uint32_t verify_cache_s = 60;
+  /// Refresh-loop guard: a token already verified valid and reported again
+  /// more than `loop_reports` times within `loop_window_s` escalates once to
+  /// a real refresh; reports that still continue are refused (ec::report_loop).
+  uint32_t loop_reports = 3;
+  uint32_t loop_window_s = 300;
+  /// After the escalation, reports of the replaced token are answered with
+  /// the new one (a fleet of instances may all hold it) this many times per
+  /// window before they are refused too.
+  uint32_t loop_stale_reports = 100;
+  /// Components: a complete api_get_authorizer_list walk answers authorizer
+  /// lookups for this long (unknown appids cannot make the hub page WeChat's
+  /// list in a loop).
+  uint32_t recovery_interval_s = 60;
+  /// Components: every this many seconds the whole list is walked and handed
+  /// to `on_reconcile` (0 = off).
+  uint32_t reconcile_interval_s = 0;
+  /// Components: receives the complete upstream authorizer list (appid,
+  /// refresh token) after each reconciliation walk. Runs on the actor's
+  /// thread: must not block.
+  std::function<void(std::vector<std::pair<std::string, std::string>>)> on_reconcile;
   /// State recovered from storage (expired values are ignored).
   std::optional<credential> token;
   std::optional<credential> jsapi;
@@ -118,12 +141,26 @@ inline uint64_t next_seq(uint64_t prev, uint64_t now_ms) {
 ///   token is returned as is; the current one is verified once with
 ///   get_api_domain_ip before it is replaced, so a confused client cannot burn
 ///   quota or the force_refresh budget.
+///   A token reported again after it was verified valid counts towards the
+///   refresh-loop guard (see `loop_reports`); a loop gets one real refresh,
+///   then `ec::report_loop` (context: detail, uint32 retry-after seconds,
+///   bool first refusal of this loop).
+/// - `(stale_atom, force_atom, std::string token)`: the hub's own call with
+///   `token` was rejected by WeChat (40001/40014/42001): no check, the token
+///   is replaced once if it is still the current one (compare-and-set).
 /// - `(refresh_atom)`: an operator-forced refresh (counts against the budget).
 /// - `(quota_atom)`: WeChat's clear_quota succeeded; lifts a 45009 pause (no answer).
 /// Components only:
 /// - `(vticket_atom, std::string ticket)` -> `done_atom` once the verify ticket is durable.
 /// - `(auth_atom, std::string authorization_code)` -> `authorization` after
 ///   api_query_auth, with both tokens durable.
+/// - `(auth_atom, std::string code, std::string authorizer, int64_t create_time)`:
+///   as above, but the pending authorization is persisted first; a code WeChat
+///   refuses as used or expired (61009/61010) is recovered from the list.
+/// - `(import_atom, std::string authorizer)` -> `credential`: the authorizer's
+///   refresh token from api_get_authorizer_list (500 per page, one walk at a
+///   time, answered from the last walk for `recovery_interval_s`);
+///   `ec::unknown_key` when WeChat does not list it.
 /// Authorizers only:
 /// - `(auth_atom, authorization)`: (re-)authorized; resets a revoked status.
 /// - `(auth_atom, std::string refresh_token)` -> `done_atom`: imported refresh token, durable.

@@ -4,6 +4,7 @@
 #include <limits>
 #include <map>
 #include <random>
+#include <set>
 
 #include "caf/all.hpp"
 
@@ -85,6 +86,20 @@ registry::registry(caf::actor_system& sys, caf::actor upstream, caf::actor store
                      "(daily = the 20/day budget is spent, spacing = under 30 s since the last)");
     stats_->describe("wechat_hub_refresh_margin_seconds",
                      "Configured refresh margin: tokens are renewed at least this long before expiry",
+                     "gauge");
+    stats_->describe("wechat_hub_refresh_loops_total",
+                     "Refresh loops (a verified token reported again and again) by key and action "
+                     "(escalated = one real refresh, refused = answered 429)");
+    stats_->describe("wechat_hub_authorizer_list_walks_total",
+                     "Walks of api_get_authorizer_list (recovery and reconciliation) per component");
+    stats_->describe("wechat_hub_authorizers_recovered_total",
+                     "Authorizers recovered from api_get_authorizer_list per component");
+    stats_->describe("wechat_hub_reconciliations_total", "Completed reconciliations per component");
+    stats_->describe("wechat_hub_reconcile_imported_total",
+                     "Authorizers listed by WeChat but missing here, imported by reconciliation");
+    stats_->describe("wechat_hub_authorizers_absent_upstream",
+                     "Authorizers held here that WeChat's list did not contain at the last "
+                     "reconciliation (kept, not deleted)",
                      "gauge");
     stats_->add_collector([this](metrics::sink& out) {
       auto t = clock_.now();
@@ -219,9 +234,21 @@ app_params registry::load_params(const std::shared_ptr<key_entry>& e) const {
     }
     case key_kind::component: {
       std::lock_guard<std::mutex> guard{defs_mtx_};
-      if (auto i = comp_defs_.find(e->key); i != comp_defs_.end())
+      uint32_t reconcile_s = 0;
+      if (auto i = comp_defs_.find(e->key); i != comp_defs_.end()) {
         p.app = app_config{i->second.appid, i->second.secret, token_api::stable};
+        reconcile_s = i->second.reconcile_interval_s;
+      }
       p.component_appid = e->key;
+      p.recovery_interval_s = opts_.recovery_interval_s;
+      if (!cluster_.node) {
+        p.reconcile_interval_s = reconcile_s;
+        // load_params only reads; the callback later imports into this registry.
+        auto self = const_cast<registry*>(this);
+        p.on_reconcile = [self, comp = e->key](std::vector<std::pair<std::string, std::string>> listed) {
+          self->reconciled(comp, std::move(listed));
+        };
+      }
       break;
     }
     case key_kind::authorizer: {
@@ -317,6 +344,21 @@ caf::actor registry::spawn_component_link(const std::string& component) {
         if (keyed)
           return self->delegate(dst, stale_atom::value, component, std::move(token));
         return self->delegate(dst, stale_atom::value, std::move(token));
+      },
+      [=](stale_atom, force_atom, std::string& token) -> caf::result<caf::message> {
+        auto [dst, keyed] = route();
+        if (!dst)
+          return make_detail_error(ec::cluster_unavailable, "no live owner of component " + component);
+        if (keyed) // the owner checks the report before it refreshes
+          return self->delegate(dst, stale_atom::value, component, std::move(token));
+        return self->delegate(dst, stale_atom::value, force_atom::value, std::move(token));
+      },
+      [=](import_atom, std::string& authorizer) -> caf::result<caf::message> {
+        auto [dst, keyed] = route();
+        if (!dst || keyed)
+          return make_detail_error(ec::cluster_unavailable,
+                                   "authorizer recovery runs on the component's owner");
+        return self->delegate(dst, import_atom::value, std::move(authorizer));
       },
     };
   });
@@ -485,7 +527,98 @@ caf::error registry::start_component(const component_config& comp, bool runtime)
     entries.push_back(make_authorizer(comp.appid, aid, std::move(ap)));
   WH_INFO("registry", comp.appid << ": component with " << found.size() << " stored authorizer(s)");
   insert(std::move(entries));
+  if (!cluster_.node)
+    recover_pending(comp.appid);
   return caf::none;
+}
+
+void registry::recover_pending(const std::string& component) {
+  auto pre = persistence::keys::component_prefix(component) + "pending_auth/";
+  std::vector<std::string> pending;
+  auto err = db_->scan(pre, [&](std::string_view key, std::string_view) {
+    pending.emplace_back(key.substr(pre.size()));
+    return true;
+  });
+  if (err || pending.empty())
+    return;
+  for (auto& aid : pending) {
+    WH_WARN("registry", component << "/" << aid << ": an authorization was in flight when the hub stopped; "
+                                     "recovering it from api_get_authorizer_list");
+    auto key = pre + aid;
+    recover_authorizer(component, aid, [this, component, aid, key](caf::error err) {
+      if (err && code_of(err) != ec::unknown_key) {
+        WH_WARN("registry", component << "/" << aid << ": recovery failed: " << detail_of(err)
+                                      << "; WeChat's retry of the push recovers it");
+        return;
+      }
+      if (err)
+        WH_WARN("registry", component << "/" << aid << ": WeChat does not list it; the authorization "
+                                         "did not complete");
+      store_write w;
+      w.ops.push_back(store_write::op{key, "", true});
+      write(std::move(w), [](caf::error) {});
+    });
+  }
+}
+
+void registry::recover_authorizer(const std::string& component, const std::string& authorizer,
+                                  done_callback cb) {
+  auto comp = find(component);
+  if (!comp || comp->kind != static_cast<uint8_t>(key_kind::component))
+    return cb(make_detail_error(ec::unknown_key, "component " + component + " is not configured"));
+  auto dst = comp->actor();
+  if (!dst)
+    return cb(make_detail_error(ec::cluster_unavailable,
+                                "authorizer recovery runs on the component's owner"));
+  ask_then<credential>(
+    sys_, dst, opts_.ask_timeout,
+    [this, component, authorizer, cb](credential rt) {
+      WH_INFO("registry", component << "/" << authorizer << ": recovered from api_get_authorizer_list");
+      if (stats_)
+        stats_->inc("wechat_hub_authorizers_recovered_total", {{"component", component}});
+      import_local(component, {{authorizer, rt.value}}, cb);
+    },
+    [cb](caf::error err) { cb(std::move(err)); }, import_atom::value, authorizer);
+}
+
+void registry::reconciled(const std::string& component,
+                          std::vector<std::pair<std::string, std::string>> listed) {
+  std::vector<std::pair<std::string, std::string>> missing;
+  std::set<std::string> upstream;
+  for (auto& [aid, rt] : listed) {
+    upstream.insert(aid);
+    auto e = find(component + "/" + aid);
+    if (!e || e->shadow)
+      missing.emplace_back(aid, rt);
+  }
+  std::vector<std::string> absent;
+  auto pre = component + "/";
+  for (auto& e : entries())
+    if (!e->shadow && e->key.compare(0, pre.size(), pre) == 0 && e->status.load() != 1
+        && !upstream.count(e->key.substr(pre.size())))
+      absent.push_back(e->key.substr(pre.size()));
+  if (stats_) {
+    stats_->counter("wechat_hub_reconcile_imported_total", {{"component", component}}) += missing.size();
+    stats_->counter("wechat_hub_authorizers_absent_upstream", {{"component", component}})
+      .store(absent.size());
+    stats_->inc("wechat_hub_reconciliations_total", {{"component", component}});
+  }
+  if (!absent.empty()) {
+    std::string sample;
+    for (size_t i = 0; i < absent.size() && i < 10; ++i)
+      sample += (i ? ", " : "") + absent[i];
+    WH_WARN("registry", component << ": reconciliation: " << absent.size()
+                                  << " authorizer(s) held here are not listed by WeChat (kept; e.g. "
+                                  << sample << ")");
+  }
+  WH_INFO("registry", component << ": reconciliation: " << listed.size() << " listed upstream, "
+                                << missing.size() << " imported, " << absent.size() << " absent upstream");
+  if (missing.empty())
+    return;
+  import_local(component, std::move(missing), [component](caf::error err) {
+    if (err)
+      WH_ERROR("registry", component << ": reconciliation import failed: " << detail_of(err));
+  });
 }
 
 void registry::write(store_write w, done_callback cb) {
@@ -652,6 +785,18 @@ void registry::authorize(const std::string& component, std::string code, done_ca
     sys_, dst, opts_.ask_timeout,
     [this, component, cb](authorization a) { adopt_authorization(component, std::move(a), cb); },
     fail, auth_atom::value, std::move(code));
+}
+
+void registry::authorize(const std::string& component, std::string code, std::string authorizer,
+                         int64_t create_time, done_callback cb) {
+  auto e = find(component);
+  if (cluster_.node || !e || !e->actor())
+    return authorize(component, std::move(code), std::move(cb));
+  ask_then<authorization>(
+    sys_, e->actor(), opts_.ask_timeout,
+    [this, component, cb](authorization a) { adopt_authorization(component, std::move(a), cb); },
+    [cb](caf::error err) { cb(std::move(err)); }, auth_atom::value, std::move(code),
+    std::move(authorizer), create_time);
 }
 
 std::shared_ptr<key_entry> registry::ensure_authorizer(const std::string& component,

@@ -42,6 +42,9 @@ public:
     caf::timespan upstream_timeout = std::chrono::seconds(15);
     /// Deadline of one ask from the front end.
     caf::timespan ask_timeout = std::chrono::seconds(30);
+    /// Components: a walk of api_get_authorizer_list answers lookups of
+    /// unknown authorizers for this long (rate limit of recovery).
+    uint32_t recovery_interval_s = 60;
   };
 
   registry(caf::actor_system& sys, caf::actor upstream, caf::actor store,
@@ -84,6 +87,18 @@ public:
   /// An `authorized` / `updateauthorized` event: api_query_auth, then both
   /// tokens durable and the authorizer's actor running.
   void authorize(const std::string& component, std::string code, done_callback cb);
+
+  /// As above with the authorizer and the push's CreateTime known: the
+  /// pending authorization is durable before api_query_auth, and a code
+  /// WeChat refuses as used or expired is recovered from the authorizer list.
+  void authorize(const std::string& component, std::string code, std::string authorizer,
+                 int64_t create_time, done_callback cb);
+
+  /// An authorizer this hub does not know: looked up in WeChat's
+  /// api_get_authorizer_list (one walk per component at a time, rate-limited)
+  /// and imported when listed. `ec::unknown_key` when WeChat does not list it.
+  void recover_authorizer(const std::string& component, const std::string& authorizer,
+                          done_callback cb);
 
   /// An `unauthorized` event or an admin delete: tokens deleted, marked revoked.
   void revoke(const std::string& component, const std::string& authorizer, done_callback cb);
@@ -219,6 +234,13 @@ private:
   app_params base_params(std::shared_ptr<key_entry> entry) const;
   /// Persists through the store actor from a non-actor thread.
   void write(store_write w, done_callback cb);
+
+  /// Reconciliation result of a component: imports authorizers missing
+  /// here, reports (never deletes) those WeChat no longer lists.
+  void reconciled(const std::string& component,
+                  std::vector<std::pair<std::string, std::string>> listed);
+  /// Recovers authorizations left pending by a crash during api_query_auth.
+  void recover_pending(const std::string& component);
 
   /// Removes entries with one copy of the map.
   void erase_entries(const std::vector<std::string>& keys);

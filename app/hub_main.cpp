@@ -34,8 +34,10 @@ config keys:
             log_format (text|json)
   [wechat]  api_base (https:// or http://), timeout_ms, ca_file
   [[app]]   appid, secret | secret_env, token_api ("stable" | "classic")
-  [[component]] appid, secret | secret_env, token, encoding_aes_key
-  [[client]] name, key_sha256, scopes ["appid", "component/*", "component/authorizer", "*"], admin
+  [[component]] appid, secret | secret_env, token, encoding_aes_key,
+            reconcile_interval_s (default 21600; 0 = off)
+  [[client]] name, key_sha256, scopes ["appid", "component/*", "component/authorizer", "*"], admin,
+            path_key (key also as /k/<key>/client/...), networks ["10.1.0.0/16", ...]
             with no [[client]], the hub is open and listens on loopback only
             unless hub.allow_open = true
 

@@ -1,5 +1,7 @@
 #include "core/config.hpp"
 
+#include <boost/asio/ip/address.hpp>
+
 #include <cstdlib>
 #include <fstream>
 #include <set>
@@ -98,6 +100,26 @@ struct checker {
 
 
 } // namespace
+
+bool valid_cidr(std::string_view cidr) {
+  boost::system::error_code err;
+  auto slash = cidr.find('/');
+  if (slash == std::string_view::npos)
+    return false;
+  auto addr = boost::asio::ip::make_address(std::string{cidr.substr(0, slash)}, err);
+  if (err)
+    return false;
+  auto bits_str = cidr.substr(slash + 1);
+  if (bits_str.empty() || bits_str.size() > 3)
+    return false;
+  int bits = 0;
+  for (char c : bits_str) {
+    if (c < '0' || c > '9')
+      return false;
+    bits = bits * 10 + (c - '0');
+  }
+  return bits <= (addr.is_v4() ? 32 : 128);
+}
 
 bool valid_appid(std::string_view id) {
   if (id.empty() || id.size() > 64)
@@ -271,8 +293,9 @@ caf::expected<hub_config> parse_config(const std::string& text, const std::strin
       component_config comp;
       if (!ck.no_unknown_keys(*tbl, prefix,
                               {"appid", "secret", "secret_env", "token", "token_env",
-                               "encoding_aes_key", "encoding_aes_key_env"})
+                               "encoding_aes_key", "encoding_aes_key_env", "reconcile_interval_s"})
           || !ck.get(*tbl, prefix, "appid", comp.appid, true)
+          || !ck.get(*tbl, prefix, "reconcile_interval_s", comp.reconcile_interval_s)
           || !ck.secret(*tbl, prefix, env, "secret", comp.secret)
           || !ck.secret(*tbl, prefix, env, "token", comp.token)
           || !ck.secret(*tbl, prefix, env, "encoding_aes_key", comp.encoding_aes_key))
@@ -298,21 +321,39 @@ caf::expected<hub_config> parse_config(const std::string& text, const std::strin
       if (!tbl)
         return ck.fail(prefix, "expected a table"), bad();
       client_config cl;
-      if (!ck.no_unknown_keys(*tbl, prefix, {"name", "key_sha256", "scopes", "admin"})
+      if (!ck.no_unknown_keys(*tbl, prefix,
+                              {"name", "key_sha256", "scopes", "admin", "path_key", "networks"})
           || !ck.get(*tbl, prefix, "name", cl.name, true)
-          || !ck.get(*tbl, prefix, "key_sha256", cl.key_sha256, true)
-          || !ck.get(*tbl, prefix, "admin", cl.admin))
+          || !ck.get(*tbl, prefix, "key_sha256", cl.key_sha256)
+          || !ck.get(*tbl, prefix, "admin", cl.admin)
+          || !ck.get(*tbl, prefix, "path_key", cl.path_key))
         return bad();
       if (cl.name.empty() || !names.insert(cl.name).second)
         return ck.fail(prefix + ".name", "must be non-empty and unique"), bad();
+      if (auto nets = tbl->get("networks")) {
+        auto list = nets->as_array();
+        if (!list)
+          return ck.fail(prefix + ".networks", "expected an array of CIDR strings"), bad();
+        for (size_t j = 0; j < list->size(); ++j) {
+          auto v = list->get(j)->value<std::string>();
+          auto where = prefix + ".networks[" + std::to_string(j) + "]";
+          if (!v || !list->get(j)->is_string() || !valid_cidr(*v))
+            return ck.fail(where, "expected a CIDR such as \"10.1.0.0/16\" or \"::1/128\""), bad();
+          cl.networks.push_back(*v);
+        }
+      }
+      if (cl.key_sha256.empty() && cl.networks.empty())
+        return ck.fail(prefix + ".key_sha256", "missing required key (or give networks)"), bad();
+      if (cl.path_key && cl.key_sha256.empty())
+        return ck.fail(prefix + ".path_key", "needs key_sha256"), bad();
       bool hex = cl.key_sha256.size() == 64;
       for (auto& c : cl.key_sha256) {
         c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
         hex = hex && std::isxdigit(static_cast<unsigned char>(c));
       }
-      if (!hex)
+      if (!cl.key_sha256.empty() && !hex)
         return ck.fail(prefix + ".key_sha256", "expected 64 hex digits (SHA-256 of the key)"), bad();
-      if (!keys.insert(cl.key_sha256).second)
+      if (!cl.key_sha256.empty() && !keys.insert(cl.key_sha256).second)
         return ck.fail(prefix + ".key_sha256", "the same key is configured twice"), bad();
       if (auto sc = tbl->get("scopes")) {
         auto list = sc->as_array();

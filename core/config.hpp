@@ -37,6 +37,9 @@ struct component_config {
   std::string token;
   /// 43-character EncodingAESKey.
   std::string encoding_aes_key;
+  /// Reconciliation of the authorizers with api_get_authorizer_list every
+  /// this many seconds (0 = off).
+  uint32_t reconcile_interval_s = 6 * 3600;
 
   bool operator==(const component_config&) const = default;
 };
@@ -51,6 +54,12 @@ struct client_config {
   std::vector<std::string> scopes;
   /// May use /admin/*.
   bool admin = false;
+  /// The key may also travel in the path, `/k/<key>/client/...`, for clients
+  /// that cannot send headers (unchanged elixir_wechat). Redacted everywhere.
+  bool path_key = false;
+  /// Source networks ("10.1.0.0/16", "::1/128") that identify this client
+  /// without a key; empty = key only. A client needs a key or networks.
+  std::vector<std::string> networks;
 
   /// Member-wise (a reload compares clients field by field).
   bool operator==(const client_config&) const = default;
@@ -149,6 +158,9 @@ caf::expected<hub_config> parse_config(const std::string& text, const std::strin
 /// Reads and validates the file at `path`.
 caf::expected<hub_config> load_config(const std::string& path,
                                       const env_lookup& env = process_env);
+
+/// Whether `cidr` is "address/bits" (IPv4 or IPv6).
+bool valid_cidr(std::string_view cidr);
 
 /// Whether `id` is a well-formed appid: 1-64 characters of [A-Za-z0-9_-].
 bool valid_appid(std::string_view id);

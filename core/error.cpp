@@ -25,6 +25,7 @@ const char* to_string(ec x) {
     case ec::needs_reauthorization: return "needs_reauthorization";
     case ec::shutting_down: return "shutting_down";
     case ec::cluster_unavailable: return "cluster_unavailable";
+    case ec::report_loop: return "refresh_loop";
   }
   return "unknown";
 }
@@ -50,6 +51,14 @@ std::string detail_of(const caf::error& err) {
     if (ctx.match_element<std::string>(i))
       return ctx.get_as<std::string>(i);
   return {};
+}
+
+uint32_t retry_after_of(const caf::error& err) {
+  const auto& ctx = err.context();
+  for (size_t i = 0; i < ctx.size(); ++i)
+    if (ctx.match_element<uint32_t>(i))
+      return ctx.get_as<uint32_t>(i);
+  return 0;
 }
 
 caf::error make_upstream_error(ec code, int errcode, std::string detail) {

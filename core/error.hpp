@@ -50,6 +50,10 @@ enum class ec : uint8_t {
   /// Multi-node hubs: the key's owner is unreachable or ownership is moving;
   /// retry (another node takes over within the failure-detection time).
   cluster_unavailable,
+  /// A client keeps reporting the same token (a refresh loop): refused with
+  /// 429 after one real refresh (context: detail, uint32 retry-after seconds,
+  /// bool first refusal).
+  report_loop,
 };
 
 /// Returns a stable snake_case name for `x`, used as the HTTP error `reason`.
@@ -66,6 +70,9 @@ std::string detail_of(const caf::error& err);
 
 /// Makes an error carrying a WeChat errcode and a safe detail message.
 caf::error make_upstream_error(ec code, int errcode, std::string detail);
+
+/// The retry-after seconds carried by an `ec::report_loop` error, else 0.
+uint32_t retry_after_of(const caf::error& err);
 
 /// Makes an error carrying only a safe detail message.
 caf::error make_detail_error(ec code, std::string detail);

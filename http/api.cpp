@@ -11,6 +11,7 @@
 #include "cluster/node.hpp"
 #include "core/clock.hpp"
 #include "core/error.hpp"
+#include "core/log.hpp"
 #include "core/metrics.hpp"
 
 namespace json = boost::json;
@@ -146,6 +147,7 @@ unsigned status_of(const caf::error& err) {
     case ec::timeout:
     case ec::cluster_unavailable:
     case ec::shutting_down: return 503;
+    case ec::report_loop: return 429;
     default: return 500;
   }
 }
@@ -160,7 +162,10 @@ response error_response(const caf::error& err) {
   int errcode = 0;
   if (wechat_errcode_of(err, errcode))
     return error_response(status, reason, detail, &errcode);
-  return error_response(status, reason, detail);
+  auto res = error_response(status, reason, detail);
+  if (auto retry = retry_after_of(err); retry > 0)
+    res.headers.emplace_back("Retry-After", std::to_string(retry));
+  return res;
 }
 
 std::string render_token(const actors::credential& x) {
@@ -241,13 +246,34 @@ void hub_api::handle(request&& req, responder untimed) {
     q.emplace_back(p.key, p.value);
   bool get = req.method == "GET";
   bool post = req.method == "POST";
-  // Token routes, /metrics and /admin need a key once [[client]]s exist.
   caller who = nullptr;
+  // `/k/<key>/client/...`: the key of a `path_key = true` client in the path
+  // (clients that cannot send headers). It is cut off here, before anything
+  // logs, audits or counts the path.
   std::shared_ptr<const client_config> held; // keeps `who` valid across a reload
+  bool via_path_key = false;
+  if (path.rfind("/k/", 0) == 0) {
+    auto end = path.find('/', 3);
+    auto rest = end == std::string::npos ? std::string{} : path.substr(end);
+    if (!auth_.enabled() || (rest.rfind("/client/", 0) != 0 && rest.rfind("/refresh/", 0) != 0))
+      return respond_counted(r_other, respond, error_response(404, "not_found", "no such path"));
+    held = auth_.authenticate_path_key(std::string_view{path}.substr(3, end - 3));
+    who = held.get();
+    path = rest;
+    req.target = path + (target->has_query() ? "?" + std::string{target->encoded_query()} : "");
+    if (!who) {
+      auto res = error_response(401, "unauthorized", "the path key is not valid");
+      return respond_counted(r_other, respond, std::move(res));
+    }
+    via_path_key = true;
+  }
+  // Token routes, /metrics and /admin need a key once [[client]]s exist.
   bool protected_route = path.rfind("/client/", 0) == 0 || path.rfind("/refresh/", 0) == 0
                          || path == "/metrics" || path.rfind("/admin/", 0) == 0;
-  if (auth_.enabled() && protected_route && !req.replicated) {
-    held = auth_.authenticate(req.authorization);
+  if (auth_.enabled() && protected_route && !req.replicated && !via_path_key) {
+    // A key always wins; without one, `networks` may identify the client.
+    held = req.authorization.empty() ? auth_.authenticate_network(req.peer)
+                                     : auth_.authenticate(req.authorization);
     who = held.get();
     if (!who) {
       auto res = error_response(401, "unauthorized",
@@ -352,7 +378,8 @@ bool hub_api::in_scope(route_id r, caller who, const std::string& appid,
 
 std::shared_ptr<actors::key_entry> hub_api::lookup(route_id r, const std::string& appid,
                                                    const std::string& authorizer,
-                                                   const responder& respond, caller who) {
+                                                   const responder& respond, caller who,
+                                                   std::function<void()> retry) {
   if (!in_scope(r, who, appid, authorizer, respond))
     return nullptr;
   auto key = authorizer.empty() ? appid : appid + "/" + authorizer;
@@ -365,6 +392,22 @@ std::shared_ptr<actors::key_entry> hub_api::lookup(route_id r, const std::string
       entry->key = key;
       entry->kind = static_cast<uint8_t>(actors::key_kind::authorizer);
       entry->shadow = true;
+    }
+  }
+  if (!entry && !authorizer.empty() && retry && !reg_.clustered()) {
+    if (auto comp = reg_.find(appid); comp && comp->kind == static_cast<uint8_t>(actors::key_kind::component)) {
+      // Not known here: WeChat's authorizer list may still have it.
+      reg_.recover_authorizer(appid, authorizer, [this, r, respond, appid, authorizer, retry](caf::error err) {
+        if (!err)
+          return retry();
+        if (code_of(err) == ec::unknown_key)
+          return respond_counted(r, respond,
+                                 error_response(404, "unknown_authorizer",
+                                                "authorizer " + authorizer + " of " + appid
+                                                  + " is not known to this hub nor listed by WeChat"));
+        respond_counted(r, respond, error_response(err));
+      });
+      return nullptr;
     }
   }
   if (!entry) {
@@ -396,12 +439,16 @@ bool is_component(const actors::key_entry& e) {
 
 } // namespace
 
-void hub_api::get_access_token(const params& q, const responder& respond, caller who) {
+void hub_api::get_access_token(const params& q, const responder& respond, caller who,
+                               bool may_recover) {
   std::string appid, authorizer;
   response err;
   if (!read_id(q, "appid", true, appid, err) || !read_id(q, "authorizer_appid", false, authorizer, err))
     return respond_counted(r_access_token, respond, std::move(err));
-  auto entry = lookup(r_access_token, appid, authorizer, respond, who);
+  std::function<void()> retry;
+  if (may_recover)
+    retry = [this, q, respond, who] { get_access_token(q, respond, who, false); };
+  auto entry = lookup(r_access_token, appid, authorizer, respond, who, std::move(retry));
   if (!entry)
     return;
   if (is_component(*entry))
@@ -420,7 +467,8 @@ void hub_api::get_access_token(const params& q, const responder& respond, caller
   });
 }
 
-void hub_api::post_refresh(const request& req, const responder& respond, caller who) {
+void hub_api::post_refresh(const request& req, const responder& respond, caller who,
+                           bool may_recover) {
   params body;
   response err;
   if (!parse_body(req, body, err))
@@ -428,27 +476,58 @@ void hub_api::post_refresh(const request& req, const responder& respond, caller 
   std::string appid, authorizer;
   if (!read_id(body, "appid", true, appid, err) || !read_id(body, "authorizer_appid", false, authorizer, err))
     return respond_counted(r_refresh, respond, std::move(err));
+  // null, missing or empty: the client has no token (its GET failed), so
+  // this is a GET in disguise: never a forced refresh.
   auto stale = find_param(body, "access_token");
-  if (!stale || stale->empty() || stale->size() > 2048)
+  if (stale && stale->size() > 2048)
     return respond_counted(r_refresh, respond,
-                           error_response(400, "invalid_request",
-                                          "access_token (the token that failed) is required"));
-  auto entry = lookup(r_refresh, appid, authorizer, respond, who);
+                           error_response(400, "invalid_request", "access_token is too long"));
+  std::function<void()> retry;
+  if (may_recover)
+    retry = [this, req, respond, who] { post_refresh(req, respond, who, false); };
+  auto entry = lookup(r_refresh, appid, authorizer, respond, who, std::move(retry));
   if (!entry)
     return;
   if (is_component(*entry))
     return respond_counted(r_refresh, respond,
                            error_response(400, "invalid_request",
                                           appid + " is a component: use /client/refresh_component_access_token"));
-  reg_.report_stale(*entry, *stale, [this, respond](caf::expected<actors::credential> res) {
+  if (!stale || stale->empty())
+    return serve_current(r_refresh, *entry, respond);
+  reg_.report_stale(*entry, *stale, [this, respond, who, key = entry->key](caf::expected<actors::credential> res) {
     if (res)
-      respond_counted(r_refresh, respond, json_ok(render_token(*res)));
-    else
-      respond_counted(r_refresh, respond, error_response(res.error()));
+      return respond_counted(r_refresh, respond, json_ok(render_token(*res)));
+    note_loop(res.error(), key, who);
+    respond_counted(r_refresh, respond, error_response(res.error()));
   });
 }
 
-void hub_api::get_ticket(const params& q, const responder& respond, caller who) {
+void hub_api::serve_current(route_id r, const actors::key_entry& entry, const responder& respond) {
+  if (auto x = entry.token.load(); x && clock_.now() < x->expires_at)
+    return respond_counted(r, respond, json_ok(render_token(*x)));
+  reg_.ask_token(entry, [this, r, respond](caf::expected<actors::credential> res) {
+    if (res)
+      respond_counted(r, respond, json_ok(render_token(*res)));
+    else
+      respond_counted(r, respond, error_response(res.error()));
+  });
+}
+
+void hub_api::note_loop(const caf::error& err, const std::string& key, caller who) {
+  if (code_of(err) != ec::report_loop)
+    return;
+  auto client = who ? who->name : std::string{"(open)"};
+  stats_.inc("wechat_hub_refresh_loop_refusals_total", {{"appid", key}, {"client", client}});
+  // One line per loop (the actor marks its first refusal), never per report.
+  const auto& ctx = err.context();
+  for (size_t i = 0; i < ctx.size(); ++i)
+    if (ctx.match_element<bool>(i) && ctx.get_as<bool>(i))
+      WH_WARN("http", "refresh loop: client " << client << " keeps reporting the same token of " << key
+                                              << "; answering 429 with Retry-After "
+                                              << retry_after_of(err) << " s");
+}
+
+void hub_api::get_ticket(const params& q, const responder& respond, caller who, bool may_recover) {
   std::string appid, authorizer;
   response err;
   if (!read_id(q, "appid", true, appid, err) || !read_id(q, "authorizer_appid", false, authorizer, err))
@@ -458,7 +537,10 @@ void hub_api::get_ticket(const params& q, const responder& respond, caller who) 
     return respond_counted(r_ticket, respond,
                            error_response(400, "invalid_request", "type must be jsapi or wx_card"));
   std::string type = *type_param;
-  auto entry = lookup(r_ticket, appid, authorizer, respond, who);
+  std::function<void()> retry;
+  if (may_recover)
+    retry = [this, q, respond, who] { get_ticket(q, respond, who, false); };
+  auto entry = lookup(r_ticket, appid, authorizer, respond, who, std::move(retry));
   if (!entry)
     return;
   if (auto x = entry->ticket(type)->load(); x && clock_.now() < x->expires_at)
@@ -501,10 +583,9 @@ void hub_api::post_component_refresh(const request& req, const responder& respon
   if (!parse_body(req, body, err) || !read_id(body, "appid", true, appid, err))
     return respond_counted(r_component_refresh, respond, std::move(err));
   auto stale = find_param(body, "access_token");
-  if (!stale || stale->empty() || stale->size() > 2048)
+  if (stale && stale->size() > 2048)
     return respond_counted(r_component_refresh, respond,
-                           error_response(400, "invalid_request",
-                                          "access_token (the token that failed) is required"));
+                           error_response(400, "invalid_request", "access_token is too long"));
   if (!in_scope(r_component_refresh, who, appid, {}, respond))
     return;
   auto entry = reg_.find(appid);
@@ -512,11 +593,13 @@ void hub_api::post_component_refresh(const request& req, const responder& respon
     return respond_counted(r_component_refresh, respond,
                            error_response(404, "unknown_appid",
                                           "component " + appid + " is not configured on this hub"));
-  reg_.report_stale(*entry, *stale, [this, respond](caf::expected<actors::credential> res) {
+  if (!stale || stale->empty())
+    return serve_current(r_component_refresh, *entry, respond);
+  reg_.report_stale(*entry, *stale, [this, respond, who, key = entry->key](caf::expected<actors::credential> res) {
     if (res)
-      respond_counted(r_component_refresh, respond, json_ok(render_token(*res)));
-    else
-      respond_counted(r_component_refresh, respond, error_response(res.error()));
+      return respond_counted(r_component_refresh, respond, json_ok(render_token(*res)));
+    note_loop(res.error(), key, who);
+    respond_counted(r_component_refresh, respond, error_response(res.error()));
   });
 }
 

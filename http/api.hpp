@@ -3,6 +3,7 @@
 #include <array>
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -109,9 +110,17 @@ private:
   /// The authenticated caller (nullptr when the hub runs open).
   using caller = const client_config*;
 
-  void get_access_token(const params& q, const responder& respond, caller who);
-  void post_refresh(const request& req, const responder& respond, caller who);
-  void get_ticket(const params& q, const responder& respond, caller who);
+  /// `may_recover`: an unknown authorizer is looked up upstream (once).
+  void get_access_token(const params& q, const responder& respond, caller who,
+                        bool may_recover = true);
+  void post_refresh(const request& req, const responder& respond, caller who,
+                    bool may_recover = true);
+  void get_ticket(const params& q, const responder& respond, caller who, bool may_recover = true);
+  /// The current token, fetched if needed (a GET, also for refresh requests
+  /// without a token).
+  void serve_current(route_id r, const actors::key_entry& entry, const responder& respond);
+  /// Counts and logs (once per loop) a refresh-loop refusal with the client.
+  void note_loop(const caf::error& err, const std::string& key, caller who);
   void get_component_token(const params& q, const responder& respond, caller who);
   void post_component_refresh(const request& req, const responder& respond, caller who);
   /// 403 unless `who` may use the key; true when allowed.
@@ -125,9 +134,12 @@ private:
   void admin_quota(const std::string& path, const request& req, const params& q,
                    const responder& respond);
   /// Answers 404/410 for unknown or revoked keys; returns the entry otherwise.
+  /// With `retry`, an unknown authorizer is first recovered from WeChat's
+  /// authorizer list and `retry` runs once it is imported (nullptr returned).
   std::shared_ptr<actors::key_entry> lookup(route_id r, const std::string& appid,
                                             const std::string& authorizer,
-                                            const responder& respond, caller who);
+                                            const responder& respond, caller who,
+                                            std::function<void()> retry = nullptr);
 
   struct push_state;
   static std::unique_ptr<push_state> make_push_state(const hub_config& cfg);

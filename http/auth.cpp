@@ -4,7 +4,10 @@
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 
+#include <algorithm>
 #include <stdexcept>
+
+#include <boost/asio/ip/address.hpp>
 
 namespace wh::http {
 
@@ -39,11 +42,77 @@ std::string generate_client_key() {
   return key;
 }
 
+namespace {
+
+/// Parses an address as 16 bytes (IPv4 in the first 4); false if malformed.
+bool parse_address(std::string_view text, bool& v4, std::array<unsigned char, 16>& out) {
+  boost::system::error_code err;
+  auto addr = boost::asio::ip::make_address(std::string{text}, err);
+  if (err)
+    return false;
+  out.fill(0);
+  if (addr.is_v6() && addr.to_v6().is_v4_mapped())
+    addr = boost::asio::ip::make_address_v4(boost::asio::ip::v4_mapped, addr.to_v6());
+  v4 = addr.is_v4();
+  if (v4) {
+    auto b = addr.to_v4().to_bytes();
+    std::copy(b.begin(), b.end(), out.begin());
+  } else {
+    auto b = addr.to_v6().to_bytes();
+    std::copy(b.begin(), b.end(), out.begin());
+  }
+  return true;
+}
+
+bool prefix_equal(const std::array<unsigned char, 16>& a, const std::array<unsigned char, 16>& b,
+                  unsigned bits) {
+  for (unsigned i = 0; i < 16 && bits > 0; ++i) {
+    unsigned take = bits >= 8 ? 8 : bits;
+    unsigned char mask = static_cast<unsigned char>(0xff << (8 - take));
+    if ((a[i] & mask) != (b[i] & mask))
+      return false;
+    bits -= take;
+  }
+  return true;
+}
+
+} // namespace
+
+authenticator::table::table(std::vector<client_config> cs) : clients(std::move(cs)) {
+  for (size_t i = 0; i < clients.size(); ++i)
+    for (auto& cidr : clients[i].networks) {
+      auto slash = cidr.find('/');
+      network n;
+      n.client = i;
+      if (slash == std::string::npos || !parse_address(cidr.substr(0, slash), n.v4, n.bytes))
+        continue; // config validation refuses these
+      n.bits = static_cast<unsigned>(std::stoul(cidr.substr(slash + 1)));
+      networks.push_back(n);
+    }
+}
+
 authenticator::authenticator(std::vector<client_config> clients)
-  : clients_(std::make_shared<const table>(std::move(clients))) {}
+  : table_(std::make_shared<const table>(std::move(clients))) {
+}
 
 void authenticator::replace(std::vector<client_config> clients) {
-  clients_.store(std::make_shared<const table>(std::move(clients)));
+  table_.store(std::make_shared<const table>(std::move(clients)));
+}
+
+template <class Pred>
+std::shared_ptr<const client_config> authenticator::match_key(std::string_view key,
+                                                              Pred eligible) const {
+  auto digest = sha256_hex(key);
+  auto t = table_.load();
+  // Compare against every client so timing does not depend on which matched.
+  const client_config* found = nullptr;
+  for (auto& c : t->clients)
+    if (c.key_sha256.size() == digest.size()
+        && CRYPTO_memcmp(c.key_sha256.data(), digest.data(), digest.size()) == 0 && eligible(c))
+      found = &c;
+  if (!found)
+    return nullptr;
+  return {std::move(t), found};
 }
 
 std::shared_ptr<const client_config> authenticator::authenticate(std::string_view authorization) const {
@@ -54,16 +123,27 @@ std::shared_ptr<const client_config> authenticator::authenticate(std::string_vie
     if (std::tolower(static_cast<unsigned char>(authorization[i]))
         != std::tolower(static_cast<unsigned char>(scheme[i])))
       return nullptr;
-  auto digest = sha256_hex(authorization.substr(scheme.size()));
-  // Compare against every client so timing does not depend on which matched.
-  auto clients = clients_.load();
-  const client_config* found = nullptr;
-  for (auto& c : *clients)
-    if (CRYPTO_memcmp(c.key_sha256.data(), digest.data(), digest.size()) == 0)
-      found = &c;
-  if (!found)
+  return match_key(authorization.substr(scheme.size()), [](const client_config&) { return true; });
+}
+
+std::shared_ptr<const client_config> authenticator::authenticate_path_key(std::string_view key) const {
+  if (key.empty() || key.size() > 512)
     return nullptr;
-  return {std::move(clients), found};
+  return match_key(key, [](const client_config& c) { return c.path_key; });
+}
+
+std::shared_ptr<const client_config> authenticator::authenticate_network(std::string_view address) const {
+  auto t = table_.load();
+  if (t->networks.empty())
+    return nullptr;
+  bool v4 = true;
+  std::array<unsigned char, 16> bytes{};
+  if (!parse_address(address, v4, bytes))
+    return nullptr;
+  for (auto& n : t->networks)
+    if (n.v4 == v4 && prefix_equal(n.bytes, bytes, n.bits))
+      return {t, &t->clients[n.client]};
+  return nullptr;
 }
 
 bool authenticator::allows(const client_config& client, std::string_view appid,

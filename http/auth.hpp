@@ -1,5 +1,6 @@
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <memory>
 #include <string>
@@ -17,15 +18,23 @@ public:
   explicit authenticator(std::vector<client_config> clients);
 
   /// Whether any [[client]] is configured (otherwise the hub runs open).
-  bool enabled() const { return !clients_.load()->empty(); }
+  bool enabled() const { return !table_.load()->clients.empty(); }
 
   /// The client presenting `authorization` ("Bearer <key>"), or nullptr.
   /// The pointer keeps the table it came from alive across a replace().
   std::shared_ptr<const client_config> authenticate(std::string_view authorization) const;
 
   /// Swaps the whole client table at once (config reload): the next request
-  /// sees the new keys and scopes; requests in flight keep the old entry.
+  /// sees the new keys, scopes, path keys and networks; requests in flight
+  /// keep the old entry.
   void replace(std::vector<client_config> clients);
+
+  /// The `path_key = true` client whose key is `key` (from `/k/<key>/...`), or nullptr.
+  std::shared_ptr<const client_config> authenticate_path_key(std::string_view key) const;
+
+  /// The client whose `networks` contain `address` (textual IPv4/IPv6;
+  /// IPv4-mapped IPv6 counts as IPv4), or nullptr. First match in config order.
+  std::shared_ptr<const client_config> authenticate_network(std::string_view address) const;
 
   /// Whether `client` may read/refresh `appid` (an app or a component's own
   /// token) or, with `authorizer`, that authorizer of component `appid`.
@@ -33,8 +42,26 @@ public:
                      std::string_view authorizer);
 
 private:
-  using table = std::vector<client_config>;
-  std::atomic<std::shared_ptr<const table>> clients_;
+
+  struct network {
+    size_t client = 0;
+    bool v4 = true;
+    std::array<unsigned char, 16> bytes{};
+    unsigned bits = 0;
+  };
+
+  /// One consistent generation of the configuration: clients and their networks.
+  struct table {
+    explicit table(std::vector<client_config> cs);
+    std::vector<client_config> clients;
+    std::vector<network> networks;
+  };
+
+  /// Finds the client whose key is `key` among those `eligible`, in constant time.
+  template <class Pred>
+  std::shared_ptr<const client_config> match_key(std::string_view key, Pred eligible) const;
+
+  std::atomic<std::shared_ptr<const table>> table_;
 };
 
 /// Lowercase hex SHA-256 (OpenSSL EVP).

@@ -169,7 +169,7 @@ void hub_api::post_push(const std::string& component, const request& req, const 
                                        error_response(400, "invalid_push",
                                                       "AuthorizerAppid or AuthorizationCode is missing"));
     WH_INFO("push", component << ": " << info << " " << ev->authorizer_appid);
-    return reg_.authorize(component, ev->authorization_code, done);
+    return reg_.authorize(component, ev->authorization_code, ev->authorizer_appid, ev->create_time, done);
   }
   if (info == "unauthorized") {
     if (!valid_appid(ev->authorizer_appid))

@@ -198,6 +198,8 @@ private:
     beast::error_code ep_ec;
     auto peer = lowest().socket().remote_endpoint(ep_ec);
     req.loopback = !ep_ec && peer.address().is_loopback();
+    if (!ep_ec)
+      req.peer = peer.address().to_string();
     if constexpr (is_tls)
       req.client_cn = client_cn_;
     auto self = this->shared_from_this();

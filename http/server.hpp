@@ -23,6 +23,8 @@ struct request {
   std::string authorization;
   /// Whether the peer connected from a loopback address.
   bool loopback = false;
+  /// The peer's IP address ("127.0.0.1", "::1"), empty if unknown.
+  std::string peer;
   /// Subject CN of the verified client certificate (mTLS only), else empty.
   std::string client_cn;
   /// An admin change another cluster node accepted and relayed over the

@@ -457,6 +457,18 @@ outcome service::execute_control(prepared& p) {
     made = {};
     return outcome{std::move(reply)};
   }
+  if (path == "/sim/repush") {
+    // WeChat's retry of the latest authorization event (same code).
+    auto ev = state_.last_grant(str_of(p.json, "component_appid"), str_of(p.json, "url"));
+    if (!ev)
+      return outcome{control_error(404, "no authorization event of this component to repeat")};
+    outcome out;
+    out.wait_for_push = true;
+    out.push_info["authorization_code"] = ev->authorization_code;
+    out.push_info["authorizer_appid"] = ev->authorizer_appid;
+    out.push = std::move(ev);
+    return out;
+  }
   if (path == "/sim/push") {
     auto url = str_of(p.json, "url");
     if (!url.empty()) {

@@ -605,6 +605,18 @@ std::optional<push_event> state::make_push(std::string_view component_appid,
   auth_codes_[ev.authorization_code] =
     auth_code_info{comp.account.appid, std::string{authorizer_appid}, ev.code_expired_time, false};
   ev.pre_auth_code = "preauthcode@@@" + random_string(48);
+  comp.last_grant = ev;
+  return ev;
+}
+
+std::optional<push_event> state::last_grant(std::string_view component_appid, std::string_view url_override) const {
+  std::lock_guard guard{mtx_};
+  auto i = components_.find(component_appid);
+  if (i == components_.end() || !i->second.last_grant)
+    return std::nullopt;
+  auto ev = *i->second.last_grant;
+  if (!url_override.empty())
+    ev.url = std::string{url_override};
   return ev;
 }
 

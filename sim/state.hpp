@@ -201,6 +201,12 @@ public:
                                       std::string_view authorizer_appid,
                                       std::string_view url_override, std::string& error);
 
+  /// The latest authorized / updateauthorized event of a component, as
+  /// WeChat would retry it (same code and CreateTime; sealed afresh on
+  /// delivery). `url_override` replaces its URL.
+  std::optional<push_event> last_grant(std::string_view component_appid,
+                                       std::string_view url_override) const;
+
   /// Issues a fresh verify ticket for every component with a registered
   /// push URL and returns the events to deliver (the periodic pusher's
   /// "what to push"; the server's timer only decides when).
@@ -268,6 +274,8 @@ private:
     std::string token_current;
     std::string token_grace;
     std::unordered_map<std::string, int64_t> pre_auth_codes;
+    /// The latest authorized / updateauthorized event (WeChat retries it).
+    std::optional<push_event> last_grant;
   };
 
   struct authorizer_state {

@@ -101,6 +101,55 @@ CAF_TEST(every token endpoint checks key and scope) {
   CAF_CHECK_EQUAL(status_with(app_key.key, "GET", "/client/access_token?appid=wxnothere"), 403u);
 }
 
+CAF_TEST(path keys and networks pass the same matrix) {
+  // The same clients, now allowed to put their key in the path; plus a
+  // key-less client identified by the loopback network with the app's scope.
+  auto with_path = [](const key_pair& k, const std::string& name, const std::string& scopes) {
+    return k.toml(name, scopes) + "path_key = true\n";
+  };
+  env.kill_hub();
+  env.start_hub(component_toml() + with_path(app_key, "billing", R"(["wxe2e"])")
+                + with_path(comp_key, "platform", "[\"" + comp + "/*\"]")
+                + with_path(auth_key, "one-shop", "[\"" + comp + "/wxauthorizer0009\"]")
+                + admin_key.toml("ops", R"(["*"])", true)
+                + "[[client]]\nname = \"lan\"\nnetworks = [\"127.0.0.0/8\", \"::1/128\"]\nscopes = [\"wxe2e\"]\n");
+  struct endpoint {
+    std::string method, target, body;
+    const key_pair* allowed;
+  };
+  std::vector<endpoint> endpoints{
+    {"GET", "/client/access_token?appid=wxe2e", "", &app_key},
+    {"POST", "/refresh/access_token", R"({"appid":"wxe2e","access_token":"OLD"})", &app_key},
+    {"GET", "/client/ticket?appid=wxe2e&type=jsapi", "", &app_key},
+    {"GET", "/client/component_access_token?appid=" + comp, "", &comp_key},
+    {"POST", "/client/refresh_component_access_token", R"({"appid":")" + comp + R"(","access_token":"OLD"})",
+     &comp_key},
+    {"GET", "/client/access_token?appid=" + comp + "&authorizer_appid=wxauthorizer0009", "", &auth_key},
+    {"GET", "/client/ticket?appid=" + comp + "&authorizer_appid=wxauthorizer0009&type=wx_card", "", &auth_key},
+  };
+  auto in_path = [](const key_pair& k, const std::string& target) { return "/k/" + k.key + target; };
+  for (auto& e : endpoints) {
+    CAF_MESSAGE(e.method << " " << e.target);
+    CAF_CHECK_EQUAL(status_with("", e.method, in_path(wrong, e.target), e.body), 401u);
+    CAF_CHECK_EQUAL(status_with("", e.method, in_path(*e.allowed, e.target), e.body), 200u);
+    for (auto* k : {&app_key, &comp_key, &auth_key}) {
+      if (k == e.allowed)
+        continue;
+      bool covers = k == &comp_key && e.allowed == &auth_key;
+      CAF_CHECK_EQUAL(status_with("", e.method, in_path(*k, e.target), e.body), covers ? 200u : 403u);
+    }
+    // admin_key has no path_key: refused in the path, accepted as a header.
+    CAF_CHECK_EQUAL(status_with("", e.method, in_path(admin_key, e.target), e.body), 401u);
+    CAF_CHECK_EQUAL(status_with(admin_key.key, e.method, e.target, e.body), 200u);
+    // No key at all: the loopback network client and its scope.
+    CAF_CHECK_EQUAL(status_with("", e.method, e.target, e.body), e.allowed == &app_key ? 200u : 403u);
+  }
+  // Admin routes take neither a path key nor a network identity.
+  CAF_CHECK_EQUAL(status_with("", "GET", in_path(app_key, "/admin/apps")), 404u);
+  CAF_CHECK_EQUAL(status_with("", "GET", "/admin/apps"), 403u);
+  CAF_CHECK(env.hub_log().find(app_key.key) == std::string::npos);
+}
+
 CAF_TEST(admin metrics health and push routes) {
   auto list = "/admin/components/" + comp + "/authorizers";
   CAF_CHECK_EQUAL(status_with("", "GET", list), 401u);

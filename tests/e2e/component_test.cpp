@@ -270,9 +270,24 @@ CAF_TEST(a rejected refresh token marks the authorizer for re-authorization) {
                     .status,
                   200u);
   env.sim("POST", "/sim/invalidate", R"({"appid":"wxauthorizer0004"})");
-  auto res = env.hub("POST", "/refresh/access_token",
-                     R"({"appid":")" + comp + R"(","authorizer_appid":"wxauthorizer0004","access_token":")"
-                       + token + "\"}");
+  auto refresh = [&](const std::string& t) {
+    return env.hub("POST", "/refresh/access_token",
+                   R"({"appid":")" + comp + R"(","authorizer_appid":"wxauthorizer0004","access_token":")" + t
+                     + "\"}");
+  };
+  // WeChat still lists the authorizer: its refresh token is recovered from
+  // api_get_authorizer_list (one walk) and the token served.
+  auto res = refresh(token);
+  CAF_CHECK_EQUAL(res.status, 200u);
+  CAF_CHECK_EQUAL(env.sim_calls("/cgi-bin/component/api_get_authorizer_list", comp), 1);
+  auto recovered = std::string{parse_object(res.body).at("access_token").as_string()};
+  // The same rejected refresh token again: already looked up, so 409.
+  CAF_CHECK_EQUAL(env.hub("PUT", "/admin/components/" + comp + "/authorizers/wxauthorizer0004",
+                          R"({"refresh_token":"refreshtoken@@@wrong"})")
+                    .status,
+                  200u);
+  env.sim("POST", "/sim/invalidate", R"({"appid":"wxauthorizer0004"})");
+  res = refresh(recovered);
   CAF_CHECK_EQUAL(res.status, 409u);
   CAF_CHECK_EQUAL(std::string{parse_object(res.body).at("reason").as_string()}, "needs_reauthorization");
   auto listed = env.hub("GET", "/admin/components/" + comp + "/authorizers").body;

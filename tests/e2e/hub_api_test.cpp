@@ -87,8 +87,9 @@ CAF_TEST(stale reports are compare and set) {
   auto res = env.hub("POST", "/refresh/access_token", R"({"appid":"wxe2e","access_token":"OLD"})");
   CAF_REQUIRE_EQUAL(res.status, 200u);
   CAF_CHECK_EQUAL(std::string{parse_object(res.body).at("access_token").as_string()}, token);
-  // The current token, still valid at WeChat: verified once, kept.
-  for (int i = 0; i < 5; ++i) {
+  // The current token, still valid at WeChat: verified once, kept (a few
+  // times; more is a refresh loop, see e2e_unchanged_clients).
+  for (int i = 0; i < 4; ++i) {
     auto same = env.hub("POST", "/refresh/access_token",
                         "appid=wxe2e&access_token=" + token, "application/x-www-form-urlencoded");
     CAF_REQUIRE_EQUAL(same.status, 200u);
@@ -141,7 +142,7 @@ CAF_TEST(client errors use real statuses and the four key body) {
   check_error(env.hub("GET", "/refresh/access_token"), 405, "method_not_allowed");
   check_error(env.hub("POST", "/refresh/access_token", "{not json"), 400, "invalid_request");
   check_error(env.hub("POST", "/refresh/access_token", "[1,2]"), 400, "invalid_request");
-  check_error(env.hub("POST", "/refresh/access_token", R"({"appid":"wxe2e"})"), 400,
+  check_error(env.hub("POST", "/refresh/access_token", R"({"access_token":"x"})"), 400,
               "invalid_request");
   check_error(env.hub("POST", "/refresh/access_token", R"({"appid":7,"access_token":"x"})"), 400,
               "invalid_request");
