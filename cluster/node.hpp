@@ -43,6 +43,7 @@
 #include "caf/expected.hpp"
 
 #include "cluster/ownership.hpp"
+#include "core/clock.hpp"
 #include "core/config.hpp"
 
 namespace wh {
@@ -78,6 +79,12 @@ struct node_options {
   caf::timespan retry = std::chrono::seconds(1);
   /// How long a request for a key that is being handed over may wait.
   caf::timespan park_timeout = std::chrono::seconds(5);
+  /// Wall clock for the join wait and the replication lag (nullptr: the
+  /// system clock); must outlive the node.
+  const wh::clock* clock = nullptr;
+  /// Runs the node's RocksDB reads and writes on a detached actor (tests turn
+  /// this off to step them on the deterministic scheduler).
+  bool detached_io = true;
 };
 
 /// Registers the message types node actors exchange (call on every node's
