@@ -72,6 +72,8 @@ struct node_state {
   std::map<std::string, size_t> applied_from;
   /// Keys whose actor the storage worker is starting.
   std::set<std::string> activating;
+  /// Handovers in flight per peer (only the end of the last one ends its wait).
+  std::map<caf::actor_addr, size_t> handing;
   ownership own;
   /// Requests for keys this node owns but has not started yet.
   std::map<std::string, std::vector<std::function<void(const caf::actor&, const caf::error&)>>> parked;
@@ -170,6 +172,18 @@ void send_states(self_ptr self, const caf::actor& dst, std::vector<key_state> st
   } while (sent < states.size());
 }
 
+/// Sends one part of a handover to `dst`; ending the last handover in
+/// flight to it ends the peer's wait.
+void send_part(self_ptr self, const caf::actor& dst, std::vector<key_state> states, bool more) {
+  auto& handing = self->state.handing;
+  auto i = handing.find(dst.address());
+  if (!more && i != handing.end() && --i->second > 0)
+    more = true; // another handover to the peer is still under way
+  if (!more && i != handing.end())
+    handing.erase(i);
+  send_states(self, dst, std::move(states), more);
+}
+
 /// Hands `keys[from..]` over to `dst`, one version exchange at a time: the
 /// peer reports the version it stores of each key, and only newer states
 /// travel (a node that rejoins gets what changed while it was away).
@@ -181,22 +195,22 @@ void hand_over(self_ptr self, caf::actor dst, std::shared_ptr<const std::vector<
                                  keys->begin() + static_cast<ptrdiff_t>(end));
   bool more = end < keys->size();
   if (chunk.empty())
-    return send_states(self, dst, {}, false);
+    return send_part(self, dst, {}, false);
   auto send_newer = [self, dst, keys, chunk, end, more](std::vector<uint64_t> theirs) {
     self->request(self->state.io, caf::infinite, read_atom::value, chunk, std::move(theirs))
       .then(
         [self, dst, keys, end, more](std::vector<key_state>& states) {
           if (!is_peer(self, dst))
-            return; // gone meanwhile; a new handover follows when it is back
-          send_states(self, dst, std::move(states), more);
+            return (void) self->state.handing.erase(dst.address()); // a new one follows its return
+          send_part(self, dst, std::move(states), more);
           if (more)
             hand_over(self, dst, keys, end);
         },
         [self, dst, keys, end, more](caf::error& err) {
           WH_ERROR("cluster", "cannot read key states to hand over: " << self->system().render(err));
           if (!is_peer(self, dst))
-            return;
-          send_states(self, dst, {}, more);
+            return (void) self->state.handing.erase(dst.address());
+          send_part(self, dst, {}, more);
           if (more)
             hand_over(self, dst, keys, end);
         });
@@ -229,8 +243,10 @@ void resync(self_ptr self, std::vector<std::shared_ptr<actors::key_entry>> moved
       add(e->key);
   for (auto& e : moved)
     add(e->key);
-  for (auto& [id, keys] : out)
+  for (auto& [id, keys] : out) {
+    ++st.handing[st.peers[id].address()];
     hand_over(self, st.peers[id], std::make_shared<const std::vector<std::string>>(std::move(keys)), 0);
+  }
 }
 
 /// Starts `key`'s actor from its stored state (read by the storage worker);
@@ -366,6 +382,8 @@ void peer_down(self_ptr self, const std::string& id) {
     i = i->second == handle ? st.endpoint_peer.erase(i) : std::next(i);
   st.expect_sync.erase(id);
   st.synced_from.erase(id);
+  st.applied_from.erase(id);
+  st.handing.erase(handle.address());
   auto before = st.owned;
   set_members(self);
   reconcile(self);
