@@ -873,3 +873,144 @@ CAF_TEST(a rejoining node receives only the keys that changed while it was away)
 }
 
 CAF_TEST_FIXTURE_SCOPE_END()
+
+// -- rejoin of one of three nodes ------------------------------------------------
+//
+// n1 and n2 ran without n3; n3 comes back with the states it held before.
+// Only the key changed meanwhile travels to it.
+
+namespace {
+
+struct three_rejoin : dir_pool, belt_fixture<base_fixture> {
+  std::vector<planet*> planets{&earth, &mars, &jupiter};
+  std::unique_ptr<sim_hub> n1; // earth
+  std::unique_ptr<sim_hub> n2; // mars, published at mars:8080
+  std::unique_ptr<sim_hub> n3; // jupiter, published at jupiter:8080, joining
+  caf::actor n2_on_n1;
+  caf::actor n3_on_n1;
+  caf::actor n3_on_n2;
+
+  three_rejoin() {
+    exec_all();
+    prepare_connection(mars, earth, "mars", 8080);
+    auto acc = next_accept_handle();
+    prepare_connection(jupiter, earth, "jupiter", 8080, acc);
+    prepare_connection(jupiter, mars, "jupiter", 8080, acc);
+    n1 = std::make_unique<sim_hub>("n1", earth, make_dir(), [](cluster_config& cfg) {
+      cfg.listen_host = "earth";
+      cfg.listen_port = 1;
+    });
+    n2 = std::make_unique<sim_hub>("n2", mars, make_dir(), [](cluster_config& cfg) {
+      cfg.listen_host = "mars";
+      cfg.listen_port = 8080;
+    });
+    n3 = std::make_unique<sim_hub>("n3", jupiter, make_dir(), [](cluster_config& cfg) {
+      cfg.listen_host = "jupiter";
+      cfg.listen_port = 8080;
+      // Two peers that sort before jupiter:8080: n3 leaves the dialing to them.
+      cfg.peers = {"earth:1", "earth:2"};
+    });
+    pump(planets);
+    mars.publish(n2->node->actor(), 8080);
+    jupiter.publish(n3->node->actor(), 8080);
+    n2_on_n1 = earth.remote_actor("mars", 8080);
+    n3_on_n1 = earth.remote_actor("jupiter", 8080);
+    n3_on_n2 = mars.remote_actor("jupiter", 8080);
+    for (auto* h : hubs())
+      h->node->start();
+    pump(planets);
+    CAF_REQUIRE(n1->node->current()->ready);
+    CAF_REQUIRE(n2->node->current()->ready);
+    CAF_REQUIRE(!n3->node->current()->ready);
+    caf::anon_send(n1->node->actor(), connect_atom::value, std::string{"mars:8080"}, n2_on_n1);
+    pump(planets);
+    CAF_REQUIRE_EQUAL(join(n1->live_nodes()), "n1,n2");
+  }
+
+  ~three_rejoin() {
+    for (auto* h : hubs())
+      h->stop();
+    pump(planets);
+    for (auto* h : hubs())
+      CAF_CHECK(!h->connector_called);
+    n2_on_n1 = n3_on_n1 = n3_on_n2 = nullptr;
+  }
+
+  std::vector<sim_hub*> hubs() { return {n1.get(), n2.get(), n3.get()}; }
+};
+
+} // namespace
+
+CAF_TEST_FIXTURE_SCOPE(cluster_three_rejoin, three_rejoin)
+
+CAF_TEST(a node rejoining two others receives only the key that changed) {
+  std::map<std::string, std::string> tokens;
+  for (auto& k : appids()) {
+    auto a = ask_token(*n1, k);
+    pump(planets);
+    tokens[k] = value_of(a);
+    CAF_REQUIRE_NOT_EQUAL(tokens[k].find("-" + k + "-"), std::string::npos);
+  }
+  // Every key is stored on n1 and n2 (replicas 2 of two nodes); n3 held the
+  // same states before it went down.
+  for (auto& k : appids()) {
+    CAF_REQUIRE_EQUAL(n1->state_of(k).fields, n2->state_of(k).fields);
+    CAF_REQUIRE(n3->reg->adopt(n1->state_of(k)) == adopt_result::applied);
+  }
+  // One key that n3 holds among three nodes changes while n3 is away.
+  cluster::ownership own3{{"n1", "n2", "n3"}};
+  cluster::ownership own2{{"n1", "n2"}};
+  std::string k;
+  for (auto& x : appids()) {
+    auto r = own3.rank(x, 2);
+    if (std::find(r.begin(), r.end(), "n3") != r.end()) {
+      k = x;
+      break;
+    }
+  }
+  CAF_REQUIRE(!k.empty());
+  for (auto* h : hubs())
+    h->wall.advance(60);
+  auto& owner = own2.owner(k) == "n1" ? *n1 : *n2;
+  auto res = std::make_shared<std::optional<caf::expected<credential>>>();
+  owner.reg->force_refresh(*owner.reg->find(k), [res](caf::expected<credential> x) { *res = std::move(x); });
+  pump(planets);
+  tokens[k] = value_of(res);
+  CAF_REQUIRE_EQUAL(tokens[k].rfind("T-" + owner.id + "-" + k + "-", 0), 0u);
+  CAF_REQUIRE_GREATER(n1->state_of(k).seq, n3->state_of(k).seq);
+  uint64_t before = 0;
+  for (auto* h : hubs())
+    before += states_sent(*h);
+  caf::anon_send(n1->node->actor(), connect_atom::value, std::string{"jupiter:8080"}, n3_on_n1);
+  caf::anon_send(n2->node->actor(), connect_atom::value, std::string{"jupiter:8080"}, n3_on_n2);
+  pump(planets);
+  jupiter.sched.advance_time(std::chrono::milliseconds(100));
+  pump(planets);
+  for (auto* h : hubs()) {
+    CAF_CHECK(h->node->current()->ready);
+    CAF_CHECK_EQUAL(join(h->live_nodes()), "n1,n2,n3");
+  }
+  uint64_t sent = 0;
+  for (auto* h : hubs())
+    sent += states_sent(*h);
+  sent -= before;
+  CAF_MESSAGE("key states sent when n3 rejoined: " << sent);
+  CAF_CHECK_EQUAL(sent, 1u);
+  // Every node holds the newest state of every key it owns or replicates,
+  // and each key runs on its owner only, without calling WeChat again.
+  for (auto& x : appids()) {
+    for (auto& id : own3.rank(x, 2)) {
+      auto& h = id == "n1" ? *n1 : id == "n2" ? *n2 : *n3;
+      CAF_CHECK_EQUAL(credential_field(h.state_of(x), "access_token"), tokens[x]);
+    }
+    for (auto* h : hubs())
+      CAF_CHECK_EQUAL(h->running(x), own3.owner(x) == h->id);
+    auto a = ask_token(*n3, x);
+    pump(planets);
+    CAF_CHECK_EQUAL(value_of(a), tokens[x]);
+  }
+  CAF_CHECK_EQUAL(n3->total_calls(), 0);
+  CAF_CHECK_EQUAL(n1->total_calls() + n2->total_calls(), static_cast<int>(appids().size() + 1));
+}
+
+CAF_TEST_FIXTURE_SCOPE_END()
