@@ -305,6 +305,13 @@ caf::actor registry::activate(const std::shared_ptr<key_entry>& e) {
   publish_stored(*e, p);
   auto a = spawn_app_actor(sys_, std::move(p));
   e->set_actor(a);
+  // Activation runs on the node's storage worker, concurrently with
+  // shutdown() and remove(): an entry they dropped meanwhile stops again.
+  if (find(e->key) != e) {
+    e->set_actor(caf::actor{});
+    caf::anon_send_exit(a, caf::exit_reason::user_shutdown);
+    return {};
+  }
   return a;
 }
 
@@ -1074,13 +1081,18 @@ void registry::put_component(component_config comp, done_callback cb) {
   write(std::move(w), [this, comp, cb](caf::error err) {
     if (err)
       return cb(std::move(err));
-    std::lock_guard<std::mutex> guard{runtime_mtx_};
-    if (find(comp.appid))
-      stop_component(comp.appid);
-    auto err2 = add_component(comp, true);
-    if (cluster_.node)
-      caf::anon_send(cluster_.node, ready_atom::value);
-    cb(std::move(err2));
+    // add_component reads the component and every stored authorizer from
+    // RocksDB: on a thread of its own, not on the scheduler thread that
+    // delivered the store's answer (blocking actors are always detached).
+    sys_.spawn([this, comp, cb](caf::blocking_actor*) {
+      std::lock_guard<std::mutex> guard{runtime_mtx_};
+      if (find(comp.appid))
+        stop_component(comp.appid);
+      auto err2 = add_component(comp, true);
+      if (cluster_.node)
+        caf::anon_send(cluster_.node, ready_atom::value);
+      cb(std::move(err2));
+    });
   });
 }
 

@@ -7,6 +7,7 @@
 #include "caf/all.hpp"
 
 #include "actors/registry.hpp"
+#include "cluster/state_io.hpp"
 #include "core/error.hpp"
 #include "core/log.hpp"
 #include "core/metrics.hpp"
@@ -17,14 +18,20 @@ using actors::key_state;
 
 namespace {
 
-int64_t wall_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-           std::chrono::system_clock::now().time_since_epoch())
-    .count();
+/// The clock of nodes built without one.
+const wh::clock& system_wall() {
+  static const system_clock clk;
+  return clk;
 }
 
 /// States per sync message (a message stays well below BASP's limits).
 constexpr size_t sync_chunk = 2000;
+
+/// Keys per version exchange of a handover (about 50 bytes each).
+constexpr size_t version_chunk = 20000;
+
+/// How long a handover waits for the peer's versions before sending every state.
+constexpr auto version_timeout = std::chrono::seconds(30);
 
 struct node_state {
   static inline const char* name = "wh.cluster.node";
@@ -41,8 +48,13 @@ struct node_state {
 
   const std::string& self_id() const { return opts.cfg.node_id; }
 
+  /// Wall clock (injected; tests step it).
+  const wh::clock* clk = nullptr;
+  /// Storage worker: every RocksDB read and write of this actor goes there.
+  caf::actor io;
   bool ready = false;
-  caf::timestamp started;
+  /// When this node started (clk, ms): the join wait is measured from here.
+  int64_t started_ms = 0;
   /// Live peers: id -> node actor.
   std::map<std::string, caf::actor> peers;
   /// Endpoints with a live connection or an attempt under way.
@@ -56,6 +68,12 @@ struct node_state {
   std::set<std::string> expect_sync;
   /// Peers whose sync arrived (before or after their hello reply).
   std::set<std::string> synced_from;
+  /// States applied from a peer's handover whose last message is still due.
+  std::map<std::string, size_t> applied_from;
+  /// Keys whose actor the storage worker is starting.
+  std::set<std::string> activating;
+  /// Handovers in flight per peer (only the end of the last one ends its wait).
+  std::map<caf::actor_addr, size_t> handing;
   ownership own;
   /// Requests for keys this node owns but has not started yet.
   std::map<std::string, std::vector<std::function<void(const caf::actor&, const caf::error&)>>> parked;
@@ -67,6 +85,12 @@ struct node_state {
 };
 
 using self_ptr = caf::stateful_actor<node_state>*;
+
+void reconcile(self_ptr self);
+
+int64_t now_ms(self_ptr self) {
+  return self->state.clk->now_ms();
+}
 
 void count(self_ptr self, const std::string& name, const metrics::labels& lbls = {}) {
   if (auto m = self->state.stats)
@@ -122,49 +146,158 @@ void flush_parked(self_ptr self, const std::string& key, const caf::actor& a, co
     k(a, err);
 }
 
-/// Sends every live peer the states of the keys it should hold that this
+bool is_peer(self_ptr self, const caf::actor& a) {
+  for (auto& [id, x] : self->state.peers)
+    if (x == a)
+      return true;
+  return false;
+}
+
+/// Sends `states` as sync messages; the last one says whether more follow.
+void send_states(self_ptr self, const caf::actor& dst, std::vector<key_state> states, bool more) {
+  auto& st = self->state;
+  auto t = now_ms(self);
+  size_t sent = 0;
+  do {
+    std::vector<key_state> chunk;
+    for (size_t i = sent; i < states.size() && chunk.size() < sync_chunk; ++i) {
+      chunk.push_back(std::move(states[i]));
+      chunk.back().sent_ms = t;
+    }
+    sent += chunk.size();
+    if (auto m = st.stats)
+      m->counter("wechat_hub_cluster_sync_states_sent_total", {}) += chunk.size();
+    self->send(dst, sync_atom::value, st.self_id(), std::move(chunk), more || sent < states.size());
+    count(self, "wechat_hub_cluster_replication_sent_total");
+  } while (sent < states.size());
+}
+
+/// Sends one part of a handover to `dst`; ending the last handover in
+/// flight to it ends the peer's wait.
+void send_part(self_ptr self, const caf::actor& dst, std::vector<key_state> states, bool more) {
+  auto& handing = self->state.handing;
+  auto i = handing.find(dst.address());
+  if (!more && i != handing.end() && --i->second > 0)
+    more = true; // another handover to the peer is still under way
+  if (!more && i != handing.end())
+    handing.erase(i);
+  send_states(self, dst, std::move(states), more);
+}
+
+/// Hands `keys[from..]` over to `dst`, one version exchange at a time: the
+/// peer reports the version it stores of each key, and only newer states
+/// travel (a node that rejoins gets what changed while it was away).
+void hand_over(self_ptr self, caf::actor dst, std::shared_ptr<const std::vector<std::string>> keys,
+               size_t from) {
+  auto& st = self->state;
+  auto end = std::min(keys->size(), from + version_chunk);
+  std::vector<std::string> chunk(keys->begin() + static_cast<ptrdiff_t>(from),
+                                 keys->begin() + static_cast<ptrdiff_t>(end));
+  bool more = end < keys->size();
+  if (chunk.empty())
+    return send_part(self, dst, {}, false);
+  auto send_newer = [self, dst, keys, chunk, end, more](std::vector<uint64_t> theirs) {
+    self->request(self->state.io, caf::infinite, read_atom::value, chunk, std::move(theirs))
+      .then(
+        [self, dst, keys, end, more](std::vector<key_state>& states) {
+          if (!is_peer(self, dst))
+            return (void) self->state.handing.erase(dst.address()); // a new one follows its return
+          send_part(self, dst, std::move(states), more);
+          if (more)
+            hand_over(self, dst, keys, end);
+        },
+        [self, dst, keys, end, more](caf::error& err) {
+          WH_ERROR("cluster", "cannot read key states to hand over: " << self->system().render(err));
+          if (!is_peer(self, dst))
+            return (void) self->state.handing.erase(dst.address());
+          send_part(self, dst, {}, more);
+          if (more)
+            hand_over(self, dst, keys, end);
+        });
+  };
+  self->request(dst, version_timeout, sync_atom::value, version_atom::value, st.self_id(), chunk)
+    .then([send_newer](std::vector<uint64_t>& theirs) mutable { send_newer(std::move(theirs)); },
+          [self, send_newer](caf::error& err) mutable {
+            // Unanswered (timeout): send every state; the peer keeps the newest.
+            WH_WARN("cluster", self->state.self_id() << ": no key versions from a peer ("
+                                                     << self->system().render(err)
+                                                     << "); handing over every state");
+            send_newer({});
+          });
+}
+
+/// Hands every live peer the states of the keys it should hold that this
 /// node is responsible for: the keys it runs, plus `moved` (just stopped).
 void resync(self_ptr self, std::vector<std::shared_ptr<actors::key_entry>> moved) {
   auto& st = self->state;
-  std::map<std::string, std::vector<key_state>> out;
+  std::map<std::string, std::vector<std::string>> out;
   for (auto& [id, a] : st.peers)
     out[id];
-  auto add = [&](const actors::key_entry& e) {
-    auto holders = st.own.rank(e.key, st.opts.cfg.replicas);
-    bool any = false;
-    for (auto& h : holders)
-      any = any || (h != st.self_id() && out.count(h));
-    if (!any)
-      return;
-    auto s = st.reg->read_state(e);
-    if (!s) {
-      WH_ERROR("cluster", "cannot read the state of " << e.key << ": " << detail_of(s.error()));
-      return;
-    }
-    if (s->seq == 0)
-      return; // nothing stored yet
-    s->sent_ms = wall_ms();
-    for (auto& h : holders)
+  auto add = [&](const std::string& key) {
+    for (auto& h : st.own.rank(key, st.opts.cfg.replicas))
       if (h != st.self_id() && out.count(h))
-        out[h].push_back(*s);
+        out[h].push_back(key);
   };
   for (auto& e : st.reg->entries())
-    if (!e->shadow && e->actor())
-      add(*e);
+    if (!e->shadow && (e->actor() || st.activating.count(e->key)))
+      add(e->key);
   for (auto& e : moved)
-    add(*e);
-  for (auto& [id, states] : out) {
-    auto dst = st.peers[id];
-    size_t sent = 0;
-    do {
-      std::vector<key_state> chunk;
-      for (size_t i = sent; i < states.size() && chunk.size() < sync_chunk; ++i)
-        chunk.push_back(std::move(states[i]));
-      sent += chunk.size();
-      self->send(dst, sync_atom::value, st.self_id(), std::move(chunk));
-      count(self, "wechat_hub_cluster_replication_sent_total");
-    } while (sent < states.size());
+    add(e->key);
+  for (auto& [id, keys] : out) {
+    ++st.handing[st.peers[id].address()];
+    hand_over(self, st.peers[id], std::make_shared<const std::vector<std::string>>(std::move(keys)), 0);
   }
+}
+
+/// Starts `key`'s actor from its stored state (read by the storage worker);
+/// requests parked for the key are served once it runs.
+void start_key(self_ptr self, const std::string& key) {
+  auto& st = self->state;
+  if (!st.activating.insert(key).second)
+    return;
+  self->request(st.io, caf::infinite, activate_atom::value, key)
+    .then(
+      [self, key](caf::actor& a) {
+        auto& st = self->state;
+        st.activating.erase(key);
+        if (!a)
+          return flush_parked(self, key, caf::actor{},
+                              make_detail_error(ec::unknown_key, key + " is not known to this hub"));
+        flush_parked(self, key, a, caf::error{});
+        // Ownership moved while it started: stop it and hand it over.
+        if (st.own.owner(key) != st.self_id())
+          reconcile(self);
+      },
+      [self, key](caf::error& err) {
+        self->state.activating.erase(key);
+        flush_parked(self, key, caf::actor{}, err);
+      });
+}
+
+/// Adopts states a peer sent (replication or handover) on the storage worker.
+void adopt_states(self_ptr self, std::vector<key_state> states,
+                  std::function<void(size_t applied)> then) {
+  auto n = states.size();
+  self->request(self->state.io, caf::infinite, adopt_atom::value, std::move(states))
+    .then(
+      [self, then](std::vector<uint8_t>& results) {
+        using r = actors::registry::adopt_result;
+        size_t applied = 0;
+        for (auto x : results) {
+          auto res = static_cast<r>(x);
+          applied += res == r::applied;
+          count(self, "wechat_hub_cluster_replication_applied_total",
+                {{"result", res == r::applied         ? "applied"
+                            : res == r::older         ? "older"
+                            : res == r::owner_running ? "owner_running"
+                                                      : "refused"}});
+        }
+        then(applied);
+      },
+      [self, n, then](caf::error& err) {
+        WH_ERROR("cluster", "cannot adopt " << n << " key state(s): " << self->system().render(err));
+        then(0);
+      });
 }
 
 /// Starts the actors of keys this node now owns and stops the others; keys
@@ -180,12 +313,11 @@ void reconcile(self_ptr self) {
     if (e->shadow)
       continue;
     if (st.own.owner(e->key) == st.self_id()) {
-      if (e->actor()) {
+      if (e->actor() || st.activating.count(e->key)) {
         ++owned;
       } else if (may_start(self, e->key)) {
-        auto a = st.reg->activate(e);
+        start_key(self, e->key);
         ++owned;
-        flush_parked(self, e->key, a, caf::error{});
       }
     } else if (auto a = st.reg->deactivate(*e)) {
       moved.push_back(e);
@@ -250,6 +382,8 @@ void peer_down(self_ptr self, const std::string& id) {
     i = i->second == handle ? st.endpoint_peer.erase(i) : std::next(i);
   st.expect_sync.erase(id);
   st.synced_from.erase(id);
+  st.applied_from.erase(id);
+  st.handing.erase(handle.address());
   auto before = st.owned;
   set_members(self);
   reconcile(self);
@@ -334,34 +468,67 @@ caf::response_promise serve(self_ptr self, const char* request, const std::strin
                                  "ownership of " + key + " is moving between nodes; retry"));
     return rp;
   }
+  auto park = [&] {
+    st.parked[key].push_back([rp, xs...](const caf::actor& a, const caf::error& err) mutable {
+      if (err)
+        rp.deliver(err);
+      else
+        rp.delegate(a, xs...);
+    });
+  };
   if (may_start(self, key)) {
     counted("started");
-    auto a = st.reg->activate(e);
-    ++st.owned;
-    rp.delegate(a, xs...);
+    if (!st.activating.count(key))
+      ++st.owned;
+    park();
+    start_key(self, key);
     return rp;
   }
   counted("waited");
   // Handed over shortly (sync from the previous owner or the end of the join).
-  st.parked[key].push_back([rp, xs...](const caf::actor& a, const caf::error& err) mutable {
-    if (err)
-      rp.deliver(err);
-    else
-      rp.delegate(a, xs...);
-  });
+  park();
   self->delayed_send(self, st.opts.park_timeout, park_atom::value, key);
   return rp;
+}
+
+/// Runs a callback-based registry operation that answers `rp`.
+template <class Op>
+void run_op(self_ptr self, caf::response_promise rp, Op op) {
+  auto id = ++self->state.next_op;
+  self->state.ops.emplace(id, std::move(rp));
+  auto me = caf::actor_cast<caf::actor>(self);
+  op([me, id](caf::error err) { caf::anon_send(me, done_atom::value, id, std::move(err)); });
 }
 
 /// Runs a callback-based registry operation for a remote request.
 template <class Op>
 caf::response_promise async_op(self_ptr self, Op op) {
   auto rp = self->make_response_promise();
-  auto id = ++self->state.next_op;
-  self->state.ops.emplace(id, rp);
-  auto me = caf::actor_cast<caf::actor>(self);
-  op([me, id](caf::error err) { caf::anon_send(me, done_atom::value, id, std::move(err)); });
+  run_op(self, rp, std::move(op));
   return rp;
+}
+
+/// A peer's handover: adopted on the storage worker; the last message of it
+/// (`more` false) ends the wait for that peer.
+void on_sync(self_ptr self, const std::string& from, std::vector<key_state> states, bool more) {
+  auto n = states.size();
+  adopt_states(self, std::move(states), [self, from, n, more](size_t applied) {
+    auto& st = self->state;
+    if (n > 0)
+      WH_INFO("cluster", st.self_id() << ": caught up " << applied << " of " << n
+                                      << " key state(s) from " << from);
+    if (more) {
+      // Keys start only once the whole handover is stored.
+      st.applied_from[from] += applied;
+      return;
+    }
+    applied += st.applied_from[from];
+    st.applied_from.erase(from);
+    st.synced_from.insert(from);
+    bool was_waiting = st.expect_sync.erase(from) > 0;
+    if (was_waiting || applied > 0)
+      reconcile(self);
+  });
 }
 
 caf::behavior node_actor(self_ptr self, node_options opts, actors::registry* reg, caf::actor store,
@@ -378,7 +545,10 @@ caf::behavior node_actor(self_ptr self, node_options opts, actors::registry* reg
   st.published = std::move(published);
   st.admin = std::move(admin);
   st.lag_ms = std::move(lag_ms);
-  st.started = caf::make_timestamp();
+  st.clk = st.opts.clock ? st.opts.clock : &system_wall();
+  st.started_ms = now_ms(self);
+  st.io = spawn_state_io(self->system(), *reg, st.opts.detached_io);
+  self->link_to(st.io);
   st.own.set_nodes({st.self_id()});
   publish_view(self);
   self->set_down_handler([self](caf::down_msg& dm) {
@@ -396,9 +566,9 @@ caf::behavior node_actor(self_ptr self, node_options opts, actors::registry* reg
         return;
       try_connect(self);
       if (!st.ready) {
-        auto waited = caf::make_timestamp() - st.started;
+        auto waited_ms = now_ms(self) - st.started_ms;
         bool all_met = st.peers.size() == st.opts.cfg.peers.size() && st.expect_sync.empty();
-        if (all_met || waited >= std::chrono::milliseconds(st.opts.cfg.join_grace_ms))
+        if (all_met || waited_ms >= static_cast<int64_t>(st.opts.cfg.join_grace_ms))
           become_ready(self);
       }
       self->delayed_send(self, st.ready ? st.opts.retry : std::chrono::milliseconds(100), tick_atom::value);
@@ -440,25 +610,16 @@ caf::behavior node_actor(self_ptr self, node_options opts, actors::registry* reg
       }
       return reply;
     },
-    [=](sync_atom, const std::string& from, const std::vector<key_state>& states) {
-      auto& st = self->state;
-      size_t applied = 0;
-      for (auto& s : states) {
-        auto r = st.reg->adopt(s);
-        applied += r == actors::registry::adopt_result::applied;
-        count(self, "wechat_hub_cluster_replication_applied_total",
-              {{"result", r == actors::registry::adopt_result::applied         ? "applied"
-                          : r == actors::registry::adopt_result::older         ? "older"
-                          : r == actors::registry::adopt_result::owner_running ? "owner_running"
-                                                                                : "refused"}});
-      }
-      if (!states.empty())
-        WH_INFO("cluster", st.self_id() << ": caught up " << applied << " of " << states.size()
-                                        << " key state(s) from " << from);
-      st.synced_from.insert(from);
-      bool was_waiting = st.expect_sync.erase(from) > 0;
-      if (was_waiting || applied > 0)
-        reconcile(self);
+    [=](sync_atom, const std::string& from, std::vector<key_state>& states) {
+      on_sync(self, from, std::move(states), false);
+    },
+    [=](sync_atom, const std::string& from, std::vector<key_state>& states, bool more) {
+      on_sync(self, from, std::move(states), more);
+    },
+    [=](sync_atom, version_atom, const std::string&, std::vector<std::string>& keys)
+      -> caf::result<caf::message> {
+      // A peer is about to hand keys over: the versions stored here.
+      return self->delegate(self->state.io, version_atom::value, std::move(keys));
     },
     [=](repl_atom, const std::string& key, const std::string&) {
       // A local owner persisted a change: send the new state to the replicas.
@@ -466,31 +627,33 @@ caf::behavior node_actor(self_ptr self, node_options opts, actors::registry* reg
       auto e = st.reg->find(key);
       if (!e || st.opts.cfg.replicas < 2)
         return;
-      auto s = st.reg->read_state(*e);
-      if (!s) {
-        WH_ERROR("cluster", "cannot read the state of " << key << ": " << detail_of(s.error()));
-        return;
-      }
-      s->sent_ms = wall_ms();
-      for (auto& h : st.own.rank(key, st.opts.cfg.replicas)) {
-        if (h == st.self_id())
-          continue;
-        if (auto i = st.peers.find(h); i != st.peers.end()) {
-          self->send(i->second, repl_atom::value, *s);
-          count(self, "wechat_hub_cluster_replication_sent_total");
-        }
-      }
+      self->request(st.io, caf::infinite, read_atom::value, std::vector<std::string>{key},
+                    std::vector<uint64_t>{})
+        .then(
+          [self, key](std::vector<key_state>& states) {
+            auto& st = self->state;
+            for (auto& s : states) {
+              s.sent_ms = now_ms(self);
+              for (auto& h : st.own.rank(key, st.opts.cfg.replicas)) {
+                if (h == st.self_id())
+                  continue;
+                if (auto i = st.peers.find(h); i != st.peers.end()) {
+                  self->send(i->second, repl_atom::value, s);
+                  count(self, "wechat_hub_cluster_replication_sent_total");
+                }
+              }
+            }
+          },
+          [key](caf::error& err) {
+            WH_ERROR("cluster", "cannot read the state of " << key << ": " << to_string(err));
+          });
     },
-    [=](repl_atom, const key_state& s) {
-      auto& st = self->state;
-      auto r = st.reg->adopt(s);
-      const char* result = r == actors::registry::adopt_result::applied         ? "applied"
-                           : r == actors::registry::adopt_result::older         ? "older"
-                           : r == actors::registry::adopt_result::owner_running ? "owner_running"
-                                                                                 : "refused";
-      count(self, "wechat_hub_cluster_replication_applied_total", {{"result", result}});
-      if (s.sent_ms > 0)
-        st.lag_ms->store(std::max<int64_t>(0, wall_ms() - s.sent_ms), std::memory_order_relaxed);
+    [=](repl_atom, key_state& s) {
+      auto sent = s.sent_ms;
+      adopt_states(self, {std::move(s)}, [self, sent](size_t) {
+        if (sent > 0)
+          self->state.lag_ms->store(std::max<int64_t>(0, now_ms(self) - sent), std::memory_order_relaxed);
+      });
     },
     [=](park_atom, const std::string& key) {
       flush_parked(self, key, caf::actor{},
@@ -543,19 +706,28 @@ caf::behavior node_actor(self_ptr self, node_options opts, actors::registry* reg
       return serve(self, "authorize", key, true, auth_atom::value, a);
     },
     [=](auth_atom, const std::string& component, const std::string& code) {
-      auto e = self->state.reg->find(component);
-      if (!e || !e->actor()) {
-        // Start it if this node owns it, else refuse (views disagree briefly).
-        if (!e || !may_start(self, component)) {
-          auto rp = self->make_response_promise();
-          rp.deliver(make_detail_error(ec::cluster_unavailable,
-                                       "component " + component + " is not running on this node; retry"));
-          return rp;
-        }
-        self->state.reg->activate(e);
+      auto& st = self->state;
+      auto e = st.reg->find(component);
+      auto rp = self->make_response_promise();
+      auto reg = st.reg;
+      auto run = [self, reg, component, code, rp](const caf::actor&, const caf::error& err) mutable {
+        if (err)
+          return rp.deliver(err);
+        run_op(self, rp, [reg, component, code](auto done) { reg->authorize(component, code, done); });
+      };
+      if (e && e->actor()) {
+        run(e->actor(), caf::error{});
+        return rp;
       }
-      auto reg = self->state.reg;
-      return async_op(self, [reg, component, code](auto done) { reg->authorize(component, code, done); });
+      // Start it if this node owns it, else refuse (views disagree briefly).
+      if (!e || !may_start(self, component)) {
+        rp.deliver(make_detail_error(ec::cluster_unavailable,
+                                     "component " + component + " is not running on this node; retry"));
+        return rp;
+      }
+      st.parked[component].push_back(std::move(run));
+      start_key(self, component);
+      return rp;
     },
     [=](import_atom, const std::string& component, const std::vector<std::string>& flat) {
       std::vector<std::pair<std::string, std::string>> items;
@@ -576,6 +748,7 @@ void add_message_types(caf::actor_system_config& cfg) {
   cfg.add_message_type<actors::authorization>("wh::authorization");
   cfg.add_message_type<key_state>("wh::key_state");
   cfg.add_message_type<std::vector<key_state>>("std::vector<wh::key_state>");
+  cfg.add_message_type<std::vector<uint64_t>>("std::vector<uint64_t>");
 }
 
 node::node(caf::actor_system& sys, actors::registry& reg, caf::actor store, metrics* stats,
@@ -592,6 +765,9 @@ node::node(caf::actor_system& sys, actors::registry& reg, caf::actor store, metr
     stats->describe("wechat_hub_cluster_failovers_total",
                     "Membership losses this node handled (a peer reported down)");
     stats->describe("wechat_hub_cluster_replication_sent_total", "Key states sent to replicas");
+    stats->describe("wechat_hub_cluster_sync_states_sent_total",
+                    "Key states handed to peers after membership changes (only keys newer than "
+                    "the peer's copy)");
     stats->describe("wechat_hub_cluster_replication_applied_total",
                     "Replicated key states received, by result (older = not applied)");
     stats->describe("wechat_hub_cluster_forwarded_total",

@@ -10,9 +10,15 @@
 //   listed as the other nodes' `listen` values); both sides then monitor each other and add the peer to
 //   their live set. A peer that was ready when we met hands over the keys we
 //   now own (see sync) before we start them.
-// - `(sync_atom, vector<key_state>)`: the sender's states of keys the receiver
-//   owns or replicates; sent after every membership change, once the sender
-//   stopped the actors of keys that moved (and their writes reached storage).
+// - `(sync_atom, version_atom, id, vector<key>)` -> `vector<uint64_t>`: the
+//   versions the receiver stores of keys the sender is about to hand over
+//   (0 = none, or the receiver runs the key); up to 20,000 keys per request.
+// - `(sync_atom, id, vector<key_state>, more)`: the sender's states of keys
+//   the receiver owns or replicates that are newer than the versions it
+//   reported; sent after every membership change, once the sender stopped
+//   the actors of keys that moved (and their writes reached storage). The
+//   message with `more == false` ends the handover (the three-argument form
+//   without `more` is a complete one).
 // - `(repl_atom, key_state)`: an owner's state change, sent to the key's
 //   `replicas - 1` next nodes. An older version never overwrites a newer one.
 // - Keyed requests `(get_atom, token_atom, key)`, `(get_atom, ticket_atom,
@@ -43,6 +49,7 @@
 #include "caf/expected.hpp"
 
 #include "cluster/ownership.hpp"
+#include "core/clock.hpp"
 #include "core/config.hpp"
 
 namespace wh {
@@ -78,6 +85,12 @@ struct node_options {
   caf::timespan retry = std::chrono::seconds(1);
   /// How long a request for a key that is being handed over may wait.
   caf::timespan park_timeout = std::chrono::seconds(5);
+  /// Wall clock for the join wait and the replication lag (nullptr: the
+  /// system clock); must outlive the node.
+  const wh::clock* clock = nullptr;
+  /// Runs the node's RocksDB reads and writes on a detached actor (tests turn
+  /// this off to step them on the deterministic scheduler).
+  bool detached_io = true;
 };
 
 /// Registers the message types node actors exchange (call on every node's

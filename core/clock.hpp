@@ -14,6 +14,10 @@ public:
 
   /// Current unix time in seconds.
   virtual int64_t now() const = 0;
+
+  /// Current unix time in milliseconds (replication lag, join waits); clocks
+  /// that only know seconds report whole seconds.
+  virtual int64_t now_ms() const { return now() * 1000; }
 };
 
 /// The real system clock.
@@ -22,6 +26,11 @@ public:
   int64_t now() const override {
     using namespace std::chrono;
     return duration_cast<seconds>(system_clock_t::now().time_since_epoch()).count();
+  }
+
+  int64_t now_ms() const override {
+    using namespace std::chrono;
+    return duration_cast<milliseconds>(system_clock_t::now().time_since_epoch()).count();
   }
 
 private:

@@ -146,8 +146,9 @@ int run_hub(const hub_config& cfg, const hub_run_options& opts) {
       return tls ? caf::openssl::remote_actor<caf::actor>(sys, host, port)
                  : sys.middleman().remote_actor<caf::actor>(host, port);
     };
-    node = std::make_unique<cluster::node>(sys, reg, store, &stats, cluster::node_options{ccfg},
-                                           std::move(connect));
+    cluster::node_options node_opts{ccfg};
+    node_opts.clock = &wall;
+    node = std::make_unique<cluster::node>(sys, reg, store, &stats, node_opts, std::move(connect));
     auto* n = node.get();
     reg.enable_cluster({node->actor(), [n](std::string_view key) { return n->owner_node(key); }});
     auto published = tls ? caf::openssl::publish(node->actor(), ccfg.listen_port, ccfg.listen_host.c_str(), true)

@@ -35,6 +35,7 @@
 #include "cluster/ownership.hpp"
 #include "core/clock.hpp"
 #include "core/error.hpp"
+#include "core/metrics.hpp"
 #include "persistence/records.hpp"
 #include "persistence/store.hpp"
 #include "tests/support/temp_dir.hpp"
@@ -101,10 +102,14 @@ struct sim_hub {
   caf::actor upstream;
   caf::actor store;
   std::unique_ptr<actors::registry> reg;
+  metrics stats;
   std::unique_ptr<cluster::node> node;
   bool stopped = false;
 
-  sim_hub(std::string node_id, planet& where, const std::string& dir) : id(std::move(node_id)), p(where) {
+  /// `tweak` adjusts the cluster configuration (listen address, peers).
+  sim_hub(std::string node_id, planet& where, const std::string& dir,
+          const std::function<void(cluster_config&)>& tweak = {})
+    : id(std::move(node_id)), p(where) {
     auto opened = persistence::open_rocksdb(dir);
     CAF_REQUIRE(opened);
     db = std::move(*opened);
@@ -130,8 +135,13 @@ struct sim_hub {
     cfg.node_id = id;
     cfg.replicas = 2;
     // No peers: the node never connects by itself and is ready at its first tick.
+    if (tweak)
+      tweak(cfg);
+    cluster::node_options opts{cfg};
+    opts.clock = &wall;
+    opts.detached_io = false;
     node = std::make_unique<cluster::node>(
-      p.sys, *reg, store, nullptr, cluster::node_options{cfg},
+      p.sys, *reg, store, &stats, opts,
       [this](const std::string&, uint16_t) -> caf::expected<caf::actor> {
         connector_called = true;
         return caf::make_error(caf::sec::cannot_connect_to_node);
@@ -190,6 +200,21 @@ struct sim_hub {
     caf::anon_send_exit(store, caf::exit_reason::user_shutdown);
   }
 };
+
+/// The value of the sample `family{node="<id>"}` in `h`'s metrics, or -1.
+double sample(const sim_hub& h, const std::string& family) {
+  auto text = h.stats.render();
+  auto needle = "\n" + family + "{node=\"" + h.id + "\"} ";
+  auto i = text.find(needle);
+  if (i == std::string::npos)
+    return -1;
+  return std::stod(text.substr(i + needle.size(), text.find('\n', i + 1) - i - needle.size()));
+}
+
+/// Key states `h` sent in handovers (sync messages) so far.
+uint64_t states_sent(sim_hub& h) {
+  return h.stats.counter("wechat_hub_cluster_sync_states_sent_total", {}).load();
+}
 
 std::string join(const std::vector<std::string>& xs) {
   std::string out;
@@ -682,6 +707,310 @@ CAF_TEST(after a split brain the replica follows the owners later writes) {
   auto c = ask_token(*n1, k);
   pump(planets);
   CAF_CHECK_EQUAL(value_of(c), latest);
+}
+
+CAF_TEST_FIXTURE_SCOPE_END()
+
+// -- injected clock --------------------------------------------------------------
+
+CAF_TEST_FIXTURE_SCOPE(cluster_clock, two_nodes)
+
+CAF_TEST(the replication lag is measured on the injected clocks) {
+  handshake();
+  auto k = key_owned_by("n2");
+  // The replica's clock runs 3 s ahead of the owner's.
+  n1->wall.advance(3);
+  auto a = ask_token(*n2, k);
+  pump(planets);
+  CAF_REQUIRE_EQUAL(value_of(a).rfind("T-n2-" + k + "-", 0), 0u);
+  CAF_REQUIRE_EQUAL(credential_field(n1->state_of(k), "access_token"), value_of(a));
+  CAF_CHECK_EQUAL(sample(*n1, "wechat_hub_cluster_replication_lag_seconds"), 3.0);
+  // Clocks in step: no lag.
+  n2->wall.advance(3);
+  auto res = std::make_shared<std::optional<caf::expected<credential>>>();
+  n2->reg->force_refresh(*n2->reg->find(k), [res](caf::expected<credential> x) { *res = std::move(x); });
+  pump(planets);
+  CAF_REQUIRE_EQUAL(value_of(res).rfind("T-n2-" + k + "-", 0), 0u);
+  CAF_CHECK_EQUAL(credential_field(n1->state_of(k), "access_token"), value_of(res));
+  CAF_CHECK_EQUAL(sample(*n1, "wechat_hub_cluster_replication_lag_seconds"), 0.0);
+}
+
+CAF_TEST_FIXTURE_SCOPE_END()
+
+// -- rejoin ----------------------------------------------------------------------
+//
+// n2 comes back after n1 ran alone for a while: n2's RocksDB still holds the
+// states it replicated before it went down, and n1 changed some keys since.
+// n2 is configured with n1 as its peer, so it waits for it (or for
+// join_grace_ms on its clock) before it starts any key.
+
+namespace {
+
+struct rejoin : dir_pool, point_to_point_fixture<base_fixture> {
+  std::vector<planet*> planets{&earth, &mars};
+  std::unique_ptr<sim_hub> n1; // on earth, alone and ready
+  std::unique_ptr<sim_hub> n2; // on mars, published at mars:8080, joining
+  caf::actor n2_on_n1;
+
+  rejoin() {
+    prepare_connection(mars, earth, "mars", 8080);
+    n1 = std::make_unique<sim_hub>("n1", earth, make_dir(), [](cluster_config& cfg) {
+      cfg.listen_host = "earth";
+      cfg.listen_port = 1;
+    });
+    n2 = std::make_unique<sim_hub>("n2", mars, make_dir(), [](cluster_config& cfg) {
+      cfg.listen_host = "mars";
+      cfg.listen_port = 8080;
+      // Sorts before mars:8080: n2 leaves the dialing to n1 (for 5 ticks).
+      cfg.peers = {"earth:1"};
+    });
+    pump(planets);
+    mars.publish(n2->node->actor(), 8080);
+    n2_on_n1 = earth.remote_actor("mars", 8080);
+    CAF_REQUIRE(n2_on_n1 != nullptr);
+    n1->node->start();
+    n2->node->start();
+    pump(planets);
+    CAF_REQUIRE(n1->node->current()->ready);
+    CAF_REQUIRE(!n2->node->current()->ready);
+  }
+
+  ~rejoin() {
+    n1->stop();
+    n2->stop();
+    pump(planets);
+    CAF_CHECK(!n1->connector_called);
+    CAF_CHECK(!n2->connector_called);
+    n2_on_n1 = nullptr;
+  }
+
+  void handshake() {
+    caf::anon_send(n1->node->actor(), connect_atom::value, std::string{"mars:8080"}, n2_on_n1);
+    pump(planets);
+  }
+
+  /// Fires n2's next tick.
+  void tick_n2() {
+    mars.sched.advance_time(std::chrono::milliseconds(100));
+    pump(planets);
+  }
+};
+
+} // namespace
+
+CAF_TEST_FIXTURE_SCOPE(cluster_rejoin, rejoin)
+
+CAF_TEST(a joining node waits join_grace_ms on its clock for its peers) {
+  // join_grace_ms is 1500: n2 waits on its own (manual) clock, whatever the
+  // real time does.
+  // (n2 dials earth:1 itself at its fifth tick; this test stops at its fourth.)
+  tick_n2();
+  CAF_CHECK(!n2->node->current()->ready);
+  n2->wall.advance(1);
+  tick_n2();
+  CAF_CHECK(!n2->node->current()->ready);
+  n2->wall.advance(1);
+  tick_n2();
+  CAF_CHECK(n2->node->current()->ready);
+  CAF_CHECK_EQUAL(n2->node->current()->owned_keys, appids().size());
+}
+
+CAF_TEST(a rejoining node receives only the keys that changed while it was away) {
+  // n1 alone: every key gets a token.
+  std::map<std::string, std::string> tokens;
+  for (auto& k : appids()) {
+    auto a = ask_token(*n1, k);
+    pump(planets);
+    tokens[k] = value_of(a);
+    CAF_REQUIRE_EQUAL(tokens[k].rfind("T-n1-" + k + "-", 0), 0u);
+  }
+  // n2 replicated all of them in its previous life.
+  for (auto& k : appids())
+    CAF_REQUIRE(n2->reg->adopt(n1->state_of(k)) == adopt_result::applied);
+  // While n2 was away, n1 replaced two tokens: one of a key n2 will own, one
+  // of a key n1 keeps.
+  cluster::ownership own{{"n1", "n2"}};
+  std::vector<std::string> changed;
+  for (auto owner : {"n2", "n1"})
+    for (auto& k : appids())
+      if (own.owner(k) == owner) {
+        changed.push_back(k);
+        break;
+      }
+  CAF_REQUIRE_EQUAL(changed.size(), 2u);
+  n1->wall.advance(60);
+  n2->wall.advance(60);
+  for (auto& k : changed) {
+    auto res = std::make_shared<std::optional<caf::expected<credential>>>();
+    n1->reg->force_refresh(*n1->reg->find(k), [res](caf::expected<credential> x) { *res = std::move(x); });
+    pump(planets);
+    tokens[k] = value_of(res);
+    CAF_REQUIRE_EQUAL(tokens[k].rfind("T-n1-" + k + "-", 0), 0u);
+    CAF_REQUIRE_GREATER(n1->state_of(k).seq, n2->state_of(k).seq);
+  }
+  auto sent1 = states_sent(*n1);
+  auto sent2 = states_sent(*n2);
+  handshake();
+  tick_n2(); // n2 met its only peer and was handed over: ready
+  CAF_REQUIRE(n2->node->current()->ready);
+  auto handed_over = states_sent(*n1) - sent1;
+  auto handed_back = states_sent(*n2) - sent2;
+  CAF_MESSAGE("key states sent on rejoin: n1 -> n2 " << handed_over << ", n2 -> n1 " << handed_back);
+  // Only the changed keys travel, in either direction.
+  CAF_CHECK_EQUAL(handed_over, changed.size());
+  CAF_CHECK_EQUAL(handed_back, 0u);
+  // n2 holds n1's latest state of every key and serves it without WeChat.
+  for (auto& k : appids()) {
+    CAF_CHECK_EQUAL(n2->state_of(k).fields, n1->state_of(k).fields);
+    CAF_CHECK_EQUAL(n2->running(k), own.owner(k) == "n2");
+    CAF_CHECK_EQUAL(n1->running(k), own.owner(k) == "n1");
+    auto a = ask_token(*n2, k);
+    pump(planets);
+    CAF_CHECK_EQUAL(value_of(a), tokens[k]);
+  }
+  CAF_CHECK_EQUAL(n2->total_calls(), 0);
+  CAF_CHECK_EQUAL(n1->total_calls(), static_cast<int>(appids().size() + changed.size()));
+}
+
+CAF_TEST_FIXTURE_SCOPE_END()
+
+// -- rejoin of one of three nodes ------------------------------------------------
+//
+// n1 and n2 ran without n3; n3 comes back with the states it held before.
+// Only the key changed meanwhile travels to it.
+
+namespace {
+
+struct three_rejoin : dir_pool, belt_fixture<base_fixture> {
+  std::vector<planet*> planets{&earth, &mars, &jupiter};
+  std::unique_ptr<sim_hub> n1; // earth
+  std::unique_ptr<sim_hub> n2; // mars, published at mars:8080
+  std::unique_ptr<sim_hub> n3; // jupiter, published at jupiter:8080, joining
+  caf::actor n2_on_n1;
+  caf::actor n3_on_n1;
+  caf::actor n3_on_n2;
+
+  three_rejoin() {
+    exec_all();
+    prepare_connection(mars, earth, "mars", 8080);
+    auto acc = next_accept_handle();
+    prepare_connection(jupiter, earth, "jupiter", 8080, acc);
+    prepare_connection(jupiter, mars, "jupiter", 8080, acc);
+    n1 = std::make_unique<sim_hub>("n1", earth, make_dir(), [](cluster_config& cfg) {
+      cfg.listen_host = "earth";
+      cfg.listen_port = 1;
+    });
+    n2 = std::make_unique<sim_hub>("n2", mars, make_dir(), [](cluster_config& cfg) {
+      cfg.listen_host = "mars";
+      cfg.listen_port = 8080;
+    });
+    n3 = std::make_unique<sim_hub>("n3", jupiter, make_dir(), [](cluster_config& cfg) {
+      cfg.listen_host = "jupiter";
+      cfg.listen_port = 8080;
+      // Two peers that sort before jupiter:8080: n3 leaves the dialing to them.
+      cfg.peers = {"earth:1", "earth:2"};
+    });
+    pump(planets);
+    mars.publish(n2->node->actor(), 8080);
+    jupiter.publish(n3->node->actor(), 8080);
+    n2_on_n1 = earth.remote_actor("mars", 8080);
+    n3_on_n1 = earth.remote_actor("jupiter", 8080);
+    n3_on_n2 = mars.remote_actor("jupiter", 8080);
+    for (auto* h : hubs())
+      h->node->start();
+    pump(planets);
+    CAF_REQUIRE(n1->node->current()->ready);
+    CAF_REQUIRE(n2->node->current()->ready);
+    CAF_REQUIRE(!n3->node->current()->ready);
+    caf::anon_send(n1->node->actor(), connect_atom::value, std::string{"mars:8080"}, n2_on_n1);
+    pump(planets);
+    CAF_REQUIRE_EQUAL(join(n1->live_nodes()), "n1,n2");
+  }
+
+  ~three_rejoin() {
+    for (auto* h : hubs())
+      h->stop();
+    pump(planets);
+    for (auto* h : hubs())
+      CAF_CHECK(!h->connector_called);
+    n2_on_n1 = n3_on_n1 = n3_on_n2 = nullptr;
+  }
+
+  std::vector<sim_hub*> hubs() { return {n1.get(), n2.get(), n3.get()}; }
+};
+
+} // namespace
+
+CAF_TEST_FIXTURE_SCOPE(cluster_three_rejoin, three_rejoin)
+
+CAF_TEST(a node rejoining two others receives only the key that changed) {
+  std::map<std::string, std::string> tokens;
+  for (auto& k : appids()) {
+    auto a = ask_token(*n1, k);
+    pump(planets);
+    tokens[k] = value_of(a);
+    CAF_REQUIRE_NOT_EQUAL(tokens[k].find("-" + k + "-"), std::string::npos);
+  }
+  // Every key is stored on n1 and n2 (replicas 2 of two nodes); n3 held the
+  // same states before it went down.
+  for (auto& k : appids()) {
+    CAF_REQUIRE_EQUAL(n1->state_of(k).fields, n2->state_of(k).fields);
+    CAF_REQUIRE(n3->reg->adopt(n1->state_of(k)) == adopt_result::applied);
+  }
+  // One key that n3 holds among three nodes changes while n3 is away.
+  cluster::ownership own3{{"n1", "n2", "n3"}};
+  cluster::ownership own2{{"n1", "n2"}};
+  std::string k;
+  for (auto& x : appids()) {
+    auto r = own3.rank(x, 2);
+    if (std::find(r.begin(), r.end(), "n3") != r.end()) {
+      k = x;
+      break;
+    }
+  }
+  CAF_REQUIRE(!k.empty());
+  for (auto* h : hubs())
+    h->wall.advance(60);
+  auto& owner = own2.owner(k) == "n1" ? *n1 : *n2;
+  auto res = std::make_shared<std::optional<caf::expected<credential>>>();
+  owner.reg->force_refresh(*owner.reg->find(k), [res](caf::expected<credential> x) { *res = std::move(x); });
+  pump(planets);
+  tokens[k] = value_of(res);
+  CAF_REQUIRE_EQUAL(tokens[k].rfind("T-" + owner.id + "-" + k + "-", 0), 0u);
+  CAF_REQUIRE_GREATER(n1->state_of(k).seq, n3->state_of(k).seq);
+  uint64_t before = 0;
+  for (auto* h : hubs())
+    before += states_sent(*h);
+  caf::anon_send(n1->node->actor(), connect_atom::value, std::string{"jupiter:8080"}, n3_on_n1);
+  caf::anon_send(n2->node->actor(), connect_atom::value, std::string{"jupiter:8080"}, n3_on_n2);
+  pump(planets);
+  jupiter.sched.advance_time(std::chrono::milliseconds(100));
+  pump(planets);
+  for (auto* h : hubs()) {
+    CAF_CHECK(h->node->current()->ready);
+    CAF_CHECK_EQUAL(join(h->live_nodes()), "n1,n2,n3");
+  }
+  uint64_t sent = 0;
+  for (auto* h : hubs())
+    sent += states_sent(*h);
+  sent -= before;
+  CAF_MESSAGE("key states sent when n3 rejoined: " << sent);
+  CAF_CHECK_EQUAL(sent, 1u);
+  // Every node holds the newest state of every key it owns or replicates,
+  // and each key runs on its owner only, without calling WeChat again.
+  for (auto& x : appids()) {
+    for (auto& id : own3.rank(x, 2)) {
+      auto& h = id == "n1" ? *n1 : id == "n2" ? *n2 : *n3;
+      CAF_CHECK_EQUAL(credential_field(h.state_of(x), "access_token"), tokens[x]);
+    }
+    for (auto* h : hubs())
+      CAF_CHECK_EQUAL(h->running(x), own3.owner(x) == h->id);
+    auto a = ask_token(*n3, x);
+    pump(planets);
+    CAF_CHECK_EQUAL(value_of(a), tokens[x]);
+  }
+  CAF_CHECK_EQUAL(n3->total_calls(), 0);
+  CAF_CHECK_EQUAL(n1->total_calls() + n2->total_calls(), static_cast<int>(appids().size() + 1));
 }
 
 CAF_TEST_FIXTURE_SCOPE_END()

@@ -1,0 +1,219 @@
+#define CAF_SUITE cluster_no_blocking
+
+// RocksDB is never touched on a CAF scheduler thread that serves other
+// actors: the node actor's reads and writes (starting a key's actor,
+// reading a state to replicate, adopting a peer's state) and
+// registry::put_component's reload run on detached threads.
+//
+// A real threaded actor system and a real RocksDB; the store is wrapped to
+// record the name of every thread that calls it. CAF 0.17.6 names its
+// scheduler workers "caf.multiplexer" and detached actors' threads "caf.actor".
+
+#include "caf/test/unit_test.hpp"
+
+#include <pthread.h>
+
+#include <chrono>
+#include <future>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include <boost/json.hpp>
+
+#include "caf/all.hpp"
+
+#include "actors/registry.hpp"
+#include "actors/store_actor.hpp"
+#include "cluster/node.hpp"
+#include "cluster/state_io.hpp"
+#include "core/clock.hpp"
+#include "core/error.hpp"
+#include "persistence/records.hpp"
+#include "persistence/store.hpp"
+#include "tests/support/temp_dir.hpp"
+
+using namespace wh;
+using namespace std::chrono_literals;
+
+namespace {
+
+/// The real store, recording calls made on a scheduler worker.
+class thread_watch final : public persistence::store {
+public:
+  explicit thread_watch(std::shared_ptr<persistence::store> db) : db_(std::move(db)) {}
+
+  caf::expected<std::optional<std::string>> get(std::string_view key) override {
+    note("get", key);
+    return db_->get(key);
+  }
+
+  caf::error write(const std::vector<persistence::batch_entry>& batch) override {
+    note("write", batch.empty() ? std::string_view{} : std::string_view{batch.front().first});
+    return db_->write(batch);
+  }
+
+  caf::error scan(std::string_view prefix,
+                  const std::function<bool(std::string_view, std::string_view)>& fn) override {
+    note("scan", prefix);
+    return db_->scan(prefix, fn);
+  }
+
+  /// Calls made on a scheduler worker ("op key").
+  std::vector<std::string> on_workers() {
+    std::lock_guard<std::mutex> guard{mtx_};
+    return on_workers_;
+  }
+
+  /// Calls made on any thread.
+  size_t calls() {
+    std::lock_guard<std::mutex> guard{mtx_};
+    return calls_;
+  }
+
+private:
+  void note(const char* op, std::string_view what) {
+    char name[16] = {};
+    pthread_getname_np(pthread_self(), name, sizeof(name));
+    std::lock_guard<std::mutex> guard{mtx_};
+    ++calls_;
+    if (std::string_view{name} == "caf.multiplexer")
+      on_workers_.push_back(std::string{op} + " " + std::string{what});
+  }
+
+  std::shared_ptr<persistence::store> db_;
+  std::mutex mtx_;
+  std::vector<std::string> on_workers_;
+  size_t calls_ = 0;
+};
+
+struct sys_config : caf::actor_system_config {
+  sys_config() {
+    cluster::add_message_types(*this);
+    set("scheduler.max-threads", 2);
+  }
+};
+
+struct fixture {
+  wh::test::temp_dir dir;
+  std::shared_ptr<thread_watch> db;
+  sys_config cfg;
+  caf::actor_system sys{cfg};
+  manual_clock wall;
+  caf::actor upstream;
+  caf::actor store;
+  std::unique_ptr<actors::registry> reg;
+  std::unique_ptr<cluster::node> node;
+
+  fixture() {
+    auto opened = persistence::open_rocksdb(dir.path());
+    CAF_REQUIRE(opened);
+    db = std::make_shared<thread_watch>(std::move(*opened));
+    upstream = sys.spawn([](caf::event_based_actor*) -> caf::behavior {
+      return {
+        [](call_atom, const actors::upstream_call&) -> actors::upstream_reply {
+          return {200, R"({"access_token":"T","expires_in":7200,"component_access_token":"C"})"};
+        },
+      };
+    });
+    store = actors::spawn_store_actor(sys, db, /*detached=*/true);
+    reg = std::make_unique<actors::registry>(sys, upstream, store, db, wall, nullptr,
+                                             actors::registry::options{});
+    cluster_config ccfg;
+    ccfg.node_id = "n1";
+    ccfg.replicas = 2; // owners read every persisted state to replicate it
+    cluster::node_options opts{ccfg};
+    opts.clock = &wall;
+    node = std::make_unique<cluster::node>(
+      sys, *reg, store, nullptr, opts, [](const std::string&, uint16_t) -> caf::expected<caf::actor> {
+        return caf::make_error(caf::sec::cannot_connect_to_node);
+      });
+    auto n = node.get();
+    reg->enable_cluster({node->actor(), [n](std::string_view k) { return n->owner_node(k); }});
+    for (auto a : {"wxa01", "wxa02", "wxa03"})
+      CAF_REQUIRE(!reg->add_app(app_config{a, std::string{"secret-"} + a, token_api::stable}));
+    CAF_REQUIRE(!reg->add_component(component_config{"wxc01", "csecret", "tok",
+                                                     std::string(43, 'a')}));
+  }
+
+  ~fixture() {
+    // The node actor and its storage worker use the registry: let them end
+    // first (the version request returns once the worker's queue is done).
+    ask<std::vector<uint64_t>>(sync_atom::value, cluster::version_atom::value, std::string{"n2"},
+                               std::vector<std::string>{});
+    caf::scoped_actor self{sys};
+    auto n = node->actor();
+    node->stop();
+    self->wait_for(n);
+    reg->shutdown();
+    caf::anon_send_exit(upstream, caf::exit_reason::user_shutdown);
+    caf::anon_send_exit(store, caf::exit_reason::user_shutdown);
+  }
+
+  /// A keyed request to the node actor, answered or failed within 10 s.
+  template <class T, class... Ts>
+  caf::expected<T> ask(Ts... xs) {
+    caf::scoped_actor self{sys};
+    caf::expected<T> out = caf::make_error(caf::sec::request_timeout);
+    self->request(node->actor(), 10s, xs...)
+      .receive([&](T& x) { out = std::move(x); }, [&](caf::error& err) { out = std::move(err); });
+    return out;
+  }
+};
+
+} // namespace
+
+CAF_TEST_FIXTURE_SCOPE(cluster_no_blocking, fixture)
+
+CAF_TEST(the node actor reads and writes RocksDB on its storage worker only) {
+  auto before = db->calls();
+  node->start();
+  // Starting the key's actor reads its state; its token is persisted and
+  // read again for the replicas.
+  auto x = ask<actors::credential>(get_atom::value, token_atom::value, std::string{"wxa01"});
+  CAF_REQUIRE(x);
+  CAF_CHECK_EQUAL(x->value, "T");
+  CAF_CHECK_EQUAL(db->on_workers(), std::vector<std::string>{});
+  // A peer's state of an authorizer this node stores but does not run yet.
+  actors::key_state s;
+  s.key = "wxc01/wxauth1";
+  s.kind = static_cast<uint8_t>(actors::key_kind::authorizer);
+  s.seq = 7;
+  s.fields = {"refresh_token",
+              persistence::encode(actors::credential{"R", wall.now(), wall.now() + 86400, 1}), "seq",
+              "7"};
+  caf::anon_send(node->actor(), repl_atom::value, s);
+  // The versions a peer asks for before a handover (answered after the adopt).
+  auto seqs = ask<std::vector<uint64_t>>(sync_atom::value, cluster::version_atom::value,
+                                         std::string{"n2"},
+                                         std::vector<std::string>{"wxc01/wxauth1", "wxa02"});
+  CAF_REQUIRE(seqs);
+  CAF_REQUIRE_EQUAL(seqs->size(), 2u);
+  CAF_CHECK_EQUAL((*seqs)[0], 7u);
+  CAF_CHECK_EQUAL((*seqs)[1], 0u); // running here: its owner wants every peer's state
+  CAF_CHECK_GREATER(db->calls(), before);
+  CAF_CHECK_EQUAL(db->on_workers(), std::vector<std::string>{});
+}
+
+CAF_TEST(put_component reloads the component off the scheduler threads) {
+  node->start();
+  auto before = db->calls();
+  std::promise<caf::error> done;
+  auto fut = done.get_future();
+  reg->put_component(component_config{"wxc02", "csecret2", "tok2", std::string(43, 'b')},
+                     [&done](caf::error err) { done.set_value(std::move(err)); });
+  CAF_REQUIRE(fut.wait_for(10s) == std::future_status::ready);
+  auto err = fut.get();
+  CAF_CHECK(!err);
+  CAF_CHECK(reg->find("wxc02") != nullptr);
+  // The node starts the new component (after its ready message; the answer
+  // comes from the storage worker once the activation before it is done).
+  auto seqs = ask<std::vector<uint64_t>>(sync_atom::value, cluster::version_atom::value,
+                                         std::string{"n2"}, std::vector<std::string>{"wxc02"});
+  CAF_CHECK(seqs);
+  CAF_CHECK(reg->find("wxc02")->actor() != nullptr);
+  CAF_CHECK_GREATER(db->calls(), before);
+  CAF_CHECK_EQUAL(db->on_workers(), std::vector<std::string>{});
+}
+
+CAF_TEST_FIXTURE_SCOPE_END()
