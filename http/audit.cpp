@@ -7,10 +7,26 @@
 #include <unistd.h>
 
 #include <boost/json.hpp>
+#include <boost/url.hpp>
 
 #include "core/log.hpp"
 
 namespace wh::http {
+
+std::string normalise_path(std::string_view target) {
+  constexpr std::size_t max_len = 512;
+  std::string out;
+  if (auto parsed = boost::urls::parse_origin_form(target)) {
+    boost::urls::url u{*parsed};
+    u.normalize_path();
+    out = u.path();
+  } else {
+    out = "(malformed) " + std::string{target.substr(0, target.find('?'))};
+  }
+  if (out.size() > max_len)
+    out.resize(max_len);
+  return out;
+}
 
 audit_log::audit_log(const std::string& path) {
   if (path.empty())
