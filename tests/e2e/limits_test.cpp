@@ -5,6 +5,7 @@
 #include "caf/test/dsl.hpp"
 
 #include <chrono>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <thread>
@@ -167,6 +168,26 @@ CAF_TEST(a bulk import of 10000 authorizers fits the default limits) {
   // Other routes keep the small limit.
   auto other = env.hub("PUT", "/admin/apps/wxbig", body);
   CAF_CHECK_EQUAL(other.status, 413u);
+}
+
+CAF_TEST(toml++ 3.3.0 bug inputs make the hub exit 2 with a syntax error) {
+  // The inputs live with the config fuzz target's crash reproducers.
+  auto dir = std::string{WH_TEST_DATA_DIR} + "/../fuzz/crashes/config/";
+  size_t ran = 0;
+  for (auto& e : std::filesystem::directory_iterator(dir)) {
+    auto name = e.path().filename().string();
+    if (name.rfind("tomlpp-", 0) != 0)
+      continue;
+    ++ran;
+    auto out = env.dir / ("toml-" + name + ".log");
+    auto proc = process::spawn({bin("wechat-hub"), "--config", e.path().string()}, out);
+    int code = -1;
+    CAF_CHECK(proc.wait_for(10s, code));
+    CAF_MESSAGE(name << ": exit " << code << ": " << read_file(out));
+    CAF_CHECK_EQUAL(code, 2);
+    CAF_CHECK(read_file(out).find("TOML syntax error") != std::string::npos);
+  }
+  CAF_CHECK_EQUAL(ran, 2u);
 }
 
 CAF_TEST_FIXTURE_SCOPE_END()
