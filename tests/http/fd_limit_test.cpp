@@ -2,6 +2,7 @@
 
 #include "caf/test/dsl.hpp"
 
+#include "core/config.hpp"
 #include "http/fd_limit.hpp"
 
 using namespace wh::http;
@@ -31,3 +32,18 @@ CAF_TEST(only the bulk import route is an import route) {
   CAF_CHECK(!is_import_route("POST", "/admin/components/authorizers"));
 }
 
+
+CAF_TEST(the connection and import limits are configurable and validated) {
+  auto cfg = wh::parse_config("[hub]\nmax_connections_per_peer = 32\nmax_import_body_bytes = 1048576\n", "t.toml");
+  CAF_REQUIRE(cfg);
+  CAF_CHECK_EQUAL(cfg->max_connections_per_peer, 32u);
+  CAF_CHECK_EQUAL(cfg->max_import_body_bytes, 1048576u);
+  auto defaults = wh::parse_config("", "t.toml");
+  CAF_REQUIRE(defaults);
+  CAF_CHECK_EQUAL(defaults->max_connections_per_peer, 0u);
+  CAF_CHECK_GREATER_OR_EQUAL(defaults->max_import_body_bytes, 2u * 1024 * 1024);
+  auto bad = wh::parse_config("[hub]\nmax_import_body_bytes = 10\n", "t.toml");
+  CAF_CHECK(!bad);
+  auto negative = wh::parse_config("[hub]\nmax_connections_per_peer = -1\n", "t.toml");
+  CAF_CHECK(!negative);
+}
