@@ -160,7 +160,12 @@ void hub_api::post_push(const std::string& component, const request& req, const 
     return respond_counted(r_push, respond, success_text());
   }
   auto forget = [this, component, signature] { push_->journal->release(component, signature); };
-  auto done = [this, respond, forget, component, info](caf::error err) {
+  auto created = ev->create_time > 0 ? ev->create_time : ts;
+  auto done = [this, respond, forget, component, info, signature, subject, created](caf::error err) {
+    // Remembered only once applied: if the hub dies in between, WeChat's
+    // retry of the same push is applied, not taken for a duplicate.
+    if (!err)
+      err = push_->journal->applied(component, signature, subject, created, clock_.now());
     if (err) {
       // Not applied: WeChat retries, and the retry must not look like a duplicate.
       forget();
@@ -189,6 +194,7 @@ void hub_api::post_push(const std::string& component, const request& req, const 
     });
   }
   WH_INFO("push", component << ": ignoring InfoType " << info.substr(0, 64));
+  forget();
   respond_counted(r_push, respond, success_text());
 }
 

@@ -45,6 +45,8 @@ push_journal::admit(std::string_view component, std::string_view signature, std:
       WH_WARN("push", "cannot prune the push journal: " << detail_of(err));
   }
   auto skey = seen_key(component, signature);
+  if (in_flight_.count(skey) > 0)
+    return verdict::duplicate;
   auto seen = db_->get(skey);
   if (!seen)
     return std::move(seen.error());
@@ -53,31 +55,45 @@ push_journal::admit(std::string_view component, std::string_view signature, std:
     if (until && *until >= now)
       return verdict::duplicate;
   }
+  if (!subject.empty()) {
+    auto last = db_->get(order_key(component, subject));
+    if (!last)
+      return std::move(last.error());
+    // Equal is not older: WeChat's retry of a push that failed here.
+    if (*last)
+      if (auto t = number(**last); t && create_time < *t)
+        return verdict::outdated;
+  }
+  in_flight_.insert(std::move(skey));
+  return verdict::apply;
+}
+
+caf::error push_journal::applied(std::string_view component, std::string_view signature,
+                                 std::string_view subject, int64_t create_time, int64_t now) {
+  std::lock_guard<std::mutex> guard{mtx_};
+  auto skey = seen_key(component, signature);
+  if (auto i = in_flight_.find(skey); i != in_flight_.end())
+    in_flight_.erase(i);
   std::vector<batch_entry> batch;
   // A signature's copies all carry its timestamp, which the window check
   // bounds: after now + 2 * window no copy can be accepted any more.
-  batch.emplace_back(skey, std::to_string(now + 2 * window_s_ + 1));
+  batch.emplace_back(std::move(skey), std::to_string(now + 2 * window_s_ + 1));
   if (!subject.empty()) {
     auto okey = order_key(component, subject);
     auto last = db_->get(okey);
     if (!last)
       return std::move(last.error());
-    if (*last) {
-      // Equal is not older: WeChat's retry of a push that failed here.
-      if (auto t = number(**last); t && create_time < *t)
-        return verdict::outdated;
-    }
-    batch.emplace_back(okey, std::to_string(create_time));
+    auto t = *last ? number(**last) : std::nullopt;
+    if (!t || *t < create_time)
+      batch.emplace_back(std::move(okey), std::to_string(create_time));
   }
-  if (auto err = db_->write(batch))
-    return err;
-  return verdict::apply;
+  return db_->write(batch);
 }
 
 void push_journal::release(std::string_view component, std::string_view signature) {
   std::lock_guard<std::mutex> guard{mtx_};
-  if (auto err = db_->erase(seen_key(component, signature)))
-    WH_WARN("push", "cannot forget a push that was not applied: " << detail_of(err));
+  if (auto i = in_flight_.find(seen_key(component, signature)); i != in_flight_.end())
+    in_flight_.erase(i);
 }
 
 caf::error push_journal::prune(int64_t now) {

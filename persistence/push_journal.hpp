@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 #include <string_view>
 
@@ -38,11 +39,18 @@ public:
     outdated,
   };
 
-  /// Decides on a push and, for `apply`, records it durably before it is
-  /// applied (so a concurrent or later copy is a duplicate). `subject` may
-  /// be empty (no ordering). Errors: `storage_failure`.
+  /// Decides on a push. For `apply` the push is held as in flight (a
+  /// concurrent copy is a duplicate) until `applied` or `release`. `subject`
+  /// may be empty (no ordering). Errors: `storage_failure`.
   caf::expected<verdict> admit(std::string_view component, std::string_view signature,
                                std::string_view subject, int64_t create_time, int64_t now);
+
+  /// Records an admitted push as applied, durably: later copies are
+  /// duplicates and older events of its subject outdated. Only now, so a
+  /// push whose effect a crash interrupted is applied again when WeChat
+  /// retries it. Errors: `storage_failure`.
+  caf::error applied(std::string_view component, std::string_view signature,
+                     std::string_view subject, int64_t create_time, int64_t now);
 
   /// Forgets an admitted push that was not applied, so WeChat's retry is
   /// not taken for a duplicate.
@@ -60,6 +68,8 @@ private:
   std::shared_ptr<store> db_;
   int64_t window_s_;
   std::mutex mtx_;
+  /// Seen-keys of admitted pushes not yet applied or released.
+  std::set<std::string, std::less<>> in_flight_;
   int64_t last_prune_ = 0;
 };
 
