@@ -96,6 +96,11 @@ size_t count_lines(const std::string& path, const std::string& needle) {
 CAF_TEST_FIXTURE_SCOPE(server_limits_tests, fixture)
 
 CAF_TEST(out of file descriptors the accept loop backs off and logs with a count) {
+#ifdef WH_UBSAN
+  CAF_MESSAGE("skipped under UBSan: its vptr check calls pipe(), which fails while this test "
+              "holds every descriptor, and reports a false 'invalid vptr'");
+  return;
+#endif
   opts.max_connections = 10'000;
   auto port = start();
   test::temp_dir dir;
