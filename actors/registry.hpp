@@ -211,6 +211,9 @@ public:
   /// Storage prefix of a key.
   static std::string prefix_of(const key_entry& e);
 
+  /// The hub's (sealed) store, for records outside any key (the push journal).
+  const std::shared_ptr<persistence::store>& db() const { return db_; }
+
 private:
   using map_type = std::unordered_map<std::string, std::shared_ptr<key_entry>>;
 

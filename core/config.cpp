@@ -184,12 +184,15 @@ caf::expected<hub_config> parse_config(const std::string& text, const std::strin
                             {"listen", "data_dir", "http_threads", "max_body_bytes",
                              "request_timeout_s", "idle_timeout_s", "refresh_margin_s",
                              "refresh_jitter_s", "push_window_s", "log_level", "log_format", "allow_open",
-                             "master_key_file", "audit_log", "tls"}))
+                             "master_key_file", "audit_log", "tls", "max_import_body_bytes",
+                             "max_connections_per_peer"}))
       return bad();
     std::string listen = cfg.listen_host + ":" + std::to_string(cfg.listen_port);
     if (!ck.get(*hub, "hub", "listen", listen) || !ck.get(*hub, "hub", "data_dir", cfg.data_dir)
         || !ck.get(*hub, "hub", "http_threads", cfg.http_threads)
         || !ck.get(*hub, "hub", "max_body_bytes", cfg.max_body_bytes)
+        || !ck.get(*hub, "hub", "max_import_body_bytes", cfg.max_import_body_bytes)
+        || !ck.get(*hub, "hub", "max_connections_per_peer", cfg.max_connections_per_peer)
         || !ck.get(*hub, "hub", "request_timeout_s", cfg.request_timeout_s)
         || !ck.get(*hub, "hub", "idle_timeout_s", cfg.idle_timeout_s)
         || !ck.get(*hub, "hub", "refresh_margin_s", cfg.refresh_margin_s)
@@ -217,6 +220,8 @@ caf::expected<hub_config> parse_config(const std::string& text, const std::strin
       return ck.fail("hub.data_dir", "must not be empty"), bad();
     if (cfg.max_body_bytes < 1024 || cfg.max_body_bytes > 64 * 1024 * 1024)
       return ck.fail("hub.max_body_bytes", "must be between 1024 and 67108864"), bad();
+    if (cfg.max_import_body_bytes < 1024 || cfg.max_import_body_bytes > 256 * 1024 * 1024)
+      return ck.fail("hub.max_import_body_bytes", "must be between 1024 and 268435456"), bad();
     if (cfg.refresh_margin_s < 30 || cfg.refresh_margin_s > 3600)
       return ck.fail("hub.refresh_margin_s", "must be between 30 and 3600"), bad();
     if (cfg.refresh_jitter_s > 1800)

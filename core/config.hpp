@@ -109,6 +109,12 @@ struct hub_config {
   unsigned http_threads = 0;
   /// Largest accepted request body in bytes.
   uint32_t max_body_bytes = 64 * 1024;
+  /// Largest body of an admin bulk import (POST /admin/components/{C}/authorizers):
+  /// 10,000 authorizers with refresh tokens of up to ~700 bytes.
+  uint32_t max_import_body_bytes = 8 * 1024 * 1024;
+  /// Connections one peer address may hold open; 0 = no cap (the default:
+  /// behind a load balancer or NAT every client shares one address).
+  uint32_t max_connections_per_peer = 0;
   /// Time allowed to read one request (headers + body), seconds.
   uint32_t request_timeout_s = 15;
   /// Idle keep-alive connections are closed after this many seconds.

@@ -280,7 +280,12 @@ void hub_api::handle(request&& req, responder untimed) {
                                 req.authorization.empty() ? "an Authorization: Bearer key is required"
                                                           : "the key is not valid");
       res.headers.emplace_back("WWW-Authenticate", "Bearer");
-      return respond_counted(path.rfind("/admin/", 0) == 0 ? r_admin : r_other, respond, std::move(res));
+      bool admin_path = path.rfind("/admin/", 0) == 0;
+      // Refused admin requests are audited too, under the normalised path
+      // (percent-decoded, dot segments removed) and with an unknown client.
+      if (admin_path)
+        audit_.record("(unknown)", req.method, normalise_path(req.target), res.status);
+      return respond_counted(admin_path ? r_admin : r_other, respond, std::move(res));
     }
   }
   if (path == "/client/access_token") {

@@ -7,6 +7,10 @@
 
 namespace wh::http {
 
+/// The path of an origin-form request target as the audit log records it:
+/// percent-decoded, dot segments removed, query dropped, at most 512 bytes.
+std::string normalise_path(std::string_view target);
+
 /// Append-only audit trail of admin actions: one JSON object per line with
 /// time, client, action, target and HTTP status. Never carries bodies.
 class audit_log {

@@ -15,6 +15,7 @@
 #include "core/log.hpp"
 #include "http/api.hpp"
 #include "http/api_util.hpp"
+#include "persistence/push_journal.hpp"
 #include "wechat/msg_crypto.hpp"
 #include "wechat/push.hpp"
 
@@ -24,14 +25,13 @@ namespace wh::http {
 
 using namespace detail;
 
-/// Per-component crypto plus the replay cache of accepted pushes.
+/// Per-component crypto plus the durable replay cache and per-subject order
+/// of accepted pushes.
 struct hub_api::push_state {
   std::unordered_map<std::string, wechat::msg_crypto> crypto;
   int64_t window_s = 300;
   std::mutex mtx;
-  /// msg_signature -> time it may be forgotten; entries in flight are kept
-  /// too, so a concurrent duplicate is not applied twice.
-  std::unordered_map<std::string, int64_t> seen;
+  std::unique_ptr<persistence::push_journal> journal;
 };
 
 std::unique_ptr<hub_api::push_state> hub_api::make_push_state(const hub_config& cfg) {
@@ -51,9 +51,10 @@ hub_api::hub_api(actors::registry& reg, wh::metrics& stats, const wh::clock& clk
                  const hub_config& cfg)
   : reg_(reg), stats_(stats), clock_(clk), push_(make_push_state(cfg)), auth_(cfg.clients),
     audit_(cfg.audit_log.empty() ? cfg.data_dir + "/audit.log" : cfg.audit_log) {
+  push_->journal = std::make_unique<persistence::push_journal>(reg_.db(), push_->window_s);
   stats_.describe("wechat_hub_http_requests_total", "HTTP requests by route and status");
   stats_.describe("wechat_hub_pushes_total",
-                  "Encrypted pushes by component and result (applied, duplicate, rejected, failed)");
+                  "Encrypted pushes by component and result (applied, duplicate, outdated, rejected, failed)");
   init_latency();
 }
 
@@ -127,21 +128,55 @@ void hub_api::post_push(const std::string& component, const request& req, const 
                                           "push timestamp is outside the accepted window of "
                                             + std::to_string(ps.window_s) + " s"));
   }
-  {
-    std::lock_guard<std::mutex> guard{ps.mtx};
-    for (auto i = ps.seen.begin(); i != ps.seen.end();)
-      i = i->second < now ? ps.seen.erase(i) : std::next(i);
-    if (!ps.seen.emplace(signature, now + 2 * ps.window_s + 1).second) {
-      WH_INFO("push", component << ": duplicate push ignored");
-      stats_.inc("wechat_hub_pushes_total", {{"component", component}, {"result", "duplicate"}});
-      return respond_counted(r_push, respond, success_text());
-    }
+  // Malformed events are refused before they are recorded anywhere.
+  const auto& info = ev->info_type;
+  std::string subject;
+  if (info == "component_verify_ticket") {
+    if (ev->component_verify_ticket.empty())
+      return respond_counted(r_push, respond,
+                             error_response(400, "invalid_push", "ComponentVerifyTicket is empty"));
+    subject = "verify_ticket";
+  } else if (info == "authorized" || info == "updateauthorized") {
+    if (ev->authorization_code.empty() || !valid_appid(ev->authorizer_appid))
+      return respond_counted(r_push, respond,
+                             error_response(400, "invalid_push",
+                                            "AuthorizerAppid or AuthorizationCode is missing"));
+    subject = "auth/" + ev->authorizer_appid;
+  } else if (info == "unauthorized") {
+    if (!valid_appid(ev->authorizer_appid))
+      return respond_counted(r_push, respond,
+                             error_response(400, "invalid_push", "AuthorizerAppid is missing"));
+    subject = "auth/" + ev->authorizer_appid;
   }
-  auto forget = [this, signature] {
-    std::lock_guard<std::mutex> guard{push_->mtx};
-    push_->seen.erase(signature);
-  };
-  auto done = [this, respond, forget, component, info = ev->info_type](caf::error err) {
+  // The replay cache and the per-subject order are durable, so neither a
+  // replay after a restart nor a late copy of an older event (a verify
+  // ticket, an unauthorized event) can undo newer state.
+  auto verdict = ps.journal->admit(component, signature, subject,
+                                   ev->create_time > 0 ? ev->create_time : ts, now);
+  if (!verdict) {
+    WH_WARN("push", component << ": cannot record the push: " << detail_of(verdict.error()));
+    stats_.inc("wechat_hub_pushes_total", {{"component", component}, {"result", "failed"}});
+    return respond_counted(r_push, respond,
+                           error_response(503, "push_not_applied", "the push cannot be recorded"));
+  }
+  if (*verdict == persistence::push_journal::verdict::duplicate) {
+    WH_INFO("push", component << ": duplicate push ignored");
+    stats_.inc("wechat_hub_pushes_total", {{"component", component}, {"result", "duplicate"}});
+    return respond_counted(r_push, respond, success_text());
+  }
+  if (*verdict == persistence::push_journal::verdict::outdated) {
+    WH_INFO("push", component << ": " << info << " older than the last one applied for "
+                              << subject << ", acknowledged and ignored");
+    stats_.inc("wechat_hub_pushes_total", {{"component", component}, {"result", "outdated"}});
+    return respond_counted(r_push, respond, success_text());
+  }
+  auto forget = [this, component, signature] { push_->journal->release(component, signature); };
+  auto created = ev->create_time > 0 ? ev->create_time : ts;
+  auto done = [this, respond, forget, component, info, signature, subject, created](caf::error err) {
+    // Remembered only once applied: if the hub dies in between, WeChat's
+    // retry of the same push is applied, not taken for a duplicate.
+    if (!err)
+      err = push_->journal->applied(component, signature, subject, created, clock_.now());
     if (err) {
       // Not applied: WeChat retries, and the retry must not look like a duplicate.
       forget();
@@ -156,25 +191,13 @@ void hub_api::post_push(const std::string& component, const request& req, const 
     stats_.inc("wechat_hub_pushes_total", {{"component", component}, {"result", "applied"}});
     respond_counted(r_push, respond, success_text());
   };
-  const auto& info = ev->info_type;
-  if (info == "component_verify_ticket") {
-    if (ev->component_verify_ticket.empty())
-      return forget(), respond_counted(r_push, respond,
-                                       error_response(400, "invalid_push", "ComponentVerifyTicket is empty"));
+  if (info == "component_verify_ticket")
     return reg_.deliver_verify_ticket(component, ev->component_verify_ticket, done);
-  }
   if (info == "authorized" || info == "updateauthorized") {
-    if (ev->authorization_code.empty() || !valid_appid(ev->authorizer_appid))
-      return forget(), respond_counted(r_push, respond,
-                                       error_response(400, "invalid_push",
-                                                      "AuthorizerAppid or AuthorizationCode is missing"));
     WH_INFO("push", component << ": " << info << " " << ev->authorizer_appid);
     return reg_.authorize(component, ev->authorization_code, ev->authorizer_appid, ev->create_time, done);
   }
   if (info == "unauthorized") {
-    if (!valid_appid(ev->authorizer_appid))
-      return forget(), respond_counted(r_push, respond,
-                                       error_response(400, "invalid_push", "AuthorizerAppid is missing"));
     WH_INFO("push", component << ": unauthorized " << ev->authorizer_appid);
     return reg_.revoke(component, ev->authorizer_appid, [done](caf::error err) {
       // Revoking an authorizer this hub never knew is a no-op, not a failure.
@@ -182,6 +205,7 @@ void hub_api::post_push(const std::string& component, const request& req, const 
     });
   }
   WH_INFO("push", component << ": ignoring InfoType " << info.substr(0, 64));
+  forget();
   respond_counted(r_push, respond, success_text());
 }
 

@@ -22,6 +22,7 @@
 #include "core/log.hpp"
 #include "core/metrics.hpp"
 #include "http/api.hpp"
+#include "http/fd_limit.hpp"
 #include "http/reload.hpp"
 #include "http/server.hpp"
 #include "http/systemd.hpp"
@@ -225,6 +226,7 @@ int run_hub(const hub_config& cfg, const hub_run_options& opts) {
   srv_opts.request_timeout = std::chrono::seconds{cfg.request_timeout_s};
   srv_opts.idle_timeout = std::chrono::seconds{cfg.idle_timeout_s};
   srv_opts.tls = {cfg.tls.cert, cfg.tls.key, cfg.tls.client_ca};
+  http::apply_limits(srv_opts, cfg);
   http::server srv{srv_opts,
                    [&api](http::request&& req, http::responder respond) {
                      api.handle(std::move(req), std::move(respond));

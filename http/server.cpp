@@ -3,6 +3,7 @@
 
 #include <atomic>
 #include <condition_variable>
+#include <map>
 #include <mutex>
 #include <optional>
 #include <set>
@@ -12,6 +13,7 @@
 #include <type_traits>
 
 #include <boost/asio/dispatch.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ssl.hpp>
 #include <boost/asio/strand.hpp>
@@ -61,8 +63,26 @@ struct server::impl : std::enable_shared_from_this<server::impl> {
   uint16_t bound_port = 0;
   /// Set when serving HTTPS.
   std::unique_ptr<ssl::context> tls;
+  /// Live connections per peer address (only with max_connections_per_peer).
+  std::map<asio::ip::address, std::size_t> per_peer;
+  /// Pauses the accept loop while the process is out of descriptors.
+  asio::steady_timer accept_timer{ioc};
+  std::chrono::milliseconds accept_delay{0};
+  /// Accept-loop problems since they were last logged; only the accept
+  /// handler touches them (one accept is outstanding at a time).
+  struct throttled {
+    std::chrono::steady_clock::time_point last{};
+    uint64_t count = 0;
+  };
+  throttled accept_errors, refused_total, refused_peer;
 
   void do_accept();
+  void on_accept(beast::error_code ec, tcp::socket sock);
+  /// Counts `t` and logs (with the count) at most once per log interval.
+  bool due(throttled& t);
+  /// Takes a slot for `peer`; false when the per-peer cap is reached.
+  bool admit_peer(const asio::ip::address& peer);
+  void release_peer(const asio::ip::address& peer);
   template <class Session, class... Ts>
   void launch(tcp::socket&& sock, Ts&&... xs);
 };
@@ -76,13 +96,17 @@ class session : public session_base, public std::enable_shared_from_this<session
 public:
   static constexpr bool is_tls = std::is_same_v<Stream, tls_stream>;
 
-  session(tcp::socket&& sock, std::shared_ptr<server::impl> srv) requires(!is_tls)
-    : stream_(std::move(sock)), srv_(std::move(srv)) {}
+  session(tcp::socket&& sock, std::shared_ptr<server::impl> srv,
+          std::optional<asio::ip::address> peer) requires(!is_tls)
+    : stream_(std::move(sock)), srv_(std::move(srv)), peer_(std::move(peer)) {}
 
-  session(tcp::socket&& sock, std::shared_ptr<server::impl> srv, ssl::context& ctx) requires is_tls
-    : stream_(std::move(sock), ctx), srv_(std::move(srv)) {}
+  session(tcp::socket&& sock, std::shared_ptr<server::impl> srv,
+          std::optional<asio::ip::address> peer, ssl::context& ctx) requires is_tls
+    : stream_(std::move(sock), ctx), srv_(std::move(srv)), peer_(std::move(peer)) {}
 
   ~session() override {
+    if (peer_)
+      srv_->release_peer(*peer_);
     std::lock_guard<std::mutex> guard{srv_->sessions_mtx};
     srv_->connections--;
     srv_->sessions_cv.notify_all();
@@ -145,11 +169,47 @@ private:
 
   // -- HTTP ------------------------------------------------------------------
 
+  /// A connection's first request has the request deadline from accept; a
+  /// later one waits up to the idle timeout for its first byte, and from
+  /// there has the request deadline (a trickled request cannot stretch it
+  /// to the idle timeout).
   void do_read() {
+    if (first_ || buffer_.size() > 0)
+      return read_request();
+    lowest().expires_after(srv_->opts.idle_timeout);
+    stream_.async_read_some(buffer_.prepare(4096),
+                            beast::bind_front_handler(&session::on_first_byte, this->shared_from_this()));
+  }
+
+  void on_first_byte(beast::error_code ec, std::size_t n) {
+    buffer_.commit(n);
+    if (ec == asio::error::eof)
+      ec = bhttp::error::end_of_stream;
+    if (ec)
+      return on_read(ec, 0);
+    read_request();
+  }
+
+  void read_request() {
     parser_.emplace();
-    parser_->body_limit(srv_->opts.max_body_bytes);
+    // The route's body limit is known once the request line is read.
+    parser_->body_limit(boost::none);
+    limit_ = srv_->opts.max_body_bytes;
     parser_->header_limit(srv_->opts.max_header_bytes);
-    lowest().expires_after(first_ ? srv_->opts.request_timeout : srv_->opts.idle_timeout);
+    lowest().expires_after(srv_->opts.request_timeout);
+    bhttp::async_read_header(stream_, buffer_, *parser_,
+                             beast::bind_front_handler(&session::on_header, this->shared_from_this()));
+  }
+
+  void on_header(beast::error_code ec, std::size_t) {
+    if (ec)
+      return on_read(ec, 0);
+    auto& msg = parser_->get();
+    if (srv_->opts.body_limit_for)
+      limit_ = srv_->opts.body_limit_for(msg.method_string(), msg.target());
+    if (auto len = parser_->content_length(); len && *len > limit_)
+      return on_read(bhttp::error::body_limit, 0);
+    parser_->body_limit(limit_);
     bhttp::async_read(stream_, buffer_, *parser_,
                       beast::bind_front_handler(&session::on_read, this->shared_from_this()));
   }
@@ -168,8 +228,7 @@ private:
     if (ec == bhttp::error::body_limit) {
       keep_alive_ = false;
       return write(srv_->render_error(413, "body_too_large",
-                                      "request body exceeds " + std::to_string(srv_->opts.max_body_bytes)
-                                        + " bytes"));
+                                      "request body exceeds " + std::to_string(limit_) + " bytes"));
     }
     if (ec == bhttp::error::header_limit) {
       keep_alive_ = false;
@@ -302,6 +361,10 @@ private:
   std::shared_ptr<server::impl> srv_;
   std::vector<char> drain_;
   std::string client_cn_;
+  /// Counted against the per-peer cap while this session lives.
+  std::optional<asio::ip::address> peer_;
+  /// Body limit of the request being read.
+  uint32_t limit_ = 0;
   bool first_ = true;
   bool busy_ = false;
   bool keep_alive_ = true;
@@ -391,26 +454,102 @@ caf::expected<std::unique_ptr<ssl::context>> make_tls_context(const tls_options&
 } // namespace
 
 void server::impl::do_accept() {
-  acceptor.async_accept(asio::make_strand(ioc), [self = shared_from_this()](beast::error_code ec,
-                                                                             tcp::socket sock) {
-    if (ec) {
-      if (ec == asio::error::operation_aborted || !self->acceptor.is_open())
-        return;
-      WH_WARN("http", "accept failed: " << ec.message());
-      return self->do_accept();
+  acceptor.async_accept(asio::make_strand(ioc),
+                        beast::bind_front_handler(&impl::on_accept, shared_from_this()));
+}
+
+bool server::impl::due(throttled& t) {
+  ++t.count;
+  auto now = std::chrono::steady_clock::now();
+  if (t.last != std::chrono::steady_clock::time_point{} && now - t.last < opts.log_interval)
+    return false;
+  t.last = now;
+  return true;
+}
+
+bool server::impl::admit_peer(const asio::ip::address& peer) {
+  std::lock_guard<std::mutex> guard{sessions_mtx};
+  auto& n = per_peer[peer];
+  if (n >= opts.max_connections_per_peer) {
+    if (n == 0)
+      per_peer.erase(peer);
+    return false;
+  }
+  ++n;
+  return true;
+}
+
+void server::impl::release_peer(const asio::ip::address& peer) {
+  std::lock_guard<std::mutex> guard{sessions_mtx};
+  if (auto it = per_peer.find(peer); it != per_peer.end() && --it->second == 0)
+    per_peer.erase(it);
+}
+
+void server::impl::on_accept(beast::error_code ec, tcp::socket sock) {
+  if (ec) {
+    if (ec == asio::error::operation_aborted || !acceptor.is_open())
+      return;
+    // The peer gave up before we accepted: nothing to do, nothing to log.
+    if (ec == asio::error::connection_aborted)
+      return do_accept();
+    // Out of descriptors (EMFILE, ENFILE) or kernel memory: accepting again
+    // at once fails again at once. Pause, longer each time, so the I/O
+    // threads keep serving the connections they have; log with a count.
+    accept_delay = accept_delay.count() == 0
+                     ? opts.accept_backoff_min
+                     : std::min(opts.accept_backoff_max, accept_delay * 2);
+    if (due(accept_errors)) {
+      WH_WARN("http", "accept failed: " << ec.message() << " (" << accept_errors.count
+                                        << " time(s) since last logged); pausing accepts, up to "
+                                        << opts.accept_backoff_max.count() << " ms");
+      accept_errors.count = 0;
     }
-    if (self->draining || self->connections.load() >= self->opts.max_connections) {
+    accept_timer.expires_after(accept_delay);
+    accept_timer.async_wait([self = shared_from_this()](beast::error_code wait_ec) {
+      if (wait_ec || !self->acceptor.is_open())
+        return;
+      self->do_accept();
+    });
+    return;
+  }
+  accept_delay = std::chrono::milliseconds{0};
+  auto refuse = [&](throttled& t, const std::string& why) {
+    beast::error_code ignored;
+    sock.close(ignored);
+    if (due(t)) {
+      WH_WARN("http", why << ": refused " << t.count << " connection(s) since last logged");
+      t.count = 0;
+    }
+    do_accept();
+  };
+  if (draining) {
+    beast::error_code ignored;
+    sock.close(ignored);
+    return do_accept();
+  }
+  if (connections.load() >= opts.max_connections)
+    return refuse(refused_total, "connection limit " + std::to_string(opts.max_connections) + " reached");
+  std::optional<asio::ip::address> peer;
+  if (opts.max_connections_per_peer > 0) {
+    beast::error_code ep_ec;
+    auto ep = sock.remote_endpoint(ep_ec);
+    if (ep_ec) {
       beast::error_code ignored;
       sock.close(ignored);
-      return self->do_accept();
+      return do_accept();
     }
-    self->connections++;
-    if (self->tls)
-      self->launch<session<tls_stream>>(std::move(sock), *self->tls);
-    else
-      self->launch<session<beast::tcp_stream>>(std::move(sock));
-    self->do_accept();
-  });
+    if (!admit_peer(ep.address()))
+      return refuse(refused_peer, "per-peer connection limit "
+                                    + std::to_string(opts.max_connections_per_peer) + " reached by "
+                                    + ep.address().to_string());
+    peer = ep.address();
+  }
+  connections++;
+  if (tls)
+    launch<session<tls_stream>>(std::move(sock), std::move(peer), *tls);
+  else
+    launch<session<beast::tcp_stream>>(std::move(sock), std::move(peer));
+  do_accept();
 }
 
 template <class Session, class... Ts>
@@ -480,6 +619,7 @@ void server::stop(std::chrono::milliseconds grace) {
   asio::post(im.ioc, [self = impl_] {
     beast::error_code ignored;
     self->acceptor.close(ignored);
+    self->accept_timer.cancel();
   });
   {
     std::vector<std::shared_ptr<session_base>> live;

@@ -72,13 +72,27 @@ struct server_options {
   /// I/O threads; 0 = hardware concurrency.
   unsigned threads = 0;
   uint32_t max_body_bytes = 64 * 1024;
+  /// A larger body limit for some routes (admin bulk imports), chosen from
+  /// the request line once the headers are read; unset = `max_body_bytes`.
+  std::function<uint32_t(std::string_view method, std::string_view target)> body_limit_for;
   uint32_t max_header_bytes = 16 * 1024;
-  /// Deadline for reading the first request and for writing any response.
+  /// Deadline for reading one request, from its first byte (or from accept
+  /// for a connection's first request), and for writing any response.
   std::chrono::seconds request_timeout{15};
-  /// Deadline for the next request on a keep-alive connection.
+  /// How long a keep-alive connection may wait for the next request's first byte.
   std::chrono::seconds idle_timeout{60};
-  /// Connections beyond this are closed right after accept.
+  /// Connections beyond this are closed right after accept (see fd_limit.hpp
+  /// for how the hub keeps it below the file-descriptor limit).
   std::size_t max_connections = 10'000;
+  /// Connections from one peer address beyond this are closed right after
+  /// accept; 0 = no per-peer cap.
+  std::size_t max_connections_per_peer = 0;
+  /// First and longest pause of the accept loop when the process or system
+  /// is out of file descriptors (EMFILE/ENFILE); it doubles in between.
+  std::chrono::milliseconds accept_backoff_min{50};
+  std::chrono::milliseconds accept_backoff_max{1000};
+  /// Repeated accept problems are logged at most once per interval, with a count.
+  std::chrono::seconds log_interval{10};
   /// TLS 1.2+ (and mTLS) when enabled; the handshake has `request_timeout`.
   tls_options tls;
 };
