@@ -45,6 +45,13 @@ void ask(caf::actor_system& sys, caf::actor target, caf::timespan timeout,
     [cb](caf::error err) { cb(std::move(err)); }, xs...);
 }
 
+/// Runs `fn` on a thread of its own (blocking actors are always detached),
+/// never on a scheduler thread: for work that reads RocksDB.
+template <class F>
+void off_scheduler(caf::actor_system& sys, F fn) {
+  sys.spawn([fn = std::move(fn)](caf::blocking_actor*) mutable { fn(); });
+}
+
 std::optional<credential> decode_logged(const std::string& key, std::string_view raw) {
   auto x = persistence::decode_credential(raw);
   if (!x) {
@@ -920,30 +927,43 @@ void registry::import_local(const std::string& component,
           persistence::encode(credential{rt, t, std::numeric_limits<int64_t>::max(), 1}));
     w.ops.push_back(store_write::op{persistence::keys::status(pre), "", true});
   }
-  write(std::move(w), [this, component, t, refresh_tokens = std::move(refresh_tokens),
-                       cb](caf::error err) {
-    if (err)
-      return cb(std::move(err));
+  auto apply = [this, component, t, refresh_tokens = std::move(refresh_tokens), cb]() {
     std::vector<std::shared_ptr<key_entry>> fresh;
+    // In a cluster this node owns the keys (the node actor routed them
+    // here): they start from their stored state once in the map (activate
+    // stops an actor whose entry is not).
+    std::vector<std::pair<std::shared_ptr<key_entry>, credential>> run;
     for (auto& [aid, rt] : refresh_tokens) {
       credential x{rt, t, std::numeric_limits<int64_t>::max(), 1};
       auto existing = find(component + "/" + aid);
       if (existing && !existing->shadow) {
-        // In a cluster this node owns the key (the node actor routed it here).
-        auto a = cluster_.node ? activate(existing) : existing->actor();
-        caf::anon_send(a, auth_atom::value, x);
+        if (cluster_.node)
+          run.emplace_back(existing, x);
+        else
+          caf::anon_send(existing->actor(), auth_atom::value, x);
       } else {
         app_params p;
         p.refresh_token = x;
         auto entry = make_authorizer(component, aid, std::move(p));
         if (cluster_.node)
-          caf::anon_send(activate(entry), auth_atom::value, x);
+          run.emplace_back(entry, x);
         fresh.push_back(std::move(entry));
       }
     }
     if (!fresh.empty())
       insert(std::move(fresh));
+    for (auto& [e, x] : run)
+      caf::anon_send(activate(e), auth_atom::value, x);
     cb(caf::none);
+  };
+  write(std::move(w), [this, apply = std::move(apply), cb](caf::error err) mutable {
+    if (err)
+      return cb(std::move(err));
+    // activate reads each key's state from RocksDB: not on the scheduler
+    // thread that delivered the store's answer.
+    if (cluster_.node)
+      return off_scheduler(sys_, std::move(apply));
+    apply();
   });
 }
 
@@ -1051,15 +1071,19 @@ void registry::put_app(app_config app, done_callback cb) {
   write(std::move(w), [this, app, cb](caf::error err) {
     if (err)
       return cb(std::move(err));
-    std::lock_guard<std::mutex> guard{runtime_mtx_};
-    if (auto old = find(app.appid)) {
-      caf::anon_send_exit(old->actor(), caf::exit_reason::user_shutdown);
-      erase_entries({app.appid});
-    }
-    auto err2 = add_app(app, true);
-    if (cluster_.node)
-      caf::anon_send(cluster_.node, ready_atom::value);
-    cb(std::move(err2));
+    // add_app reads the app's stored state from RocksDB: on a thread of its
+    // own, not on the scheduler thread that delivered the store's answer.
+    off_scheduler(sys_, [this, app, cb] {
+      std::lock_guard<std::mutex> guard{runtime_mtx_};
+      if (auto old = find(app.appid)) {
+        caf::anon_send_exit(old->actor(), caf::exit_reason::user_shutdown);
+        erase_entries({app.appid});
+      }
+      auto err2 = add_app(app, true);
+      if (cluster_.node)
+        caf::anon_send(cluster_.node, ready_atom::value);
+      cb(std::move(err2));
+    });
   });
 }
 
@@ -1122,29 +1146,33 @@ void registry::remove(const std::string& appid, done_callback cb) {
   if (!e->runtime)
     return cb(make_detail_error(ec::invalid_request, appid + " is defined in the config file"));
   bool comp = e->kind == static_cast<uint8_t>(key_kind::component);
-  // Delete the definition and every stored value of the key.
-  store_write w;
-  w.ops.push_back({std::string{comp ? comp_def_prefix : app_def_prefix} + appid, "", true});
-  std::vector<std::string> prefixes{comp ? persistence::keys::component_prefix(appid)
-                                         : persistence::keys::app_prefix(appid)};
-  if (comp)
-    prefixes.push_back(persistence::keys::authorizers_of(appid));
-  for (auto& pre : prefixes)
-    db_->scan(pre, [&](std::string_view k, std::string_view) {
-      w.ops.push_back({std::string{k}, "", true});
-      return true;
+  // Delete the definition and every stored value of the key. The scan runs
+  // on a thread of its own: the caller may be a scheduler thread (the node
+  // actor applies a peer's relayed DELETE).
+  off_scheduler(sys_, [this, appid, comp, cb] {
+    store_write w;
+    w.ops.push_back({std::string{comp ? comp_def_prefix : app_def_prefix} + appid, "", true});
+    std::vector<std::string> prefixes{comp ? persistence::keys::component_prefix(appid)
+                                           : persistence::keys::app_prefix(appid)};
+    if (comp)
+      prefixes.push_back(persistence::keys::authorizers_of(appid));
+    for (auto& pre : prefixes)
+      db_->scan(pre, [&](std::string_view k, std::string_view) {
+        w.ops.push_back({std::string{k}, "", true});
+        return true;
+      });
+    write(std::move(w), [this, appid, comp, cb](caf::error err) {
+      if (err)
+        return cb(std::move(err));
+      std::lock_guard<std::mutex> guard{runtime_mtx_};
+      if (comp) {
+        stop_component(appid);
+      } else if (auto e = find(appid)) {
+        caf::anon_send_exit(e->actor(), caf::exit_reason::user_shutdown);
+        erase_entries({appid});
+      }
+      cb(caf::none);
     });
-  write(std::move(w), [this, appid, comp, cb](caf::error err) {
-    if (err)
-      return cb(std::move(err));
-    std::lock_guard<std::mutex> guard{runtime_mtx_};
-    if (comp) {
-      stop_component(appid);
-    } else if (auto e = find(appid)) {
-      caf::anon_send_exit(e->actor(), caf::exit_reason::user_shutdown);
-      erase_entries({appid});
-    }
-    cb(caf::none);
   });
 }
 

@@ -216,4 +216,68 @@ CAF_TEST(put_component reloads the component off the scheduler threads) {
   CAF_CHECK_EQUAL(db->on_workers(), std::vector<std::string>{});
 }
 
+CAF_TEST(import_authorizers activates the imported keys off the scheduler threads) {
+  node->start();
+  auto before = db->calls();
+  std::promise<caf::error> done;
+  auto fut = done.get_future();
+  // In a cluster the owner's node actor runs import_local; the imported key
+  // starts from its stored state (the refresh token just written).
+  reg->import_authorizers("wxc01", {{"wxauth9", "R9"}},
+                          [&done](caf::error err) { done.set_value(std::move(err)); });
+  CAF_REQUIRE(fut.wait_for(10s) == std::future_status::ready);
+  auto err = fut.get();
+  CAF_CHECK(!err);
+  auto e = reg->find("wxc01/wxauth9");
+  CAF_REQUIRE(e != nullptr);
+  CAF_CHECK(e->actor() != nullptr);
+  CAF_CHECK_GREATER(db->calls(), before);
+  CAF_MESSAGE("store calls on a scheduler worker: " << caf::deep_to_string(db->on_workers()));
+  CAF_CHECK_EQUAL(db->on_workers(), std::vector<std::string>{});
+}
+
+CAF_TEST(put_app starts the app off the scheduler threads) {
+  node->start();
+  auto before = db->calls();
+  std::promise<caf::error> done;
+  auto fut = done.get_future();
+  reg->put_app(app_config{"wxa09", "secret-9", token_api::stable},
+               [&done](caf::error err) { done.set_value(std::move(err)); });
+  CAF_REQUIRE(fut.wait_for(10s) == std::future_status::ready);
+  auto err = fut.get();
+  CAF_CHECK(!err);
+  auto e = reg->find("wxa09");
+  CAF_REQUIRE(e != nullptr);
+  CAF_CHECK(e->runtime);
+  CAF_CHECK_GREATER(db->calls(), before);
+  CAF_MESSAGE("store calls on a scheduler worker: " << caf::deep_to_string(db->on_workers()));
+  CAF_CHECK_EQUAL(db->on_workers(), std::vector<std::string>{});
+}
+
+CAF_TEST(a relayed remove scans RocksDB off the scheduler threads) {
+  // A runtime app with stored state, deleted on a peer: the node actor
+  // applies the relayed DELETE on its own (scheduler) thread.
+  CAF_REQUIRE(!reg->add_app(app_config{"wxa08", "secret-8", token_api::stable}, true));
+  CAF_REQUIRE(!db->write({{persistence::keys::app_prefix("wxa08") + "x", "1"}}));
+  node->start();
+  auto before = db->calls();
+  std::promise<caf::error> done;
+  auto fut = done.get_future();
+  node->on_relayed_admin([this, &done](std::string, std::string, std::string, std::string) {
+    reg->remove("wxa08", [&done](caf::error err) { done.set_value(std::move(err)); });
+  });
+  caf::anon_send(node->actor(), put_atom::value, std::string{"DELETE"},
+                 std::string{"/admin/apps/wxa08"}, std::string{}, std::string{}, true);
+  CAF_REQUIRE(fut.wait_for(10s) == std::future_status::ready);
+  auto err = fut.get();
+  CAF_CHECK(!err);
+  CAF_CHECK(reg->find("wxa08") == nullptr);
+  auto left = db->get(persistence::keys::app_prefix("wxa08") + "x");
+  CAF_REQUIRE(left);
+  CAF_CHECK(!*left); // the stored state went with it
+  CAF_CHECK_GREATER(db->calls(), before);
+  CAF_MESSAGE("store calls on a scheduler worker: " << caf::deep_to_string(db->on_workers()));
+  CAF_CHECK_EQUAL(db->on_workers(), std::vector<std::string>{});
+}
+
 CAF_TEST_FIXTURE_SCOPE_END()
