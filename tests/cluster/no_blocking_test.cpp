@@ -17,6 +17,7 @@
 #include <future>
 #include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <boost/json.hpp>
@@ -150,6 +151,17 @@ struct fixture {
     caf::anon_send_exit(store, caf::exit_reason::user_shutdown);
   }
 
+  /// Starts the node and waits (at most 10 s) until it publishes a view that
+  /// routes keys to itself: the registry reads that view directly, without
+  /// a message to the node actor that would order it after the start.
+  void start_node() {
+    node->start();
+    auto deadline = std::chrono::steady_clock::now() + 10s;
+    while (!node->owner_node("wxa01") && std::chrono::steady_clock::now() < deadline)
+      std::this_thread::sleep_for(1ms);
+    CAF_REQUIRE(node->owner_node("wxa01"));
+  }
+
   /// A keyed request to the node actor, answered or failed within 10 s.
   template <class T, class... Ts>
   caf::expected<T> ask(Ts... xs) {
@@ -167,7 +179,7 @@ CAF_TEST_FIXTURE_SCOPE(cluster_no_blocking, fixture)
 
 CAF_TEST(the node actor reads and writes RocksDB on its storage worker only) {
   auto before = db->calls();
-  node->start();
+  start_node();
   // Starting the key's actor reads its state; its token is persisted and
   // read again for the replicas.
   auto x = ask<actors::credential>(get_atom::value, token_atom::value, std::string{"wxa01"});
@@ -196,7 +208,7 @@ CAF_TEST(the node actor reads and writes RocksDB on its storage worker only) {
 }
 
 CAF_TEST(put_component reloads the component off the scheduler threads) {
-  node->start();
+  start_node();
   auto before = db->calls();
   std::promise<caf::error> done;
   auto fut = done.get_future();
@@ -217,7 +229,7 @@ CAF_TEST(put_component reloads the component off the scheduler threads) {
 }
 
 CAF_TEST(import_authorizers activates the imported keys off the scheduler threads) {
-  node->start();
+  start_node();
   auto before = db->calls();
   std::promise<caf::error> done;
   auto fut = done.get_future();
@@ -237,7 +249,7 @@ CAF_TEST(import_authorizers activates the imported keys off the scheduler thread
 }
 
 CAF_TEST(put_app starts the app off the scheduler threads) {
-  node->start();
+  start_node();
   auto before = db->calls();
   std::promise<caf::error> done;
   auto fut = done.get_future();
@@ -259,7 +271,7 @@ CAF_TEST(a relayed remove scans RocksDB off the scheduler threads) {
   // applies the relayed DELETE on its own (scheduler) thread.
   CAF_REQUIRE(!reg->add_app(app_config{"wxa08", "secret-8", token_api::stable}, true));
   CAF_REQUIRE(!db->write({{persistence::keys::app_prefix("wxa08") + "x", "1"}}));
-  node->start();
+  start_node();
   auto before = db->calls();
   std::promise<caf::error> done;
   auto fut = done.get_future();
