@@ -45,6 +45,8 @@ public:
   virtual ~session_base() = default;
   /// Closes the connection now if it waits for a request.
   virtual void drain() = 0;
+  /// Closes the socket at once; only while no thread runs the io_context.
+  virtual void abort() = 0;
 };
 
 struct server::impl : std::enable_shared_from_this<server::impl> {
@@ -126,6 +128,11 @@ public:
       if (!self->busy_)
         self->close();
     });
+  }
+
+  void abort() override {
+    beast::error_code ignored;
+    lowest().socket().close(ignored);
   }
 
 private:
@@ -611,6 +618,36 @@ uint16_t server::port() const {
   return impl_->bound_port;
 }
 
+namespace {
+
+/// See server::stop.
+void release_pending(server::impl& im) {
+  // Handlers still queued in the io_context own their sessions, and every
+  // session owns the impl, which owns the io_context: a cycle that nothing
+  // would ever free. No thread runs the io_context now, so close what is
+  // left here and run the queue dry on this thread: each handler sees
+  // operation_aborted and lets go.
+  std::vector<std::shared_ptr<session_base>> live;
+  {
+    std::lock_guard<std::mutex> guard{im.sessions_mtx};
+    for (auto& w : im.sessions)
+      if (auto s = w.lock())
+        live.push_back(std::move(s));
+  }
+  for (auto& s : live)
+    s->abort();
+  live.clear();
+  beast::error_code ignored;
+  im.acceptor.close(ignored);
+  im.accept_timer.cancel();
+  im.ioc.restart();
+  // Bounded: an aborted handler may start one more operation, which fails at once.
+  for (int round = 0; round < 16 && im.ioc.poll() > 0; ++round)
+    ;
+}
+
+} // namespace
+
 void server::stop(std::chrono::milliseconds grace) {
   auto& im = *impl_;
   if (im.threads.empty())
@@ -642,6 +679,8 @@ void server::stop(std::chrono::milliseconds grace) {
     if (t.joinable())
       t.join();
   im.threads.clear();
+  release_pending(im);
 }
+
 
 } // namespace wh::http
