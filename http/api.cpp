@@ -381,10 +381,24 @@ bool hub_api::in_scope(route_id r, caller who, const std::string& appid,
   return false;
 }
 
+void hub_api::recover_authorizer(route_id r, const std::string& appid, const std::string& authorizer,
+                                 const responder& respond, std::function<void()> retry) {
+  reg_.recover_authorizer(appid, authorizer, [this, r, respond, appid, authorizer, retry](caf::error err) {
+    if (!err)
+      return retry();
+    if (code_of(err) == ec::unknown_key)
+      return respond_counted(r, respond,
+                             error_response(404, "unknown_authorizer",
+                                            "authorizer " + authorizer + " of " + appid
+                                              + " is not known to this hub nor listed by WeChat"));
+    respond_counted(r, respond, error_response(err));
+  });
+}
+
 std::shared_ptr<actors::key_entry> hub_api::lookup(route_id r, const std::string& appid,
                                                    const std::string& authorizer,
                                                    const responder& respond, caller who,
-                                                   std::function<void()> retry) {
+                                                   bool* recover) {
   if (!in_scope(r, who, appid, authorizer, respond))
     return nullptr;
   auto key = authorizer.empty() ? appid : appid + "/" + authorizer;
@@ -399,19 +413,10 @@ std::shared_ptr<actors::key_entry> hub_api::lookup(route_id r, const std::string
       entry->shadow = true;
     }
   }
-  if (!entry && !authorizer.empty() && retry && !reg_.clustered()) {
+  if (!entry && !authorizer.empty() && recover && !reg_.clustered()) {
     if (auto comp = reg_.find(appid); comp && comp->kind == static_cast<uint8_t>(actors::key_kind::component)) {
       // Not known here: WeChat's authorizer list may still have it.
-      reg_.recover_authorizer(appid, authorizer, [this, r, respond, appid, authorizer, retry](caf::error err) {
-        if (!err)
-          return retry();
-        if (code_of(err) == ec::unknown_key)
-          return respond_counted(r, respond,
-                                 error_response(404, "unknown_authorizer",
-                                                "authorizer " + authorizer + " of " + appid
-                                                  + " is not known to this hub nor listed by WeChat"));
-        respond_counted(r, respond, error_response(err));
-      });
+      *recover = true;
       return nullptr;
     }
   }
@@ -450,10 +455,11 @@ void hub_api::get_access_token(const params& q, const responder& respond, caller
   response err;
   if (!read_id(q, "appid", true, appid, err) || !read_id(q, "authorizer_appid", false, authorizer, err))
     return respond_counted(r_access_token, respond, std::move(err));
-  std::function<void()> retry;
-  if (may_recover)
-    retry = [this, q, respond, who] { get_access_token(q, respond, who, false); };
-  auto entry = lookup(r_access_token, appid, authorizer, respond, who, std::move(retry));
+  bool recover = false;
+  auto entry = lookup(r_access_token, appid, authorizer, respond, who, may_recover ? &recover : nullptr);
+  if (recover)
+    return recover_authorizer(r_access_token, appid, authorizer, respond,
+                              [this, q, respond, who] { get_access_token(q, respond, who, false); });
   if (!entry)
     return;
   if (is_component(*entry))
@@ -487,10 +493,11 @@ void hub_api::post_refresh(const request& req, const responder& respond, caller 
   if (stale && stale->size() > 2048)
     return respond_counted(r_refresh, respond,
                            error_response(400, "invalid_request", "access_token is too long"));
-  std::function<void()> retry;
-  if (may_recover)
-    retry = [this, req, respond, who] { post_refresh(req, respond, who, false); };
-  auto entry = lookup(r_refresh, appid, authorizer, respond, who, std::move(retry));
+  bool recover = false;
+  auto entry = lookup(r_refresh, appid, authorizer, respond, who, may_recover ? &recover : nullptr);
+  if (recover)
+    return recover_authorizer(r_refresh, appid, authorizer, respond,
+                              [this, req, respond, who] { post_refresh(req, respond, who, false); });
   if (!entry)
     return;
   if (is_component(*entry))
@@ -542,10 +549,11 @@ void hub_api::get_ticket(const params& q, const responder& respond, caller who, 
     return respond_counted(r_ticket, respond,
                            error_response(400, "invalid_request", "type must be jsapi or wx_card"));
   std::string type = *type_param;
-  std::function<void()> retry;
-  if (may_recover)
-    retry = [this, q, respond, who] { get_ticket(q, respond, who, false); };
-  auto entry = lookup(r_ticket, appid, authorizer, respond, who, std::move(retry));
+  bool recover = false;
+  auto entry = lookup(r_ticket, appid, authorizer, respond, who, may_recover ? &recover : nullptr);
+  if (recover)
+    return recover_authorizer(r_ticket, appid, authorizer, respond,
+                              [this, q, respond, who] { get_ticket(q, respond, who, false); });
   if (!entry)
     return;
   if (auto x = entry->ticket(type)->load(); x && clock_.now() < x->expires_at)

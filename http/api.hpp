@@ -134,12 +134,18 @@ private:
   void admin_quota(const std::string& path, const request& req, const params& q,
                    const responder& respond);
   /// Answers 404/410 for unknown or revoked keys; returns the entry otherwise.
-  /// With `retry`, an unknown authorizer is first recovered from WeChat's
-  /// authorizer list and `retry` runs once it is imported (nullptr returned).
+  /// With `recover`, an authorizer this hub does not know but WeChat's list
+  /// may have is not answered: `*recover` is set (nullptr returned) and the
+  /// caller hands a retry to `recover_authorizer`. The retry is built only
+  /// then, so a served read pays nothing for it.
   std::shared_ptr<actors::key_entry> lookup(route_id r, const std::string& appid,
                                             const std::string& authorizer,
                                             const responder& respond, caller who,
-                                            std::function<void()> retry = nullptr);
+                                            bool* recover = nullptr);
+  /// Recovers `authorizer` from WeChat's authorizer list, then runs `retry`
+  /// (or answers 404 unknown_authorizer / the error).
+  void recover_authorizer(route_id r, const std::string& appid, const std::string& authorizer,
+                          const responder& respond, std::function<void()> retry);
 
   struct push_state;
   static std::unique_ptr<push_state> make_push_state(const hub_config& cfg);

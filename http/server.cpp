@@ -204,6 +204,24 @@ private:
     limit_ = srv_->opts.max_body_bytes;
     parser_->header_limit(srv_->opts.max_header_bytes);
     lowest().expires_after(srv_->opts.request_timeout);
+    // A whole request usually arrives in one segment: parse what is already
+    // buffered here. Each asynchronous read costs a timer and a dispatch,
+    // and the hot path (a cached token) must cost no more than one.
+    if (buffer_.size() > 0) {
+      beast::error_code ec;
+      while (buffer_.size() > 0 && !parser_->is_header_done()) {
+        auto used = parser_->put(buffer_.data(), ec);
+        buffer_.consume(used);
+        if (ec == bhttp::error::need_more) {
+          ec = {};
+          break;
+        }
+        if (ec)
+          return on_read(ec, 0);
+      }
+      if (parser_->is_header_done())
+        return on_header({}, 0);
+    }
     bhttp::async_read_header(stream_, buffer_, *parser_,
                              beast::bind_front_handler(&session::on_header, this->shared_from_this()));
   }
@@ -217,6 +235,8 @@ private:
     if (auto len = parser_->content_length(); len && *len > limit_)
       return on_read(bhttp::error::body_limit, 0);
     parser_->body_limit(limit_);
+    if (parser_->is_done()) // no body (a GET): nothing more to read
+      return on_read({}, 0);
     bhttp::async_read(stream_, buffer_, *parser_,
                       beast::bind_front_handler(&session::on_read, this->shared_from_this()));
   }
