@@ -640,6 +640,16 @@ uint16_t server::port() const {
 
 namespace {
 
+/// The sessions still alive (the set holds weak references).
+std::vector<std::shared_ptr<session_base>> live_sessions(server::impl& im) {
+  std::vector<std::shared_ptr<session_base>> live;
+  std::lock_guard<std::mutex> guard{im.sessions_mtx};
+  for (auto& w : im.sessions)
+    if (auto s = w.lock())
+      live.push_back(std::move(s));
+  return live;
+}
+
 /// See server::stop.
 void release_pending(server::impl& im) {
   // Handlers still queued in the io_context own their sessions, and every
@@ -647,16 +657,8 @@ void release_pending(server::impl& im) {
   // would ever free. No thread runs the io_context now, so close what is
   // left here and run the queue dry on this thread: each handler sees
   // operation_aborted and lets go.
-  std::vector<std::shared_ptr<session_base>> live;
-  {
-    std::lock_guard<std::mutex> guard{im.sessions_mtx};
-    for (auto& w : im.sessions)
-      if (auto s = w.lock())
-        live.push_back(std::move(s));
-  }
-  for (auto& s : live)
+  for (auto& s : live_sessions(im))
     s->abort();
-  live.clear();
   beast::error_code ignored;
   im.acceptor.close(ignored);
   im.accept_timer.cancel();
@@ -678,17 +680,8 @@ void server::stop(std::chrono::milliseconds grace) {
     self->acceptor.close(ignored);
     self->accept_timer.cancel();
   });
-  {
-    std::vector<std::shared_ptr<session_base>> live;
-    {
-      std::lock_guard<std::mutex> guard{im.sessions_mtx};
-      for (auto& w : im.sessions)
-        if (auto s = w.lock())
-          live.push_back(std::move(s));
-    }
-    for (auto& s : live)
-      s->drain();
-  }
+  for (auto& s : live_sessions(im))
+    s->drain();
   {
     std::unique_lock<std::mutex> guard{im.sessions_mtx};
     im.sessions_cv.wait_for(guard, grace, [&] { return im.connections.load() == 0; });
