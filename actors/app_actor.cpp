@@ -1,6 +1,7 @@
 #include "actors/app_actor.hpp"
 
 #include <algorithm>
+#include <array>
 #include <functional>
 #include <random>
 #include <unordered_map>
@@ -49,9 +50,6 @@ struct app_state {
   static inline const char* name = "wh.app";
 
   app_params p;
-  /// splitmix64 state: 8 bytes instead of mt19937's 2.5 KB per actor, which
-  /// matters with 100,000 authorizers.
-  uint64_t rng = 0;
 
   std::optional<credential> token;
   uint64_t last_version = 0;
@@ -114,6 +112,13 @@ struct app_state {
   };
   event last_refresh;
   std::vector<event> recent_errors; // newest last, at most 5
+
+  // virtual activation (see app_params::router)
+  /// When each armed timer fires (0 = not armed); the earliest is the key's
+  /// due time in the durable schedule once the actor is passivated.
+  std::array<int64_t, 4> armed_at{};
+  /// Upstream calls and durable writes this actor waits for.
+  uint32_t inflight = 0;
 };
 
 using self_ptr = caf::stateful_actor<app_state>*;
@@ -148,12 +153,6 @@ key_kind kind(self_ptr self) {
   return self->state.p.kind;
 }
 
-uint64_t next_random(self_ptr self) {
-  auto z = (self->state.rng += 0x9e3779b97f4a7c15ULL);
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-  return z ^ (z >> 31);
-}
 
 /// A refresh token has no expiry of its own.
 constexpr int64_t never = std::numeric_limits<int64_t>::max();
@@ -320,10 +319,15 @@ void call_upstream(self_ptr self, upstream_call call,
                    std::function<void(const caf::expected<upstream_reply>&)> k) {
   if (call.key.empty() && self->state.p.entry)
     call.key = self->state.p.entry->key;
+  ++self->state.inflight;
   self->request(self->state.p.upstream, self->state.p.upstream_timeout, call_atom::value,
                 std::move(call))
-    .then([k](upstream_reply& rep) { k(rep); },
-          [k](caf::error& err) {
+    .then([self, k](upstream_reply& rep) {
+            --self->state.inflight;
+            k(rep);
+          },
+          [self, k](caf::error& err) {
+            --self->state.inflight;
             if (code_of(err) == ec::none) // e.g. CAF's request_timeout
               k(make_detail_error(ec::timeout, "no answer from WeChat in time"));
             else
@@ -338,28 +342,42 @@ void persist(self_ptr self, store_write batch,
   auto& st = self->state;
   st.p.seq = next_seq(st.p.seq, static_cast<uint64_t>(now(self)) * 1000);
   batch.put(persistence::keys::seq(prefix(self)), std::to_string(st.p.seq));
+  ++st.inflight;
   self->request(st.p.store, caf::infinite, put_atom::value, std::move(batch))
     .then(
       [self, k](done_atom) {
+        --self->state.inflight;
         auto& p = self->state.p;
         if (p.cluster)
           self->send(p.cluster, repl_atom::value, p.entry->key, p.prefix);
         k(caf::none);
       },
-      [k](caf::error& err) { k(err); });
+      [self, k](caf::error& err) {
+        --self->state.inflight;
+        k(err);
+      });
 }
 
 // -- scheduling ----------------------------------------------------------------
 
-int64_t draw_jitter(self_ptr self) {
+/// The jitter of `x`'s refresh: drawn from the key's seed and the value's
+/// version, so an actor started again (virtual activation) arrives at the
+/// same refresh time as the one it replaced and the schedule stays exact.
+int64_t draw_jitter(self_ptr self, const credential& x) {
   auto j = self->state.p.refresh_jitter_s;
   if (j == 0)
     return 0;
-  return static_cast<int64_t>(next_random(self) % (j + 1));
+  auto z = self->state.p.seed ^ (x.version * 0x9e3779b97f4a7c15ULL)
+           ^ static_cast<uint64_t>(x.expires_at);
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+  z ^= z >> 31;
+  return static_cast<int64_t>(z % (j + 1));
 }
 
 void arm(self_ptr self, timer_kind kind, uint64_t gen, int64_t at) {
   auto delay = std::max<int64_t>(1, at - now(self));
+  self->state.armed_at[kind] = now(self) + delay;
   self->delayed_send(self, std::chrono::seconds(delay), tick_atom::value, static_cast<uint8_t>(kind),
                      gen);
 }
@@ -368,7 +386,7 @@ void arm(self_ptr self, timer_kind kind, uint64_t gen, int64_t at) {
 /// returned the same value (stable_token renews only in the last 5 minutes).
 int64_t refresh_time(self_ptr self, const credential& x, bool unchanged) {
   auto& p = self->state.p;
-  auto at = x.expires_at - static_cast<int64_t>(p.refresh_margin_s) - draw_jitter(self);
+  auto at = x.expires_at - static_cast<int64_t>(p.refresh_margin_s) - draw_jitter(self, x);
   if (unchanged)
     at = std::max({at, x.expires_at - 290, now(self) + 30});
   return at;
@@ -605,10 +623,18 @@ void on_token_reply(self_ptr self, const caf::expected<upstream_reply>& rep, int
       if (cls == wechat::errclass::token_invalid && !retried) {
         // The *component* token is dead: have it replaced once, then retry once.
         st.fetching = false;
+        ++st.inflight;
         self->request(st.p.component, st.p.upstream_timeout, stale_atom::value, force_atom::value,
                       component_token)
-          .then([self, reason, force](const credential&) { fetch_token(self, reason, force, true); },
-                [self, reason](caf::error& err) { after_token_failure(self, reason, err); });
+          .then(
+            [self, reason, force](const credential&) {
+              --self->state.inflight;
+              fetch_token(self, reason, force, true);
+            },
+            [self, reason](caf::error& err) {
+              --self->state.inflight;
+              after_token_failure(self, reason, err);
+            });
         return;
       }
       if (cls == wechat::errclass::refresh_token_invalid && st.refresh_token
@@ -1332,10 +1358,36 @@ void restore(self_ptr self) {
   }
 }
 
+// -- virtual activation ----------------------------------------------------------
+
+/// Nothing in flight and nobody waiting: stopping the actor loses nothing
+/// (every change was persisted before anyone was answered). A pause (45009,
+/// a missing verify ticket) or a refresh-loop window keeps the actor, since
+/// that state lives only here.
+bool idle(self_ptr self) {
+  auto& st = self->state;
+  auto t = now(self);
+  auto quiet = [](const ticket_slot& s) { return !s.fetching && s.waiters.empty(); };
+  return st.inflight == 0 && !st.fetching && !st.checking && st.token_waiters.empty()
+         && st.check_waiters.empty() && quiet(st.jsapi) && quiet(st.wx_card) && !st.listing
+         && st.lookups.empty() && st.blocked_until <= t
+         && !(st.escalated_at > 0 && t - st.escalated_at < st.p.loop_window_s)
+         && !(st.guard_hits > 0 && t - st.guard_since < st.p.loop_window_s);
+}
+
+/// The earliest armed refresh (token or ticket): where the schedule wakes the
+/// key once it is passivated. 0 = nothing to refresh.
+int64_t next_due(self_ptr self) {
+  int64_t due = 0;
+  for (auto k : {token_timer, jsapi_timer, wx_card_timer})
+    if (auto at = self->state.armed_at[k]; at > 0 && (due == 0 || at < due))
+      due = at;
+  return due;
+}
+
 caf::behavior app_actor(self_ptr self, app_params params) {
   auto& st = self->state;
   st.p = std::move(params);
-  st.rng = st.p.seed;
   restore(self);
   return {
     [=](get_atom, token_atom) -> caf::result<credential> {
@@ -1544,6 +1596,24 @@ caf::behavior app_actor(self_ptr self, app_params params) {
       self->quit();
       return done_atom::value;
     },
+    [=](stop_atom, idle_atom) -> caf::result<bool, int64_t, int64_t> {
+      // The router passivates the key: only when nothing is pending. Answers
+      // (stopped, due time for the schedule, the due time stored before).
+      if (!idle(self))
+        return {false, int64_t{0}, int64_t{0}};
+      self->quit();
+      return {true, next_due(self), self->state.p.due};
+    },
+    [=](wake_atom) {
+      // The durable schedule woke the key: restore() armed what is due; a
+      // token that expired while the key slept (or the hub was down) is
+      // fetched now, so that no client waits for it.
+      auto& st = self->state;
+      if (st.p.kind == key_kind::component || st.fetching || st.status != authorizer_status::active)
+        return;
+      if (!(st.token && st.token->valid_at(now(self))))
+        fetch_token(self, "overdue", false);
+    },
     [=](revoke_atom) -> caf::result<done_atom> {
       if (kind(self) != key_kind::authorizer)
         return make_detail_error(ec::invalid_request, "not an authorizer");
@@ -1628,14 +1698,28 @@ caf::behavior app_actor(self_ptr self, app_params params) {
         return;
       }
       if (kind == token_timer) {
-        if (gen == st.token_timer_gen && !st.fetching)
-          fetch_token(self, "proactive", false);
+        if (gen == st.token_timer_gen) {
+          st.armed_at[token_timer] = 0;
+          if (!st.fetching)
+            fetch_token(self, "proactive", false);
+        }
         return;
       }
       auto& slot = kind == jsapi_timer ? st.jsapi : st.wx_card;
-      if (gen == slot.timer_gen && !slot.fetching)
-        fetch_ticket(self, slot, false, "proactive");
+      if (gen == slot.timer_gen) {
+        st.armed_at[slot.timer] = 0;
+        if (!slot.fetching)
+          fetch_ticket(self, slot, false, "proactive");
+      }
     },
+    caf::after(st.p.router && st.p.idle_timeout.count() > 0 ? caf::duration{st.p.idle_timeout}
+                                                            : caf::duration{caf::infinite})
+      >> [=] {
+           // No message for the idle time: offer to stop (the router decides,
+           // since a request for the key may be on its way here).
+           if (idle(self))
+             self->send(self->state.p.router, idle_atom::value, self->state.p.entry->key);
+         },
   };
 }
 

@@ -122,6 +122,14 @@ struct app_params {
   /// Multi-node hubs: the local cluster node actor, told `(repl_atom, key,
   /// prefix)` after every persisted change so it can replicate the state.
   caf::actor cluster;
+  /// Virtual activation (single-node hubs): the node's key router. After
+  /// `idle_timeout` without a message and with nothing pending, the actor
+  /// asks the router to passivate it (`(idle_atom, key)`); the router then
+  /// asks `(stop_atom, idle_atom)`. Without a router the actor stays.
+  caf::actor router;
+  caf::timespan idle_timeout{0};
+  /// The key's due time in the durable refresh schedule as stored (0 = none).
+  int64_t due = 0;
 };
 
 /// The version after `prev` at unix-milliseconds `now_ms`: max(prev + 1, now_ms),
@@ -166,6 +174,11 @@ inline uint64_t next_seq(uint64_t prev, uint64_t now_ms) {
 /// - `(auth_atom, std::string refresh_token)` -> `done_atom`: imported refresh token, durable.
 /// - `(revoke_atom)` -> `done_atom`: deletes tokens and tickets, marks revoked.
 /// All kinds:
+/// - `(stop_atom, idle_atom)` -> `(bool stopped, int64 due, int64 stored_due)`:
+///   quits if nothing is pending (virtual activation); `due` is the earliest
+///   armed refresh (0 = none), `stored_due` the schedule entry it replaces.
+/// - `(wake_atom)`: the refresh schedule woke the key; an expired token is
+///   fetched now.
 /// - `(stop_atom)` -> `done_atom`: quits (ownership moved to another node). Every
 ///   write the actor started was sent to the store actor before this answer.
 ///

@@ -72,9 +72,14 @@ registry::registry(caf::actor_system& sys, caf::actor upstream, caf::actor store
     db_(std::move(db)),
     clock_(clk),
     stats_(stats),
-    opts_(opts),
-    map_(std::make_shared<const map_type>()) {
+    opts_(opts) {
+  if (opts_.idle_timeout.count() > 0)
+    router_ = spawn_key_router(sys_, *this, db_, clock_, opts_.router);
   if (stats_) {
+    stats_->describe("wechat_hub_active_actors",
+                     "Running token actors per kind (virtual activation: a key's actor runs only "
+                     "while it has work)",
+                     "gauge");
     stats_->describe("wechat_hub_token_age_seconds", "Age of the access token served per appid",
                      "gauge");
     stats_->describe("wechat_hub_token_ttl_seconds",
@@ -113,14 +118,14 @@ registry::registry(caf::actor_system& sys, caf::actor upstream, caf::actor store
       // Authorizers are aggregated per component and status: 100,000 of
       // them must not become 100,000 series.
       std::map<std::pair<std::string, std::string>, size_t> authorizers;
-      for (auto& e : entries()) {
+      dir_.for_each([&](const std::shared_ptr<key_entry>& e) {
         if (e->shadow)
-          continue;
+          return;
         if (e->kind == static_cast<uint8_t>(key_kind::authorizer)) {
           auto comp = e->key.substr(0, e->key.find('/'));
           auto st = e->status.load();
           authorizers[{comp, st == 1 ? "revoked" : st == 2 ? "needs_reauthorization" : "active"}]++;
-          continue;
+          return;
         }
         if (e->kind == static_cast<uint8_t>(key_kind::component)) {
           if (auto at = e->verify_ticket_at.load(); at > 0)
@@ -135,8 +140,12 @@ registry::registry(caf::actor_system& sys, caf::actor upstream, caf::actor store
           out.add("wechat_hub_token_ttl_seconds", {{"appid", e->key}},
                   static_cast<double>(x->expires_at - t));
         }
-      }
+      });
       out.add("wechat_hub_refresh_margin_seconds", {}, static_cast<double>(opts_.refresh_margin_s));
+      auto active = active_actors();
+      static constexpr const char* kinds[] = {"app", "component", "authorizer"};
+      for (size_t i = 0; i < active.size(); ++i)
+        out.add("wechat_hub_active_actors", {{"kind", kinds[i]}}, static_cast<double>(active[i]));
       for (auto& [k, n] : authorizers)
         out.add("wechat_hub_authorizers", {{"component", k.first}, {"status", k.second}},
                 static_cast<double>(n));
@@ -158,17 +167,17 @@ app_params registry::base_params(std::shared_ptr<key_entry> entry) const {
   p.refresh_margin_s = opts_.refresh_margin_s;
   p.refresh_jitter_s = opts_.refresh_jitter_s;
   p.upstream_timeout = opts_.upstream_timeout;
-  p.seed = (static_cast<uint64_t>(std::random_device{}()) << 32) ^ std::random_device{}();
+  // Stable per key: an actor started again draws the same refresh jitter.
+  p.seed = std::hash<std::string>{}(p.entry->key) ^ 0x5bd1e995a1b2c3d4ULL;
+  if (virtual_key(*p.entry)) {
+    p.router = router_;
+    p.idle_timeout = opts_.idle_timeout;
+  }
   return p;
 }
 
 void registry::insert(std::vector<std::shared_ptr<key_entry>> entries) {
-  std::lock_guard<std::mutex> guard{add_mtx_};
-  auto next = std::make_shared<map_type>(*map_.load());
-  next->reserve(next->size() + entries.size());
-  for (auto& e : entries)
-    (*next)[e->key] = std::move(e);
-  map_.store(std::move(next));
+  dir_.insert(std::move(entries));
 }
 
 namespace {
@@ -198,6 +207,11 @@ void read_field(app_params& p, std::string_view field, std::string_view value,
     else
       p.status = *st == "revoked" ? authorizer_status::revoked
                                   : authorizer_status::needs_reauthorization;
+  } else if (field == "due") {
+    int64_t x = 0;
+    for (char c : value)
+      x = c >= '0' && c <= '9' ? x * 10 + (c - '0') : x;
+    p.due = x;
   } else if (field == "seq") {
     uint64_t x = 0;
     for (char c : value)
@@ -301,6 +315,12 @@ void registry::start(const std::shared_ptr<key_entry>& e, app_params&& p) {
   if (p.token && p.token->valid_at(clock_.now()) && p.kind == key_kind::app)
     WH_INFO("registry", e->key << ": restored access_token v" << p.token->version << ", "
                                << (p.token->expires_at - clock_.now()) << " s left");
+  if (virtual_key(*e)) {
+    // Virtual activation: the router starts the actor when work arrives
+    // (a request, the refresh schedule); until then the snapshots serve.
+    publish_stored(*e, p);
+    return;
+  }
   e->set_actor(spawn_app_actor(sys_, std::move(p)));
 }
 
@@ -330,6 +350,12 @@ caf::actor registry::deactivate(key_entry& e) {
 
 void registry::enable_cluster(cluster_link link) {
   cluster_ = std::move(link);
+  // A cluster's node actor starts and stops actors by ownership (no
+  // virtual activation yet): no router.
+  if (router_) {
+    caf::anon_send_exit(router_, caf::exit_reason::user_shutdown);
+    router_ = caf::actor{};
+  }
 }
 
 caf::actor registry::spawn_component_link(const std::string& component) {
@@ -641,8 +667,27 @@ void registry::write(store_write w, done_callback cb) {
     [cb](caf::error err) { cb(std::move(err)); }, put_atom::value, std::move(w));
 }
 
+bool registry::virtual_key(const key_entry& e) const {
+  return router_ && !cluster_.node && e.kind != static_cast<uint8_t>(key_kind::component);
+}
+
+std::array<size_t, 3> registry::active_actors() const {
+  std::array<size_t, 3> n{};
+  dir_.for_each([&](const std::shared_ptr<key_entry>& e) {
+    if (e->kind < n.size() && e->actor())
+      ++n[e->kind];
+  });
+  return n;
+}
+
 caf::actor registry::target(const key_entry& e, bool& keyed) const {
   keyed = false;
+  if (virtual_key(e)) {
+    // Always through the router: it knows whether the actor is starting,
+    // running or stopping.
+    keyed = true;
+    return router_;
+  }
   if (auto a = e.actor())
     return a;
   if (!cluster_.node)
@@ -654,6 +699,8 @@ caf::actor registry::target(const key_entry& e, bool& keyed) const {
 }
 
 void registry::remember(const std::string& key, const std::string& slot, const credential& x) {
+  if (!cluster_.node)
+    return; // the key's actor runs here and publishes for itself
   auto e = find(key);
   if (!e) {
     // An authorizer this node does not store: cache the owner's answers
@@ -840,6 +887,10 @@ void registry::adopt_authorization(const std::string& component, authorization a
       [cb](caf::error err) { cb(std::move(err)); }, auth_atom::value, key, std::move(a));
   }
   auto entry = ensure_authorizer(component, a.authorizer_appid);
+  if (virtual_key(*entry))
+    return ask_then<done_atom>(
+      sys_, router_, opts_.ask_timeout, [cb](done_atom) { cb(caf::none); },
+      [cb](caf::error err) { cb(std::move(err)); }, auth_atom::value, entry->key, std::move(a));
   ask_then<done_atom>(
     sys_, entry->actor(), opts_.ask_timeout, [cb](done_atom) { cb(caf::none); },
     [cb](caf::error err) { cb(std::move(err)); }, auth_atom::value, std::move(a));
@@ -939,6 +990,8 @@ void registry::import_local(const std::string& component,
       if (existing && !existing->shadow) {
         if (cluster_.node)
           run.emplace_back(existing, x);
+        else if (virtual_key(*existing))
+          caf::anon_send(router_, auth_atom::value, existing->key, x);
         else
           caf::anon_send(existing->actor(), auth_atom::value, x);
       } else {
@@ -970,13 +1023,9 @@ void registry::import_local(const std::string& component,
 std::vector<registry::authorizer_info>
 registry::list_authorizers(const std::string& component, size_t offset, size_t limit,
                            size_t& total) const {
-  auto cur = map_.load();
   auto pre = component + "/";
-  std::vector<std::shared_ptr<key_entry>> all;
-  for (auto& [k, e] : *cur)
-    if (!e->shadow && k.size() > pre.size() && k.compare(0, pre.size(), pre) == 0)
-      all.push_back(e);
-  std::sort(all.begin(), all.end(), [](auto& a, auto& b) { return a->key < b->key; });
+  auto all = dir_.with_prefix(pre);
+  std::erase_if(all, [](auto& e) { return e->shadow; });
   total = all.size();
   std::vector<authorizer_info> out;
   auto t = clock_.now();
@@ -995,18 +1044,11 @@ registry::list_authorizers(const std::string& component, size_t offset, size_t l
 }
 
 std::shared_ptr<key_entry> registry::find(std::string_view key) const {
-  auto cur = map_.load(std::memory_order_acquire);
-  auto i = cur->find(std::string{key});
-  return i == cur->end() ? nullptr : i->second;
+  return dir_.find(key);
 }
 
 std::vector<std::shared_ptr<key_entry>> registry::entries() const {
-  auto cur = map_.load();
-  std::vector<std::shared_ptr<key_entry>> out;
-  out.reserve(cur->size());
-  for (auto& [k, v] : *cur)
-    out.push_back(v);
-  return out;
+  return dir_.all();
 }
 
 namespace {
@@ -1132,11 +1174,7 @@ void registry::stop_component(const std::string& appid) {
 }
 
 void registry::erase_entries(const std::vector<std::string>& keys) {
-  std::lock_guard<std::mutex> guard{add_mtx_};
-  auto next = std::make_shared<map_type>(*map_.load());
-  for (auto& k : keys)
-    next->erase(k);
-  map_.store(std::move(next));
+  dir_.erase(keys);
 }
 
 void registry::remove(const std::string& appid, done_callback cb) {
@@ -1177,8 +1215,9 @@ void registry::remove(const std::string& appid, done_callback cb) {
 }
 
 void registry::shutdown() {
-  auto cur = map_.exchange(std::make_shared<const map_type>());
-  for (auto& [k, e] : *cur)
+  if (router_)
+    caf::anon_send_exit(router_, caf::exit_reason::user_shutdown);
+  for (auto& e : dir_.clear())
     if (auto a = e->actor())
       caf::anon_send_exit(a, caf::exit_reason::user_shutdown);
   std::lock_guard<std::mutex> guard{defs_mtx_};

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <functional>
@@ -15,6 +16,8 @@
 #include "caf/expected.hpp"
 
 #include "actors/app_actor.hpp"
+#include "actors/directory.hpp"
+#include "actors/key_router.hpp"
 #include "actors/messages.hpp"
 #include "actors/snapshot.hpp"
 #include "core/clock.hpp"
@@ -45,6 +48,12 @@ public:
     /// Components: a walk of api_get_authorizer_list answers lookups of
     /// unknown authorizers for this long (rate limit of recovery).
     uint32_t recovery_interval_s = 60;
+    /// Virtual activation (single-node hubs): an app's or authorizer's actor
+    /// stops after this long without work (0 = actors stay resident, as in a
+    /// cluster). Components always stay.
+    caf::timespan idle_timeout = std::chrono::seconds(60);
+    /// The key router's limits and the refresh schedule's rate.
+    router_options router;
   };
 
   registry(caf::actor_system& sys, caf::actor upstream, caf::actor store,
@@ -211,12 +220,17 @@ public:
   /// Storage prefix of a key.
   static std::string prefix_of(const key_entry& e);
 
+  /// Running token actors per kind (app, component, authorizer).
+  std::array<size_t, 3> active_actors() const;
+
+  /// The key router (virtual activation), or an invalid handle where actors
+  /// stay resident.
+  const caf::actor& router() const { return router_; }
+
   /// The hub's (sealed) store, for records outside any key (the push journal).
   const std::shared_ptr<persistence::store>& db() const { return db_; }
 
 private:
-  using map_type = std::unordered_map<std::string, std::shared_ptr<key_entry>>;
-
   /// Spawns an authorizer actor (not yet in the map).
   std::shared_ptr<key_entry> make_authorizer(const std::string& component,
                                              const std::string& authorizer, app_params&& p);
@@ -226,7 +240,9 @@ private:
   void publish_stored(key_entry& e, const app_params& p) const;
   /// Spawns the actor (single node) or publishes the stored state (cluster).
   void start(const std::shared_ptr<key_entry>& e, app_params&& p);
-  /// Where a request for `e` goes; `keyed` = to a node actor, by key.
+  /// A key whose actor the router starts and stops (virtual activation).
+  bool virtual_key(const key_entry& e) const;
+  /// Where a request for `e` goes; `keyed` = to a node actor or the router, by key.
   caf::actor target(const key_entry& e, bool& keyed) const;
   /// Caches an owner's answer for a key without a local actor.
   void remember(const std::string& key, const std::string& slot, const credential& x);
@@ -260,7 +276,6 @@ private:
   /// entries of the same keys).
   caf::error start_component(const component_config& comp, bool runtime);
 
-  std::mutex add_mtx_;
   /// Serializes runtime (admin) changes of definitions.
   std::mutex runtime_mtx_;
 
@@ -271,13 +286,14 @@ private:
   const wh::clock& clock_;
   metrics* stats_;
   options opts_;
-  std::atomic<std::shared_ptr<const map_type>> map_;
+  directory dir_;
   mutable std::mutex defs_mtx_;
   std::unordered_map<std::string, app_config> app_defs_;
   std::unordered_map<std::string, component_config> comp_defs_;
   /// Cluster: per component, the forwarder authorizer actors ask for its token.
   std::unordered_map<std::string, caf::actor> comp_links_;
   cluster_link cluster_;
+  caf::actor router_;
 };
 
 } // namespace wh::actors

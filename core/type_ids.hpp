@@ -33,5 +33,7 @@ CAF_BEGIN_TYPE_ID_BLOCK(wechat_hub, caf::first_custom_type_id)
   CAF_ADD_ATOM(wechat_hub, wh, ready_atom, "ready")
   CAF_ADD_ATOM(wechat_hub, wh, park_atom, "park")
   CAF_ADD_ATOM(wechat_hub, wh, quota_atom, "quota")
+  CAF_ADD_ATOM(wechat_hub, wh, idle_atom, "idle")
+  CAF_ADD_ATOM(wechat_hub, wh, wake_atom, "wake")
 
 CAF_END_TYPE_ID_BLOCK(wechat_hub)

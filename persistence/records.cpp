@@ -1,5 +1,7 @@
 #include "persistence/records.hpp"
 
+#include <cstdio>
+
 #include <boost/json.hpp>
 
 #include "core/error.hpp"
@@ -146,5 +148,36 @@ caf::expected<force_budget_record> decode_force_budget(std::string_view bytes) {
   x.used = static_cast<uint32_t>(used);
   return x;
 }
+
+namespace keys {
+
+std::string schedule(int64_t due, std::string_view key) {
+  char buf[24];
+  std::snprintf(buf, sizeof buf, "%020lld", static_cast<long long>(due < 0 ? 0 : due));
+  std::string out{schedule_prefix};
+  out += buf;
+  out += '/';
+  out += key;
+  return out;
+}
+
+bool parse_schedule(std::string_view record, int64_t& due, std::string& key) {
+  if (record.substr(0, schedule_prefix.size()) != schedule_prefix)
+    return false;
+  auto rest = record.substr(schedule_prefix.size());
+  if (rest.size() < 22 || rest[20] != '/')
+    return false;
+  int64_t x = 0;
+  for (char c : rest.substr(0, 20)) {
+    if (c < '0' || c > '9')
+      return false;
+    x = x * 10 + (c - '0');
+  }
+  due = x;
+  key.assign(rest.substr(21));
+  return true;
+}
+
+} // namespace keys
 
 } // namespace wh::persistence

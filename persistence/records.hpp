@@ -49,6 +49,19 @@ inline std::string verify_ticket(std::string_view prefix) { return std::string{p
 inline std::string status(std::string_view prefix) { return std::string{prefix} + "status"; }
 /// The version of the key's whole state (decimal), written with every change.
 inline std::string seq(std::string_view prefix) { return std::string{prefix} + "seq"; }
+/// The key's entry in the refresh schedule as last written (decimal unix time).
+inline std::string due(std::string_view prefix) { return std::string{prefix} + "due"; }
+
+/// The durable refresh schedule: one empty record per key with a refresh to
+/// make, ordered by due time ("sched/<20-digit unix time>/<key>"), so a
+/// restart finds what is due without reading every key.
+inline constexpr std::string_view schedule_prefix = "sched/";
+std::string schedule(int64_t due, std::string_view key);
+/// The due time and key of a schedule record; false for a malformed one.
+bool parse_schedule(std::string_view record, int64_t& due, std::string& key);
+/// Present once every key's due time is in the schedule (written by the
+/// first start of a hub with virtual activation).
+inline constexpr std::string_view schedule_marker = "meta/schedule_v1";
 
 std::string app_token(std::string_view appid);
 std::string app_ticket(std::string_view appid, std::string_view type);

@@ -1,0 +1,340 @@
+#include "actors/key_router.hpp"
+
+#include <deque>
+#include <functional>
+#include <string>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
+
+#include "caf/all.hpp"
+
+#include "actors/app_actor.hpp"
+#include "actors/registry.hpp"
+#include "core/error.hpp"
+#include "core/log.hpp"
+#include "persistence/store.hpp"
+
+namespace wh::actors {
+
+namespace {
+
+using load_atom = caf::atom_constant<caf::atom("load")>;
+using due_atom = caf::atom_constant<caf::atom("due")>;
+using sched_atom = caf::atom_constant<caf::atom("sched")>;
+
+// -- storage worker ---------------------------------------------------------------
+
+struct io_state {
+  static inline const char* name = "wh.router.io";
+};
+
+/// Reads and schedule writes, in the order the router sent them (a write of
+/// a key's schedule lands before that key is read again).
+caf::behavior router_io(caf::stateful_actor<io_state>*, registry* reg,
+                        std::shared_ptr<persistence::store> db) {
+  return {
+    [=](load_atom, const std::string& key) -> caf::actor {
+      auto e = reg->find(key);
+      if (!e || e->shadow)
+        return {};
+      return reg->activate(e);
+    },
+    [=](due_atom, int64_t now, uint32_t limit)
+      -> caf::result<std::vector<std::string>, std::vector<int64_t>> {
+      std::vector<std::string> keys;
+      std::vector<int64_t> dues;
+      auto err = db->scan(persistence::keys::schedule_prefix, [&](std::string_view k, std::string_view) {
+        int64_t due = 0;
+        std::string key;
+        if (!persistence::keys::parse_schedule(k, due, key))
+          return true; // not ours; never written by this code
+        if (due > now || keys.size() >= limit)
+          return false;
+        keys.push_back(std::move(key));
+        dues.push_back(due);
+        return true;
+      });
+      if (err)
+        WH_ERROR("router", "cannot read the refresh schedule: " << detail_of(err));
+      return {std::move(keys), std::move(dues)};
+    },
+    [=](sched_atom, const store_write& w) {
+      std::vector<persistence::batch_entry> batch;
+      batch.reserve(w.ops.size());
+      for (auto& op : w.ops)
+        batch.emplace_back(op.key, op.erase ? std::nullopt : std::optional<std::string>{op.value});
+      if (auto err = db->write(batch))
+        WH_ERROR("router", "cannot write " << w.ops.size()
+                                           << " refresh schedule change(s): " << detail_of(err));
+    },
+  };
+}
+
+// -- router -------------------------------------------------------------------------
+
+using parked_fn = std::function<void(const caf::actor&, const caf::error&)>;
+
+struct router_state {
+  static inline const char* name = "wh.router";
+
+  registry* reg = nullptr;
+  caf::actor io;
+  const wh::clock* clock = nullptr;
+  router_options opts;
+  std::unordered_map<std::string, std::vector<parked_fn>> parked;
+  std::unordered_set<std::string> starting;
+  std::unordered_set<std::string> stopping;
+  /// Keys whose actor this router started, oldest first (max_active).
+  std::unordered_set<std::string> live;
+  std::deque<std::string> order;
+  /// Keys the schedule woke, with the due time of the record that woke them
+  /// (erased when the key stops again).
+  std::unordered_map<std::string, int64_t> woken;
+  /// Schedule changes not yet sent to the storage worker.
+  store_write pending;
+  std::unordered_set<std::string> pending_keys;
+};
+
+using self_ptr = caf::stateful_actor<router_state>*;
+
+bool busy(self_ptr self, const std::string& key) {
+  auto& st = self->state;
+  return st.starting.count(key) > 0 || st.stopping.count(key) > 0;
+}
+
+void flush_schedule(self_ptr self) {
+  auto& st = self->state;
+  if (st.pending.ops.empty())
+    return;
+  self->send(st.io, sched_atom::value, std::move(st.pending));
+  st.pending = store_write{};
+  st.pending_keys.clear();
+}
+
+void flush_parked(self_ptr self, const std::string& key, const caf::actor& a, const caf::error& err) {
+  auto i = self->state.parked.find(key);
+  if (i == self->state.parked.end())
+    return;
+  auto waiting = std::move(i->second);
+  self->state.parked.erase(i);
+  for (auto& f : waiting)
+    f(a, err);
+}
+
+void start(self_ptr self, const std::string& key);
+
+void passivate(self_ptr self, const std::string& key, const caf::actor& a) {
+  auto& st = self->state;
+  if (busy(self, key) || st.parked.count(key))
+    return;
+  st.stopping.insert(key);
+  self->request(a, std::chrono::seconds(10), stop_atom::value, idle_atom::value)
+    .then(
+      [self, key, a](bool stopped, int64_t due, int64_t stored) {
+        auto& st = self->state;
+        st.stopping.erase(key);
+        if (!stopped) // it got work meanwhile
+          return flush_parked(self, key, a, caf::error{});
+        st.live.erase(key);
+        auto e = st.reg->find(key);
+        if (e && e->actor() == a)
+          e->set_actor(caf::actor{});
+        int64_t woke = 0;
+        if (auto i = st.woken.find(key); i != st.woken.end()) {
+          woke = i->second;
+          st.woken.erase(i);
+        }
+        if (e && (due != stored || woke != 0)) {
+          auto& w = st.pending;
+          for (auto old : {stored, woke})
+            if (old > 0 && old != due)
+              w.ops.push_back({persistence::keys::schedule(old, key), "", true});
+          auto pre = registry::prefix_of(*e);
+          if (due > 0) {
+            w.put(persistence::keys::schedule(due, key), "");
+            w.put(persistence::keys::due(pre), std::to_string(due));
+          } else {
+            w.ops.push_back({persistence::keys::due(pre), "", true});
+          }
+          st.pending_keys.insert(key);
+        }
+        if (st.parked.count(key))
+          start(self, key);
+      },
+      [self, key, a](caf::error& err) {
+        // No answer: it may have died (removed key); start afresh if asked.
+        auto& st = self->state;
+        st.stopping.erase(key);
+        WH_WARN("router", key << ": passivation failed: " << self->system().render(err));
+        auto e = st.reg->find(key);
+        if (e && e->actor() == a && !a->getf(caf::abstract_actor::is_terminated_flag))
+          return flush_parked(self, key, a, caf::error{});
+        if (e && e->actor() == a)
+          e->set_actor(caf::actor{});
+        st.live.erase(key);
+        if (st.parked.count(key))
+          start(self, key);
+      });
+}
+
+/// Asks the least recently started actors to stop while more than
+/// max_active run (a cold pass over a million keys must not keep them all).
+void enforce_cap(self_ptr self) {
+  auto& st = self->state;
+  for (int tries = 0; st.live.size() > st.opts.max_active && !st.order.empty() && tries < 4; ++tries) {
+    auto key = std::move(st.order.front());
+    st.order.pop_front();
+    if (!st.live.count(key))
+      continue;
+    auto e = st.reg->find(key);
+    auto a = e ? e->actor() : caf::actor{};
+    if (!a) {
+      st.live.erase(key);
+      continue;
+    }
+    st.order.push_back(key); // if it refuses, it is asked again later
+    passivate(self, key, a);
+  }
+}
+
+void start(self_ptr self, const std::string& key) {
+  auto& st = self->state;
+  if (!st.starting.insert(key).second)
+    return;
+  if (st.pending_keys.count(key))
+    flush_schedule(self); // the storage worker writes before it reads
+  self->request(st.io, caf::infinite, load_atom::value, key)
+    .then(
+      [self, key](caf::actor& a) {
+        auto& st = self->state;
+        st.starting.erase(key);
+        if (!a)
+          return flush_parked(self, key, caf::actor{},
+                              make_detail_error(ec::unknown_key, key + " is not known to this hub"));
+        if (st.live.insert(key).second)
+          st.order.push_back(key);
+        flush_parked(self, key, a, caf::error{});
+        enforce_cap(self);
+      },
+      [self, key](caf::error& err) {
+        self->state.starting.erase(key);
+        flush_parked(self, key, caf::actor{}, err);
+      });
+}
+
+/// Runs `deliver` with the key's running actor, starting it first if needed.
+void with_actor(self_ptr self, const std::string& key, parked_fn deliver) {
+  auto& st = self->state;
+  auto e = st.reg->find(key);
+  if (!e || e->shadow)
+    return deliver(caf::actor{}, make_detail_error(ec::unknown_key, key + " is not known to this hub"));
+  if (!busy(self, key)) {
+    if (auto a = e->actor())
+      return deliver(a, caf::error{});
+  }
+  st.parked[key].push_back(std::move(deliver));
+  if (!busy(self, key))
+    start(self, key);
+}
+
+template <class... Ts>
+caf::response_promise serve(self_ptr self, const std::string& key, Ts... xs) {
+  auto rp = self->make_response_promise();
+  with_actor(self, key, [rp, xs...](const caf::actor& a, const caf::error& err) mutable {
+    if (err)
+      rp.deliver(err);
+    else
+      rp.delegate(a, xs...);
+  });
+  return rp;
+}
+
+/// Wakes the keys whose refresh is due (at most `rate` per tick, in due order).
+void check_schedule(self_ptr self) {
+  auto& st = self->state;
+  flush_schedule(self);
+  auto limit = static_cast<uint32_t>(std::min<size_t>(st.opts.rate + st.woken.size(), 1'000'000));
+  self->request(st.io, caf::infinite, due_atom::value, st.clock->now(), limit)
+    .then(
+      [self](std::vector<std::string>& keys, std::vector<int64_t>& dues) {
+        auto& st = self->state;
+        uint32_t woke = 0;
+        for (size_t i = 0; i < keys.size() && woke < st.opts.rate; ++i) {
+          auto& key = keys[i];
+          if (st.woken.count(key))
+            continue;
+          if (!st.reg->find(key)) {
+            // A removed key's leftover record.
+            st.pending.ops.push_back({persistence::keys::schedule(dues[i], key), "", true});
+            continue;
+          }
+          st.woken.emplace(key, dues[i]);
+          ++woke;
+          with_actor(self, key, [](const caf::actor& a, const caf::error&) {
+            if (a)
+              caf::anon_send(a, wake_atom::value);
+          });
+        }
+      },
+      [](caf::error&) {});
+}
+
+caf::behavior key_router(self_ptr self, registry* reg, caf::actor io, const wh::clock* clk,
+                         router_options opts) {
+  auto& st = self->state;
+  st.reg = reg;
+  st.io = std::move(io);
+  st.clock = clk;
+  st.opts = opts;
+  self->link_to(st.io);
+  self->send(self, tick_atom::value);
+  return {
+    [=](get_atom, token_atom, const std::string& key) {
+      return serve(self, key, get_atom::value, token_atom::value);
+    },
+    [=](get_atom, ticket_atom, const std::string& key, const std::string& type) {
+      return serve(self, key, get_atom::value, ticket_atom::value, type);
+    },
+    [=](stale_atom, const std::string& key, const std::string& token) {
+      return serve(self, key, stale_atom::value, token);
+    },
+    [=](refresh_atom, const std::string& key) { return serve(self, key, refresh_atom::value); },
+    [=](state_atom, const std::string& key) { return serve(self, key, state_atom::value); },
+    [=](revoke_atom, const std::string& key) { return serve(self, key, revoke_atom::value); },
+    [=](auth_atom, const std::string& key, const authorization& a) {
+      return serve(self, key, auth_atom::value, a);
+    },
+    [=](auth_atom, const std::string& key, const credential& refresh) {
+      return serve(self, key, auth_atom::value, refresh);
+    },
+    [=](quota_atom, const std::string& key) {
+      with_actor(self, key, [](const caf::actor& a, const caf::error&) {
+        if (a)
+          caf::anon_send(a, quota_atom::value);
+      });
+    },
+    [=](idle_atom, const std::string& key) {
+      auto sender = caf::actor_cast<caf::actor>(self->current_sender());
+      auto e = self->state.reg->find(key);
+      if (sender && e && e->actor() == sender)
+        passivate(self, key, sender);
+    },
+    [=](tick_atom) {
+      check_schedule(self);
+      self->delayed_send(self, self->state.opts.tick, tick_atom::value);
+    },
+  };
+}
+
+} // namespace
+
+caf::actor spawn_key_router(caf::actor_system& sys, registry& reg,
+                            std::shared_ptr<persistence::store> db, const wh::clock& clk,
+                            router_options opts) {
+  auto io = opts.detached_io ? sys.spawn<caf::detached>(router_io, &reg, std::move(db))
+                             : sys.spawn(router_io, &reg, std::move(db));
+  return sys.spawn(key_router, &reg, std::move(io), &clk, opts);
+}
+
+} // namespace wh::actors

@@ -1,0 +1,62 @@
+#pragma once
+
+// Virtual activation of token actors (single-node hubs), after Orleans'
+// virtual actors and Akka Cluster Sharding's passivation.
+//
+// A key's actor exists only while the key has work. The router is the one
+// place that starts and stops them:
+// - Keyed requests `(get_atom, token_atom, key)`, `(get_atom, ticket_atom,
+//   key, type)`, `(stale_atom, key, token)`, `(refresh_atom, key)`,
+//   `(state_atom, key)`, `(revoke_atom, key)`, `(auth_atom, key,
+//   authorization)`, `(auth_atom, key, credential)` are delegated to the
+//   key's actor; a key without one is started from its stored state on the
+//   storage worker first. Requests for a key that is starting or stopping
+//   are parked and delivered once it runs (never dropped).
+// - `(idle_atom, key)` from an actor idle for the idle time: the router asks
+//   it `(stop_atom, idle_atom)`; an actor with work refuses. Past
+//   `max_active` running actors the least recently started are asked too.
+// - The durable refresh schedule: a stopped actor's next refresh is written
+//   as a `sched/<due>/<key>` record (batched, flushed before that key is read
+//   again); once a second the router reads what is due (at most `rate` keys
+//   per second, in due order) and wakes those keys with `(wake_atom)`.
+//   Idle keys keep no timer in memory, and a restart finds what is overdue
+//   without reading every key.
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+
+#include "caf/actor.hpp"
+#include "caf/actor_system.hpp"
+
+#include "core/clock.hpp"
+
+namespace wh::persistence {
+class store;
+}
+
+namespace wh::actors {
+
+class registry;
+
+struct router_options {
+  /// Keys woken by the schedule per second (restarts after a long downtime
+  /// refresh overdue keys at this rate).
+  uint32_t rate = 500;
+  /// More running actors than this: the least recently started are asked to stop.
+  size_t max_active = 20000;
+  /// Period of the schedule's check.
+  caf::timespan tick = std::chrono::seconds(1);
+  /// Runs storage reads and schedule writes on a detached actor (tests turn
+  /// this off to step them on the deterministic scheduler).
+  bool detached_io = true;
+};
+
+/// Spawns the router of `reg`'s keys. `db` is the hub's store (read by the
+/// storage worker); `clk` must outlive the router.
+caf::actor spawn_key_router(caf::actor_system& sys, registry& reg,
+                            std::shared_ptr<persistence::store> db, const wh::clock& clk,
+                            router_options opts);
+
+} // namespace wh::actors
