@@ -363,17 +363,7 @@ void persist(self_ptr self, store_write batch,
 /// The jitter of `x`'s refresh: drawn from the key's seed and the value's
 /// version, so an actor started again (virtual activation) arrives at the
 /// same refresh time as the one it replaced and the schedule stays exact.
-int64_t draw_jitter(self_ptr self, const credential& x) {
-  auto j = self->state.p.refresh_jitter_s;
-  if (j == 0)
-    return 0;
-  auto z = self->state.p.seed ^ (x.version * 0x9e3779b97f4a7c15ULL)
-           ^ static_cast<uint64_t>(x.expires_at);
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-  z ^= z >> 31;
-  return static_cast<int64_t>(z % (j + 1));
-}
+
 
 void arm(self_ptr self, timer_kind kind, uint64_t gen, int64_t at) {
   auto delay = std::max<int64_t>(1, at - now(self));
@@ -386,7 +376,7 @@ void arm(self_ptr self, timer_kind kind, uint64_t gen, int64_t at) {
 /// returned the same value (stable_token renews only in the last 5 minutes).
 int64_t refresh_time(self_ptr self, const credential& x, bool unchanged) {
   auto& p = self->state.p;
-  auto at = x.expires_at - static_cast<int64_t>(p.refresh_margin_s) - draw_jitter(self, x);
+  auto at = refresh_due(x, p.seed, p.refresh_margin_s, p.refresh_jitter_s);
   if (unchanged)
     at = std::max({at, x.expires_at - 290, now(self) + 30});
   return at;
@@ -1724,6 +1714,19 @@ caf::behavior app_actor(self_ptr self, app_params params) {
 }
 
 } // namespace
+
+int64_t refresh_due(const credential& x, uint64_t seed, uint32_t margin_s, uint32_t jitter_s) {
+  int64_t jitter = 0;
+  if (jitter_s > 0) {
+    // splitmix64 of the seed, the version and the expiry.
+    auto z = seed ^ (x.version * 0x9e3779b97f4a7c15ULL) ^ static_cast<uint64_t>(x.expires_at);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    z ^= z >> 31;
+    jitter = static_cast<int64_t>(z % (jitter_s + 1));
+  }
+  return x.expires_at - static_cast<int64_t>(margin_s) - jitter;
+}
 
 caf::actor spawn_app_actor(caf::actor_system& sys, app_params params) {
   return sys.spawn(app_actor, std::move(params));

@@ -7,6 +7,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -186,6 +187,17 @@ inline uint64_t next_seq(uint64_t prev, uint64_t now_ms) {
 /// is persisted through the store actor before anyone is answered; the token
 /// and tickets are refreshed ahead of expiry with jitter.
 caf::actor spawn_app_actor(caf::actor_system& sys, app_params params);
+
+/// When `x` is refreshed proactively: expiry - margin - jitter, the jitter in
+/// [0, jitter_s] drawn from `seed` and the value's version and expiry, so an
+/// actor started again (virtual activation, a restart) arrives at the same
+/// time the refresh schedule holds.
+int64_t refresh_due(const credential& x, uint64_t seed, uint32_t margin_s, uint32_t jitter_s);
+
+/// The jitter seed of a key (stable across restarts of the same binary).
+inline uint64_t key_seed(std::string_view key) {
+  return std::hash<std::string_view>{}(key) ^ 0x5bd1e995a1b2c3d4ULL;
+}
 
 /// Beijing (UTC+8) calendar day of unix time `t`: WeChat's quotas reset then.
 inline int64_t beijing_day(int64_t t) {

@@ -170,6 +170,11 @@ public:
   /// Stops every actor.
   void shutdown();
 
+  /// Call once every configured and stored key is loaded: the first start
+  /// with virtual activation wrote every stored key's due time into the
+  /// refresh schedule, and marks it complete (later starts read keys only).
+  void finish_startup();
+
   // -- multi-node hubs (cluster/node.hpp) ------------------------------------
 
   /// How the registry reaches other nodes. Set once, before any add_*.
@@ -240,6 +245,16 @@ private:
   void publish_stored(key_entry& e, const app_params& p) const;
   /// Spawns the actor (single node) or publishes the stored state (cluster).
   void start(const std::shared_ptr<key_entry>& e, app_params&& p);
+  /// First start with virtual activation: queues `e`'s due time (from its
+  /// stored credentials) for the refresh schedule.
+  void schedule_stored(const key_entry& e, const app_params& p);
+  void flush_migration();
+  /// The directory entries of a component's stored authorizers from their
+  /// keys alone (a start with a complete schedule: no value is decrypted).
+  caf::error load_authorizer_keys(const std::string& component, const std::string& all);
+  /// Publishes the stored tokens and tickets of a component's authorizers
+  /// loaded by key only, on a thread of its own.
+  void warm_snapshots(const std::string& component);
   /// A key whose actor the router starts and stops (virtual activation).
   bool virtual_key(const key_entry& e) const;
   /// Where a request for `e` goes; `keyed` = to a node actor or the router, by key.
@@ -294,6 +309,10 @@ private:
   std::unordered_map<std::string, caf::actor> comp_links_;
   cluster_link cluster_;
   caf::actor router_;
+  /// The refresh schedule holds every stored key's due time.
+  bool schedule_ready_ = false;
+  std::mutex migration_mtx_;
+  std::vector<persistence::batch_entry> migration_;
 };
 
 } // namespace wh::actors

@@ -25,6 +25,13 @@ public:
 
   void clear() { ptr_.store(nullptr, std::memory_order_release); }
 
+  /// Publishes `x` only where nothing is published yet (a background load
+  /// never replaces what an actor published meanwhile).
+  void publish_if_empty(const credential& x) {
+    std::shared_ptr<const credential> none;
+    ptr_.compare_exchange_strong(none, std::make_shared<const credential>(x), std::memory_order_acq_rel);
+  }
+
 private:
   std::atomic<std::shared_ptr<const credential>> ptr_;
 };

@@ -185,7 +185,8 @@ caf::expected<hub_config> parse_config(const std::string& text, const std::strin
                              "request_timeout_s", "idle_timeout_s", "refresh_margin_s",
                              "refresh_jitter_s", "push_window_s", "log_level", "log_format", "allow_open",
                              "master_key_file", "audit_log", "tls", "max_import_body_bytes",
-                             "max_connections_per_peer"}))
+                             "max_connections_per_peer", "actor_idle_s", "max_active_actors",
+                             "schedule_rate"}))
       return bad();
     std::string listen = cfg.listen_host + ":" + std::to_string(cfg.listen_port);
     if (!ck.get(*hub, "hub", "listen", listen) || !ck.get(*hub, "hub", "data_dir", cfg.data_dir)
@@ -198,6 +199,9 @@ caf::expected<hub_config> parse_config(const std::string& text, const std::strin
         || !ck.get(*hub, "hub", "refresh_margin_s", cfg.refresh_margin_s)
         || !ck.get(*hub, "hub", "refresh_jitter_s", cfg.refresh_jitter_s)
         || !ck.get(*hub, "hub", "push_window_s", cfg.push_window_s)
+        || !ck.get(*hub, "hub", "actor_idle_s", cfg.actor_idle_s)
+        || !ck.get(*hub, "hub", "max_active_actors", cfg.max_active_actors)
+        || !ck.get(*hub, "hub", "schedule_rate", cfg.schedule_rate)
         || !ck.get(*hub, "hub", "log_level", cfg.log_level)
         || !ck.get(*hub, "hub", "log_format", cfg.log_format)
         || !ck.get(*hub, "hub", "allow_open", cfg.allow_open)
@@ -226,6 +230,12 @@ caf::expected<hub_config> parse_config(const std::string& text, const std::strin
       return ck.fail("hub.refresh_margin_s", "must be between 30 and 3600"), bad();
     if (cfg.refresh_jitter_s > 1800)
       return ck.fail("hub.refresh_jitter_s", "must be at most 1800"), bad();
+    if (cfg.actor_idle_s > 86400)
+      return ck.fail("hub.actor_idle_s", "must be at most 86400 (0 keeps every actor resident)"), bad();
+    if (cfg.max_active_actors < 100)
+      return ck.fail("hub.max_active_actors", "must be at least 100"), bad();
+    if (cfg.schedule_rate < 1 || cfg.schedule_rate > 100000)
+      return ck.fail("hub.schedule_rate", "must be between 1 and 100000"), bad();
     if (cfg.http_threads > 256)
       return ck.fail("hub.http_threads", "must be at most 256"), bad();
     if (cfg.request_timeout_s == 0 || cfg.idle_timeout_s == 0)

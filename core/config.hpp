@@ -124,6 +124,15 @@ struct hub_config {
   uint32_t refresh_margin_s = 180;
   /// Spread refreshes over up to this many extra seconds earlier.
   uint32_t refresh_jitter_s = 90;
+  /// Virtual activation (single-node hubs): an app's or authorizer's actor
+  /// stops after this many seconds without work; 0 = every actor stays resident.
+  uint32_t actor_idle_s = 60;
+  /// At most this many token actors run at once; the least recently started
+  /// idle ones are stopped first (a cold pass over a million keys).
+  uint32_t max_active_actors = 20000;
+  /// Keys the refresh schedule wakes per second (overdue keys after a
+  /// restart refresh at this rate).
+  uint32_t schedule_rate = 500;
   /// Accepted push timestamp skew, seconds (third-party pushes).
   uint32_t push_window_s = 300;
   std::string log_level = "info";

@@ -138,6 +138,9 @@ int run_hub(const hub_config& cfg, const hub_run_options& opts) {
   actors::registry::options reg_opts;
   reg_opts.refresh_margin_s = cfg.refresh_margin_s;
   reg_opts.refresh_jitter_s = cfg.refresh_jitter_s;
+  reg_opts.idle_timeout = std::chrono::seconds(cfg.actor_idle_s);
+  reg_opts.router.max_active = cfg.max_active_actors;
+  reg_opts.router.rate = cfg.schedule_rate;
   reg_opts.upstream_timeout = std::chrono::milliseconds{cfg.upstream_timeout_ms + 2000};
   actors::registry reg{sys, upstream, store, db, wall, &stats, reg_opts};
   std::unique_ptr<cluster::node> node;
@@ -194,6 +197,7 @@ int run_hub(const hub_config& cfg, const hub_run_options& opts) {
       else if (!reg.add_component(c, true))
         runtime_cfg.components.push_back(c);
   }
+  reg.finish_startup();
 
   http::hub_api api{reg, stats, wall, runtime_cfg};
   api.set_quota(&quota, upstream, store);

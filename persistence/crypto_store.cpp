@@ -202,6 +202,11 @@ public:
     return failed;
   }
 
+  caf::error scan_keys(std::string_view prefix,
+                       const std::function<bool(std::string_view)>& fn) override {
+    return inner_->scan_keys(prefix, fn); // keys are not sealed
+  }
+
   caf::error compact() override {
     return inner_->compact();
   }

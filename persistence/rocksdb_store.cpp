@@ -65,6 +65,20 @@ public:
     return caf::none;
   }
 
+  caf::error scan_keys(std::string_view prefix,
+                       const std::function<bool(std::string_view)>& fn) override {
+    std::unique_ptr<rocksdb::Iterator> it{db_->NewIterator(rocksdb::ReadOptions{})};
+    rocksdb::Slice pre{prefix.data(), prefix.size()};
+    for (it->Seek(pre); it->Valid() && it->key().starts_with(pre); it->Next()) {
+      auto k = it->key();
+      if (!fn(std::string_view{k.data(), k.size()}))
+        break;
+    }
+    if (!it->status().ok())
+      return to_error(it->status(), "scan");
+    return caf::none;
+  }
+
   caf::error compact() override {
     // Flushes the memtable (so older WAL files are dropped) and rewrites every
     // table file, which removes superseded values from the disk.

@@ -4,6 +4,11 @@ namespace wh::persistence {
 
 store::~store() = default;
 
+caf::error store::scan_keys(std::string_view prefix,
+                            const std::function<bool(std::string_view)>& fn) {
+  return scan(prefix, [&](std::string_view k, std::string_view) { return fn(k); });
+}
+
 caf::error store::compact() {
   return caf::none;
 }

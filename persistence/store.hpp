@@ -34,6 +34,11 @@ public:
                           const std::function<bool(std::string_view, std::string_view)>& fn)
     = 0;
 
+  /// Calls `fn` for every key starting with `prefix`, in key order, until it
+  /// returns false, without reading (or decrypting) the values.
+  virtual caf::error scan_keys(std::string_view prefix,
+                               const std::function<bool(std::string_view)>& fn);
+
   /// Rewrites the storage so overwritten and deleted values no longer linger
   /// on disk (old WAL and table files). A no-op where that does not apply.
   virtual caf::error compact();
