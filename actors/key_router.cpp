@@ -94,6 +94,8 @@ struct router_state {
   /// Schedule changes not yet sent to the storage worker.
   store_write pending;
   std::unordered_set<std::string> pending_keys;
+  /// The registry loaded every stored key (the schedule runs from then on).
+  bool ready = false;
 };
 
 using self_ptr = caf::stateful_actor<router_state>*;
@@ -288,8 +290,15 @@ caf::behavior key_router(self_ptr self, registry* reg, caf::actor io, const wh::
   st.clock = clk;
   st.opts = opts;
   self->link_to(st.io);
-  self->send(self, tick_atom::value);
   return {
+    [=](ready_atom) {
+      // Every stored key is in the directory: the schedule may run (before
+      // that, a record of a key not loaded yet would look like a leftover).
+      if (self->state.ready)
+        return;
+      self->state.ready = true;
+      self->send(self, tick_atom::value);
+    },
     [=](get_atom, token_atom, const std::string& key) {
       return serve(self, key, get_atom::value, token_atom::value);
     },

@@ -15,6 +15,7 @@
 // - `(idle_atom, key)` from an actor idle for the idle time: the router asks
 //   it `(stop_atom, idle_atom)`; an actor with work refuses. Past
 //   `max_active` running actors the least recently started are asked too.
+// - `(ready_atom)`: every stored key is loaded; the schedule starts.
 // - The durable refresh schedule: a stopped actor's next refresh is written
 //   as a `sched/<due>/<key>` record (batched, flushed before that key is read
 //   again); once a second the router reads what is due (at most `rate` keys

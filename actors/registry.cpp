@@ -796,7 +796,10 @@ void registry::flush_migration() {
 }
 
 void registry::finish_startup() {
-  if (!router_ || schedule_ready_)
+  if (!router_)
+    return;
+  caf::anon_send(router_, ready_atom::value);
+  if (schedule_ready_)
     return;
   flush_migration();
   if (auto err = db_->put(std::string{persistence::keys::schedule_marker}, "1"))

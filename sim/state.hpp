@@ -30,7 +30,7 @@ answer token_error(int code);
 int64_t errcode_of(const answer& a);
 
 /// Most authorizers one POST /sim/authorizers call creates.
-inline constexpr int64_t max_bulk_authorizers = 200'000;
+inline constexpr int64_t max_bulk_authorizers = 1'000'000;
 
 /// Credentials of one simulated official account.
 struct app_account {
