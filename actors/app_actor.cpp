@@ -523,7 +523,7 @@ void revoke(self_ptr self, std::function<void(caf::error)> k) {
     auto& st = self->state;
     if (!err) {
       st.status = authorizer_status::revoked;
-      st.p.entry->status.store(1);
+      st.p.entry->status.store(static_cast<uint8_t>(st.status));
       st.token.reset();
       st.refresh_token.reset();
       st.jsapi.value.reset();
@@ -548,7 +548,7 @@ void revoke(self_ptr self, std::function<void(caf::error)> k) {
 void needs_reauthorization(self_ptr self, const char* reason, int errcode) {
   auto& st = self->state;
   st.status = authorizer_status::needs_reauthorization;
-  st.p.entry->status.store(2);
+  st.p.entry->status.store(static_cast<uint8_t>(st.status));
   st.token.reset();
   st.p.entry->token.clear();
   store_write w;
@@ -1163,7 +1163,7 @@ void adopt_authorization(self_ptr self, const authorization& a, caf::typed_respo
     // known (durable already); the access token is fetched on first use.
     st.refresh_token = a.refresh_token;
     st.status = authorizer_status::active;
-    st.p.entry->status.store(0);
+    st.p.entry->status.store(static_cast<uint8_t>(st.status));
     st.blocked_until = 0;
     WH_INFO("authorizer", st.p.component_appid << "/" << appid(self) << ": authorization recovered");
     persist(self, store_write{}, [rp](caf::error err) mutable {
@@ -1185,7 +1185,7 @@ void adopt_authorization(self_ptr self, const authorization& a, caf::typed_respo
     if (err)
       return (void) rp.deliver(err);
     st.status = authorizer_status::active;
-    st.p.entry->status.store(0);
+    st.p.entry->status.store(static_cast<uint8_t>(st.status));
     st.refresh_token = a.refresh_token;
     st.token = x;
     st.dead_token.clear();
