@@ -27,6 +27,13 @@ request post(std::string endpoint, std::string target, const json::object& body)
   return request{std::move(endpoint), "POST", std::move(target), json::serialize(body)};
 }
 
+/// A component endpoint authenticated with the component's token.
+request component_post(std::string endpoint, std::string_view component_access_token,
+                       const json::object& body) {
+  auto target = "/cgi-bin/component/" + endpoint + "?component_access_token=" + enc(component_access_token);
+  return post(std::move(endpoint), std::move(target), body);
+}
+
 json::string_view jv(std::string_view str) {
   return {str.data(), str.size()};
 }
@@ -36,12 +43,11 @@ json::string_view jv(std::string_view str) {
 // -- requests -------------------------------------------------------------------
 
 request stable_token(std::string_view appid, std::string_view secret, bool force_refresh) {
-  json::object body;
-  body["grant_type"] = "client_credential";
-  body["appid"] = jv(appid);
-  body["secret"] = jv(secret);
-  body["force_refresh"] = force_refresh;
-  return post(force_refresh ? "stable_token_force" : "stable_token", "/cgi-bin/stable_token", body);
+  return post(force_refresh ? "stable_token_force" : "stable_token", "/cgi-bin/stable_token",
+              {{"grant_type", "client_credential"},
+               {"appid", jv(appid)},
+               {"secret", jv(secret)},
+               {"force_refresh", force_refresh}});
 }
 
 request classic_token(std::string_view appid, std::string_view secret) {
@@ -51,29 +57,23 @@ request classic_token(std::string_view appid, std::string_view secret) {
 
 request component_token(std::string_view component_appid, std::string_view component_secret,
                         std::string_view verify_ticket) {
-  json::object body;
-  body["component_appid"] = jv(component_appid);
-  body["component_appsecret"] = jv(component_secret);
-  body["component_verify_ticket"] = jv(verify_ticket);
-  return post("api_component_token", "/cgi-bin/component/api_component_token", body);
+  return post("api_component_token", "/cgi-bin/component/api_component_token",
+              {{"component_appid", jv(component_appid)},
+               {"component_appsecret", jv(component_secret)},
+               {"component_verify_ticket", jv(verify_ticket)}});
 }
 
 request authorizer_token(std::string_view component_access_token, std::string_view component_appid,
                          std::string_view authorizer_appid, std::string_view refresh_token) {
-  json::object body;
-  body["component_appid"] = jv(component_appid);
-  body["authorizer_appid"] = jv(authorizer_appid);
-  body["authorizer_refresh_token"] = jv(refresh_token);
-  return post("api_authorizer_token",
-              "/cgi-bin/component/api_authorizer_token?component_access_token=" + enc(component_access_token),
-              body);
+  return component_post("api_authorizer_token", component_access_token,
+                        {{"component_appid", jv(component_appid)},
+                         {"authorizer_appid", jv(authorizer_appid)},
+                         {"authorizer_refresh_token", jv(refresh_token)}});
 }
 
 request start_push_ticket(std::string_view component_appid, std::string_view component_secret) {
-  json::object body;
-  body["component_appid"] = jv(component_appid);
-  body["component_secret"] = jv(component_secret);
-  return post("api_start_push_ticket", "/cgi-bin/component/api_start_push_ticket", body);
+  return post("api_start_push_ticket", "/cgi-bin/component/api_start_push_ticket",
+              {{"component_appid", jv(component_appid)}, {"component_secret", jv(component_secret)}});
 }
 
 request api_domain_ip(std::string_view access_token) {
@@ -82,24 +82,15 @@ request api_domain_ip(std::string_view access_token) {
 
 request authorizer_list(std::string_view component_access_token, std::string_view component_appid,
                         int64_t offset, int64_t count) {
-  json::object body;
-  body["component_appid"] = jv(component_appid);
-  body["offset"] = offset;
-  body["count"] = count;
-  return post("api_get_authorizer_list",
-              "/cgi-bin/component/api_get_authorizer_list?component_access_token="
-                + enc(component_access_token),
-              body);
+  return component_post("api_get_authorizer_list", component_access_token,
+                        {{"component_appid", jv(component_appid)}, {"offset", offset}, {"count", count}});
 }
 
 request query_auth(std::string_view component_access_token, std::string_view component_appid,
                    std::string_view authorization_code) {
-  json::object body;
-  body["component_appid"] = jv(component_appid);
-  body["authorization_code"] = jv(authorization_code);
-  return post("api_query_auth",
-              "/cgi-bin/component/api_query_auth?component_access_token=" + enc(component_access_token),
-              body);
+  return component_post("api_query_auth", component_access_token,
+                        {{"component_appid", jv(component_appid)},
+                         {"authorization_code", jv(authorization_code)}});
 }
 
 request get_ticket(std::string_view access_token, std::string_view type) {
@@ -108,9 +99,8 @@ request get_ticket(std::string_view access_token, std::string_view type) {
 }
 
 request clear_quota(std::string_view access_token, std::string_view appid) {
-  json::object body;
-  body["appid"] = jv(appid);
-  return post("clear_quota", "/cgi-bin/clear_quota?access_token=" + enc(access_token), body);
+  return post("clear_quota", "/cgi-bin/clear_quota?access_token=" + enc(access_token),
+              {{"appid", jv(appid)}});
 }
 
 // -- replies --------------------------------------------------------------------
