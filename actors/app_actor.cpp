@@ -14,8 +14,8 @@
 #include "core/error.hpp"
 #include "core/log.hpp"
 #include "core/metrics.hpp"
-#include "net/http_client.hpp"
 #include "persistence/store.hpp"
+#include "wechat/api.hpp"
 #include "wechat/errcodes.hpp"
 
 namespace json = boost::json;
@@ -210,46 +210,41 @@ void count_refresh(self_ptr self, const char* kind, const char* reason, const ch
 
 // -- upstream replies ----------------------------------------------------------
 
+/// WeChat's answer as one of the wechat::parse_* functions reads it.
+template <class T>
 struct parsed_reply {
+  /// Our error for a transport failure or an answer that is not WeChat's
+  /// (HTTP status, not JSON, fields missing).
+  caf::error err;
+  /// WeChat's non-zero errcode and its errmsg: the caller classifies it.
   int errcode = 0;
   std::string errmsg;
-  json::object obj;
+  /// The answer, when neither of the above.
+  std::optional<T> value;
+
+  T* operator->() {
+    return &*value;
+  }
 };
 
-caf::expected<parsed_reply> parse_reply(const caf::expected<upstream_reply>& rep) {
-  if (!rep)
-    return rep.error();
-  if (rep->status != 200)
-    return make_detail_error(ec::upstream_unavailable,
-                             "WeChat answered HTTP " + std::to_string(rep->status));
-  boost::system::error_code err;
-  auto val = json::parse(rep->body, err);
-  if (err || !val.is_object())
-    return make_detail_error(ec::upstream_unavailable, "WeChat answered a body that is not JSON");
-  parsed_reply out;
-  out.obj = std::move(val.as_object());
-  if (auto code = out.obj.if_contains("errcode"); code && code->is_int64())
-    out.errcode = static_cast<int>(code->as_int64());
-  if (auto msg = out.obj.if_contains("errmsg"); msg && msg->is_string())
-    out.errmsg = std::string{msg->as_string()}.substr(0, 200);
+template <class Parse>
+auto parse_reply(const caf::expected<upstream_reply>& rep, Parse parse) {
+  using value_type = std::decay_t<decltype(*parse(0u, std::string_view{}))>;
+  parsed_reply<value_type> out;
+  if (!rep) {
+    out.err = rep.error();
+    return out;
+  }
+  auto res = parse(rep->status, std::string_view{rep->body});
+  if (res) {
+    out.value = std::move(*res);
+  } else if (res.error().fault == wechat::reply_fault::errcode) {
+    out.errcode = res.error().errcode;
+    out.errmsg = res.error().errmsg;
+  } else {
+    out.err = make_detail_error(ec::upstream_unavailable, res.error().detail);
+  }
   return out;
-}
-
-/// Reads a string field and a positive lifetime; false if either is missing.
-bool read_credential_fields(const json::object& obj, const char* key, std::string& value,
-                            int64_t& expires_in) {
-  auto v = obj.if_contains(key);
-  auto e = obj.if_contains("expires_in");
-  if (!v || !v->is_string() || v->as_string().empty() || v->as_string().size() > 2048 || !e)
-    return false;
-  if (e->is_int64())
-    expires_in = e->as_int64();
-  else if (e->is_uint64())
-    expires_in = static_cast<int64_t>(e->as_uint64());
-  else
-    return false;
-  value = std::string{v->as_string()};
-  return expires_in > 0 && expires_in <= 30 * 86400;
 }
 
 void block(self_ptr self, int64_t until, caf::error err) {
@@ -406,11 +401,11 @@ void schedule_ticket(self_ptr self, ticket_slot& slot, int64_t at) {
 
 // -- token lifecycle ---------------------------------------------------------
 
-const char* token_field(key_kind k) {
+wechat::token_type token_type(key_kind k) {
   switch (k) {
-    case key_kind::component: return "component_access_token";
-    case key_kind::authorizer: return "authorizer_access_token";
-    default: return "access_token";
+    case key_kind::component: return wechat::token_type::component_access_token;
+    case key_kind::authorizer: return wechat::token_type::authorizer_access_token;
+    default: return wechat::token_type::access_token;
   }
 }
 
@@ -422,43 +417,19 @@ const char* kind_label(key_kind k) {
   }
 }
 
-upstream_call post_json(std::string endpoint, std::string target, const json::object& body) {
-  return upstream_call{std::move(endpoint), "POST", std::move(target), json::serialize(body)};
-}
-
 /// The call that obtains a new token. `component_token` is used by authorizers.
 upstream_call token_call(self_ptr self, bool force, const std::string& component_token) {
   auto& p = self->state.p;
   auto& app = p.app;
-  if (p.kind == key_kind::component) {
-    json::object body;
-    body["component_appid"] = app.appid;
-    body["component_appsecret"] = app.secret;
-    body["component_verify_ticket"] = self->state.verify_ticket ? self->state.verify_ticket->value : "";
-    return post_json("api_component_token", "/cgi-bin/component/api_component_token", body);
-  }
-  if (p.kind == key_kind::authorizer) {
-    json::object body;
-    body["component_appid"] = p.component_appid;
-    body["authorizer_appid"] = app.appid;
-    body["authorizer_refresh_token"] = self->state.refresh_token ? self->state.refresh_token->value : "";
-    return post_json("api_authorizer_token",
-                     "/cgi-bin/component/api_authorizer_token?component_access_token="
-                       + net::url_encode(component_token),
-                     body);
-  }
-  if (app.api == token_api::stable) {
-    json::object body;
-    body["grant_type"] = "client_credential";
-    body["appid"] = app.appid;
-    body["secret"] = app.secret;
-    body["force_refresh"] = force;
-    return post_json(force ? "stable_token_force" : "stable_token", "/cgi-bin/stable_token", body);
-  }
-  return upstream_call{"token", "GET",
-                       "/cgi-bin/token?grant_type=client_credential&appid=" + net::url_encode(app.appid)
-                         + "&secret=" + net::url_encode(app.secret),
-                       ""};
+  auto& st = self->state;
+  if (p.kind == key_kind::component)
+    return to_call(wechat::component_token(app.appid, app.secret, st.verify_ticket ? st.verify_ticket->value : ""));
+  if (p.kind == key_kind::authorizer)
+    return to_call(wechat::authorizer_token(component_token, p.component_appid, app.appid,
+                                            st.refresh_token ? st.refresh_token->value : ""));
+  if (app.api == token_api::stable)
+    return to_call(wechat::stable_token(app.appid, app.secret, force));
+  return to_call(wechat::classic_token(app.appid, app.secret));
 }
 
 caf::error spend_force(self_ptr self) {
@@ -497,14 +468,11 @@ void request_push_ticket(self_ptr self) {
   if (st.p.kind != key_kind::component || (st.push_requested_at > 0 && t - st.push_requested_at < 60))
     return;
   st.push_requested_at = t;
-  json::object body;
-  body["component_appid"] = st.p.app.appid;
-  body["component_secret"] = st.p.app.secret;
   WH_INFO("component", appid(self) << ": asking WeChat to push a component_verify_ticket");
-  call_upstream(self, post_json("api_start_push_ticket", "/cgi-bin/component/api_start_push_ticket", body),
+  call_upstream(self, to_call(wechat::start_push_ticket(st.p.app.appid, st.p.app.secret)),
                 [self](const caf::expected<upstream_reply>& rep) {
-                  auto res = parse_reply(rep);
-                  if (!res || res->errcode != 0)
+                  auto res = parse_reply(rep, wechat::parse_ack);
+                  if (res.err || res.errcode != 0)
                     WH_WARN("component", appid(self) << ": api_start_push_ticket failed");
                 });
 }
@@ -563,7 +531,7 @@ void revoke(self_ptr self, std::function<void(caf::error)> k) {
     auto& st = self->state;
     if (!err) {
       st.status = authorizer_status::revoked;
-      st.p.entry->status.store(1);
+      st.p.entry->status.store(static_cast<uint8_t>(st.status));
       st.token.reset();
       st.refresh_token.reset();
       st.jsapi.value.reset();
@@ -588,7 +556,7 @@ void revoke(self_ptr self, std::function<void(caf::error)> k) {
 void needs_reauthorization(self_ptr self, const char* reason, int errcode) {
   auto& st = self->state;
   st.status = authorizer_status::needs_reauthorization;
-  st.p.entry->status.store(2);
+  st.p.entry->status.store(static_cast<uint8_t>(st.status));
   st.token.reset();
   st.p.entry->token.clear();
   store_write w;
@@ -604,11 +572,13 @@ void needs_reauthorization(self_ptr self, const char* reason, int errcode) {
 void on_token_reply(self_ptr self, const caf::expected<upstream_reply>& rep, int64_t sent_at,
                     const char* reason, bool force, bool retried, const std::string& component_token) {
   auto& st = self->state;
-  auto res = parse_reply(rep);
-  if (!res)
-    return after_token_failure(self, reason, res.error());
-  if (res->errcode != 0) {
-    auto cls = wechat::classify(res->errcode);
+  auto res = parse_reply(rep, [self](unsigned status, std::string_view body) {
+    return wechat::parse_token(token_type(kind(self)), status, body);
+  });
+  if (res.err)
+    return after_token_failure(self, reason, res.err);
+  if (res.errcode != 0) {
+    auto cls = wechat::classify(res.errcode);
     if (kind(self) == key_kind::authorizer) {
       if (cls == wechat::errclass::token_invalid && !retried) {
         // The *component* token is dead: have it replaced once, then retry once.
@@ -660,10 +630,10 @@ void on_token_reply(self_ptr self, const caf::expected<upstream_reply>& rep, int
         return;
       }
       if (cls == wechat::errclass::refresh_token_invalid)
-        return needs_reauthorization(self, reason, res->errcode);
+        return needs_reauthorization(self, reason, res.errcode);
       if (cls == wechat::errclass::revoked) {
         st.fetching = false;
-        auto err = make_upstream_error(ec::authorizer_revoked, res->errcode,
+        auto err = make_upstream_error(ec::authorizer_revoked, res.errcode,
                                        "the authorizer revoked its authorization");
         return revoke(self, [self, reason, err](caf::error) { after_token_failure(self, reason, err); });
       }
@@ -671,21 +641,17 @@ void on_token_reply(self_ptr self, const caf::expected<upstream_reply>& rep, int
     if (kind(self) == key_kind::component && cls == wechat::errclass::verify_ticket) {
       set_degraded(self, true);
       request_push_ticket(self);
-      auto err = make_upstream_error(ec::verify_ticket_invalid, res->errcode,
+      auto err = make_upstream_error(ec::verify_ticket_invalid, res.errcode,
                                      "WeChat rejected the component_verify_ticket; waiting for the next push");
       block(self, now(self) + 10, err);
       return after_token_failure(self, reason, err);
     }
     return after_token_failure(self, reason,
-                               on_errcode(self, res->errcode, res->errmsg, kind(self) != key_kind::authorizer,
+                               on_errcode(self, res.errcode, res.errmsg, kind(self) != key_kind::authorizer,
                                           st.token_failures));
   }
-  std::string value;
-  int64_t expires_in = 0;
-  if (!read_credential_fields(res->obj, token_field(kind(self)), value, expires_in))
-    return after_token_failure(self, reason,
-                               make_detail_error(ec::upstream_unavailable,
-                                                 "WeChat's token answer lacks the token or expires_in"));
+  auto& value = res->access_token;
+  auto expires_in = res->expires_in;
   if (!st.dead_token.empty() && value == st.dead_token && kind(self) == key_kind::app
       && st.p.app.api == token_api::stable) {
     // stable_token's normal mode handed back the token WeChat just rejected:
@@ -705,10 +671,9 @@ void on_token_reply(self_ptr self, const caf::expected<upstream_reply>& rep, int
   std::optional<credential> new_refresh;
   if (kind(self) == key_kind::authorizer) {
     // A refresh token that comes back is written with the token, atomically.
-    auto rt = res->obj.if_contains("authorizer_refresh_token");
-    if (rt && rt->is_string() && !rt->as_string().empty()
-        && (!st.refresh_token || st.refresh_token->value != rt->as_string())) {
-      new_refresh = credential{std::string{rt->as_string()}, now(self), never,
+    auto& rt = res->refresh_token;
+    if (!rt.empty() && (!st.refresh_token || st.refresh_token->value != rt)) {
+      new_refresh = credential{rt, now(self), never,
                                st.refresh_token ? st.refresh_token->version + 1 : 1};
       batch.put(persistence::keys::refresh_token(prefix(self)), persistence::encode(*new_refresh));
     }
@@ -880,26 +845,16 @@ void check_token(self_ptr self, const std::string& value) {
   if (auto err = blocked(self))
     return fail_all(st.check_waiters, err);
   st.checking = true;
-  upstream_call call{"get_api_domain_ip", "GET",
-                     "/cgi-bin/get_api_domain_ip?access_token=" + net::url_encode(value), ""};
-  if (kind(self) == key_kind::component) {
-    // The cheapest call that proves a component token: one list entry.
-    json::object body;
-    body["component_appid"] = appid(self);
-    body["offset"] = 0;
-    body["count"] = 1;
-    call = post_json("api_get_authorizer_list",
-                     "/cgi-bin/component/api_get_authorizer_list?component_access_token="
-                       + net::url_encode(value),
-                     body);
-  }
-  call_upstream(self, std::move(call), [self, value](const caf::expected<upstream_reply>& rep) {
+  // The cheapest call that proves a component token: one list entry.
+  auto call = kind(self) == key_kind::component ? wechat::authorizer_list(value, appid(self), 0, 1)
+                                                 : wechat::api_domain_ip(value);
+  call_upstream(self, to_call(std::move(call)), [self, value](const caf::expected<upstream_reply>& rep) {
     auto& st = self->state;
     st.checking = false;
-    auto res = parse_reply(rep);
-    if (!res)
-      return fail_all(st.check_waiters, res.error());
-    if (res->errcode == 0) {
+    auto res = parse_reply(rep, wechat::parse_ack);
+    if (res.err)
+      return fail_all(st.check_waiters, res.err);
+    if (res.errcode == 0) {
       // The client was wrong: the token works. Hand it back unchanged.
       st.verified_token = value;
       st.verified_at = now(self);
@@ -910,13 +865,13 @@ void check_token(self_ptr self, const std::string& value) {
         with_token(self, std::move(w));
       return;
     }
-    if (wechat::classify(res->errcode) == wechat::errclass::token_invalid) {
+    if (wechat::classify(res.errcode) == wechat::errclass::token_invalid) {
       for (auto& w : st.check_waiters)
         st.token_waiters.push_back(std::move(w));
       st.check_waiters.clear();
       return token_rejected(self, value, "stale_report");
     }
-    fail_all(st.check_waiters, on_errcode(self, res->errcode, res->errmsg, false, 0));
+    fail_all(st.check_waiters, on_errcode(self, res.errcode, res.errmsg, false, 0));
   });
 }
 
@@ -942,11 +897,11 @@ void on_ticket_reply(self_ptr self, const std::string& type, const std::string& 
                      const caf::expected<upstream_reply>& rep, int64_t sent_at, bool retried,
                      const char* reason) {
   auto& slot = *slot_of(self, type);
-  auto res = parse_reply(rep);
-  if (!res)
-    return after_ticket_failure(self, slot, reason, res.error());
-  if (res->errcode != 0) {
-    if (wechat::classify(res->errcode) == wechat::errclass::token_invalid) {
+  auto res = parse_reply(rep, wechat::parse_ticket);
+  if (res.err)
+    return after_ticket_failure(self, slot, reason, res.err);
+  if (res.errcode != 0) {
+    if (wechat::classify(res.errcode) == wechat::errclass::token_invalid) {
       if (!retried) {
         // The token is dead: replace it once, then retry the ticket once.
         slot.fetching = false;
@@ -954,18 +909,14 @@ void on_ticket_reply(self_ptr self, const std::string& type, const std::string& 
         return fetch_ticket(self, slot, true, reason);
       }
       return after_ticket_failure(self, slot, reason,
-                                  make_upstream_error(ec::upstream_error, res->errcode,
+                                  make_upstream_error(ec::upstream_error, res.errcode,
                                                       "getticket rejected a freshly refreshed token"));
     }
     return after_ticket_failure(self, slot, reason,
-                                on_errcode(self, res->errcode, res->errmsg, false, slot.failures));
+                                on_errcode(self, res.errcode, res.errmsg, false, slot.failures));
   }
-  std::string value;
-  int64_t expires_in = 0;
-  if (!read_credential_fields(res->obj, "ticket", value, expires_in))
-    return after_ticket_failure(self, slot, reason,
-                                make_detail_error(ec::upstream_unavailable,
-                                                  "WeChat's getticket answer lacks ticket or expires_in"));
+  auto& value = res->ticket;
+  auto expires_in = res->expires_in;
   bool unchanged = slot.value && slot.value->value == value;
   credential x{value, now(self), sent_at + expires_in,
                unchanged ? slot.value->version : (slot.value ? slot.value->version + 1 : 1)};
@@ -1006,11 +957,7 @@ void fetch_ticket(self_ptr self, ticket_slot& slot, bool retried, const char* re
       return after_ticket_failure(self, slot, reason, tok.error());
     auto used = tok->value;
     auto sent_at = now(self);
-    upstream_call call{"getticket", "GET",
-                       "/cgi-bin/ticket/getticket?access_token=" + net::url_encode(used)
-                         + "&type=" + type,
-                       ""};
-    call_upstream(self, std::move(call),
+    call_upstream(self, to_call(wechat::get_ticket(used, type)),
                   [self, type, used, sent_at, retried, reason](const caf::expected<upstream_reply>& rep) {
                     on_ticket_reply(self, type, used, rep, sent_at, retried, reason);
                   });
@@ -1068,50 +1015,27 @@ void list_page(self_ptr self, int64_t offset, int64_t pages,
   with_token(self, [self, offset, pages, found, retried](const caf::expected<credential>& tok) {
     if (!tok)
       return finish_listing(self, tok.error(), found);
-    json::object body;
-    body["component_appid"] = appid(self);
-    body["offset"] = offset;
-    body["count"] = 500;
     auto used = tok->value;
-    call_upstream(self,
-                  post_json("api_get_authorizer_list",
-                            "/cgi-bin/component/api_get_authorizer_list?component_access_token="
-                              + net::url_encode(used),
-                            body),
+    call_upstream(self, to_call(wechat::authorizer_list(used, appid(self), offset, 500)),
                   [self, offset, pages, found, retried, used](const caf::expected<upstream_reply>& rep) {
-                    auto res = parse_reply(rep);
-                    if (!res)
-                      return finish_listing(self, res.error(), found);
-                    if (res->errcode != 0) {
-                      if (wechat::classify(res->errcode) == wechat::errclass::token_invalid && !retried) {
+                    auto res = parse_reply(rep, wechat::parse_authorizer_list);
+                    if (res.err)
+                      return finish_listing(self, res.err, found);
+                    if (res.errcode != 0) {
+                      if (wechat::classify(res.errcode) == wechat::errclass::token_invalid && !retried) {
                         token_rejected(self, used, "authorizer_list_token_rejected");
                         return list_page(self, offset, pages, found, true);
                       }
                       return finish_listing(self,
-                                            make_upstream_error(ec::upstream_error, res->errcode,
+                                            make_upstream_error(ec::upstream_error, res.errcode,
                                                                 "api_get_authorizer_list failed with errcode "
-                                                                  + std::to_string(res->errcode)),
+                                                                  + std::to_string(res.errcode)),
                                             found);
                     }
-                    int64_t total = 0;
-                    if (auto tc = res->obj.if_contains("total_count"); tc && tc->is_int64())
-                      total = tc->as_int64();
-                    auto list = res->obj.if_contains("list");
-                    if (!list || !list->is_array())
-                      return finish_listing(self,
-                                            make_detail_error(ec::upstream_unavailable,
-                                                              "api_get_authorizer_list answer lacks list"),
-                                            found);
-                    for (auto& item : list->as_array()) {
-                      auto o = item.if_object();
-                      auto aid = o ? o->if_contains("authorizer_appid") : nullptr;
-                      auto rt = o ? o->if_contains("refresh_token") : nullptr;
-                      if (aid && aid->is_string() && valid_appid(aid->as_string()) && rt && rt->is_string()
-                          && !rt->as_string().empty() && rt->as_string().size() <= 1024)
-                        (*found)[std::string{aid->as_string()}] = std::string{rt->as_string()};
-                    }
-                    auto next = offset + static_cast<int64_t>(list->as_array().size());
-                    if (list->as_array().empty() || next >= total || pages + 1 >= max_list_pages)
+                    for (auto& a : res->authorizers)
+                      (*found)[std::move(a.appid)] = std::move(a.refresh_token);
+                    auto next = offset + res->entries;
+                    if (res->entries == 0 || next >= res->total_count || pages + 1 >= max_list_pages)
                       return finish_listing(self, caf::none, found);
                     list_page(self, next, pages + 1, found, false);
                   });
@@ -1206,52 +1130,30 @@ void query_auth(self_ptr self, std::string code, caf::typed_response_promise<aut
   with_token(self, [self, code, rp, retried, authorizer](const caf::expected<credential>& tok) mutable {
     if (!tok)
       return (void) rp.deliver(tok.error());
-    json::object body;
-    body["component_appid"] = appid(self);
-    body["authorization_code"] = code;
     auto used = tok->value;
     auto sent_at = now(self);
-    call_upstream(self,
-                  post_json("api_query_auth",
-                            "/cgi-bin/component/api_query_auth?component_access_token="
-                              + net::url_encode(used),
-                            body),
+    call_upstream(self, to_call(wechat::query_auth(used, appid(self), code)),
                   [self, code, rp, retried, used, sent_at, authorizer](const caf::expected<upstream_reply>& rep) mutable {
-                    auto res = parse_reply(rep);
-                    if (!res)
-                      return (void) rp.deliver(res.error());
-                    if (res->errcode != 0) {
-                      if (wechat::classify(res->errcode) == wechat::errclass::token_invalid && !retried) {
+                    auto res = parse_reply(rep, wechat::parse_query_auth);
+                    if (res.err)
+                      return (void) rp.deliver(res.err);
+                    if (res.errcode != 0) {
+                      if (wechat::classify(res.errcode) == wechat::errclass::token_invalid && !retried) {
                         token_rejected(self, used, "query_auth_token_rejected");
                         return query_auth(self, code, rp, true, authorizer);
                       }
-                      if ((res->errcode == 61009 || res->errcode == 61010) && !authorizer.empty())
-                        return recover_authorization(self, authorizer, res->errcode, rp);
-                      return (void) rp.deliver(make_upstream_error(ec::upstream_error, res->errcode,
+                      if ((res.errcode == 61009 || res.errcode == 61010) && !authorizer.empty())
+                        return recover_authorization(self, authorizer, res.errcode, rp);
+                      return (void) rp.deliver(make_upstream_error(ec::upstream_error, res.errcode,
                                                             "api_query_auth failed with errcode "
-                                                              + std::to_string(res->errcode)));
+                                                              + std::to_string(res.errcode)));
                     }
-                    auto info = res->obj.if_contains("authorization_info");
                     authorization a;
-                    int64_t expires_in = 0;
-                    auto bad = [&] {
-                      rp.deliver(make_detail_error(ec::upstream_unavailable,
-                                                   "api_query_auth answer lacks authorization_info fields"));
-                    };
-                    if (!info || !info->is_object())
-                      return bad();
-                    auto& obj = info->as_object();
-                    auto aid = obj.if_contains("authorizer_appid");
-                    auto rt = obj.if_contains("authorizer_refresh_token");
-                    if (!aid || !aid->is_string() || aid->as_string().empty() || aid->as_string().size() > 64
-                        || !rt || !rt->is_string() || rt->as_string().empty()
-                        || !read_credential_fields(obj, "authorizer_access_token", a.access_token.value,
-                                                   expires_in))
-                      return bad();
-                    a.authorizer_appid = std::string{aid->as_string()};
+                    a.authorizer_appid = std::move(res->authorizer_appid);
+                    a.access_token.value = std::move(res->access_token);
                     a.access_token.obtained_at = now(self);
-                    a.access_token.expires_at = sent_at + expires_in;
-                    a.refresh_token = credential{std::string{rt->as_string()}, now(self), never, 1};
+                    a.access_token.expires_at = sent_at + res->expires_in;
+                    a.refresh_token = credential{std::move(res->refresh_token), now(self), never, 1};
                     // The refresh token is durable before anyone can depend on it.
                     auto pre = persistence::keys::authorizer_prefix(appid(self), a.authorizer_appid);
                     store_write w;
@@ -1277,7 +1179,7 @@ void adopt_authorization(self_ptr self, const authorization& a, caf::typed_respo
     // known (durable already); the access token is fetched on first use.
     st.refresh_token = a.refresh_token;
     st.status = authorizer_status::active;
-    st.p.entry->status.store(0);
+    st.p.entry->status.store(static_cast<uint8_t>(st.status));
     st.blocked_until = 0;
     WH_INFO("authorizer", st.p.component_appid << "/" << appid(self) << ": authorization recovered");
     persist(self, store_write{}, [rp](caf::error err) mutable {
@@ -1299,7 +1201,7 @@ void adopt_authorization(self_ptr self, const authorization& a, caf::typed_respo
     if (err)
       return (void) rp.deliver(err);
     st.status = authorizer_status::active;
-    st.p.entry->status.store(0);
+    st.p.entry->status.store(static_cast<uint8_t>(st.status));
     st.refresh_token = a.refresh_token;
     st.token = x;
     st.dead_token.clear();

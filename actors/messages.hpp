@@ -5,6 +5,7 @@
 
 #include "core/type_ids.hpp"
 #include "persistence/records.hpp"
+#include "wechat/api.hpp"
 
 namespace wh::actors {
 
@@ -23,6 +24,12 @@ struct upstream_call {
   /// for: the quota book counts calls per key (GET /admin/quota).
   std::string key{};
 };
+
+/// The upstream call that sends `r` for `key` (empty: the calling actor's key).
+inline upstream_call to_call(wechat::request r, std::string key = {}) {
+  return upstream_call{std::move(r.endpoint), std::move(r.method), std::move(r.target), std::move(r.body),
+                       std::move(key)};
+}
 
 /// One durable write for the store actor: puts and deletes applied atomically.
 struct store_write {

@@ -8,6 +8,7 @@
 #include "client/token_source.hpp"
 #include "core/log.hpp"
 #include "net/http_client.hpp"
+#include "wechat/api.hpp"
 #include "wechat/errcodes.hpp"
 
 namespace wh::client {
@@ -193,15 +194,11 @@ struct direct_token_source::impl {
   }
 
   void stable_token(bool force, std::function<void(result<token>)> done) {
-    json::object body;
-    body["grant_type"] = "client_credential";
-    body["appid"] = acc.appid;
-    body["secret"] = opts.secret;
-    body["force_refresh"] = force;
+    auto call = wechat::stable_token(acc.appid, opts.secret, force);
     net::request req;
-    req.method = "POST";
-    req.url = net::resolve_url(opts.api_base, "/cgi-bin/stable_token");
-    req.body = json::serialize(body);
+    req.method = std::move(call.method);
+    req.url = net::resolve_url(opts.api_base, call.target);
+    req.body = std::move(call.body);
     req.content_type = "application/json";
     req.timeout = opts.timeout;
     // A forced refresh spends WeChat's 20-a-day budget: never replay it blindly.
@@ -215,28 +212,27 @@ struct direct_token_source::impl {
   result<token> parse(const caf::expected<net::response>& res) {
     if (!res)
       return detail::from_net_error(res.error(), "WeChat");
-    auto doc = detail::parse_json(res->body);
-    if (!doc || !doc->is_object())
-      return make_error("invalid_json", "WeChat: unexpected answer to stable_token: "
-                                          + detail::describe_body(res->status,
-                                                                  res->content_type, res->body),
-                        res->status);
-    auto code = detail::int_field(*doc, "errcode").value_or(0);
-    if (code != 0) {
+    auto ans = wechat::parse_token(wechat::token_type::access_token, res->status, res->body);
+    if (ans)
+      return token{std::move(ans->access_token), cache.now() + ans->expires_in};
+    auto& fault = ans.error();
+    if (fault.errcode != 0) {
       error err;
-      err.errcode = static_cast<int>(code);
-      err.errmsg = detail::string_field(*doc, "errmsg");
+      err.errcode = fault.errcode;
+      err.errmsg = fault.errmsg;
       err.http_status = res->status;
       err.reason = std::string{wechat::errcode_reason(err.errcode)};
       WH_WARN(component, "stable_token for appid " << acc.appid << " failed: " << err.to_string());
       return err;
     }
-    auto value = detail::string_field(*doc, "access_token");
-    auto expires_in = detail::int_field(*doc, "expires_in");
-    if (value.empty() || !expires_in)
-      return make_error("invalid_json", "WeChat: stable_token answer without access_token",
+    if (fault.fault == wechat::reply_fault::missing_field)
+      return make_error("invalid_json",
+                        "WeChat: stable_token answer without access_token or a valid expires_in",
                         res->status);
-    return token{std::move(value), cache.now() + *expires_in};
+    return make_error("invalid_json", "WeChat: unexpected answer to stable_token: "
+                                        + detail::describe_body(res->status, res->content_type,
+                                                                res->body),
+                      res->status);
   }
 
   void fetch(const std::string& stale, token_callback done) {

@@ -430,7 +430,8 @@ std::shared_ptr<actors::key_entry> hub_api::lookup(route_id r, const std::string
                                      "authorizer " + authorizer + " of " + appid + " is not known to this hub"));
     return nullptr;
   }
-  if (!authorizer.empty() && entry->status.load(std::memory_order_relaxed) == 1) {
+  if (!authorizer.empty() && entry->status.load(std::memory_order_relaxed)
+                                 == static_cast<uint8_t>(actors::authorizer_status::revoked)) {
     respond_counted(r, respond,
                     error_response(410, "authorizer_revoked",
                                    "authorizer " + authorizer + " revoked its authorization"));

@@ -14,7 +14,7 @@
 #include "core/log.hpp"
 #include "http/api.hpp"
 #include "http/api_util.hpp"
-#include "net/http_client.hpp"
+#include "wechat/api.hpp"
 
 namespace json = boost::json;
 
@@ -130,11 +130,7 @@ void hub_api::admin_quota(const std::string& path, const request& req, const par
                                             "clear_quota needs a valid access token of " + appid
                                               + " and none can be obtained: " + detail_of(err)));
     }
-    json::object payload;
-    payload["appid"] = appid;
-    actors::upstream_call call{"clear_quota", "POST",
-                               "/cgi-bin/clear_quota?access_token=" + net::url_encode(tok->value),
-                               json::serialize(payload), appid};
+    auto call = actors::to_call(wechat::clear_quota(tok->value, appid), appid);
     auto upstream = upstream_;
     auto store = store_;
     upstream.home_system().spawn([this, respond, appid, used, entry, upstream, store,

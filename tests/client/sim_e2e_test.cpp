@@ -172,4 +172,41 @@ CAF_TEST(sim faults give clear errors) {
   CAF_REQUIRE(api->request("GET", "/cgi-bin/get_api_domain_ip"));
 }
 
+CAF_TEST(stable_token faults keep their reasons) {
+  auto fetch = [&] {
+    client::direct_options opts;
+    opts.api_base = sim.base();
+    opts.secret = secret;
+    return client::direct_token_source{appid, opts}.get(client::token_kind::access_token);
+  };
+  auto check_clean = [](const client::error& err) {
+    CAF_MESSAGE("error: " << err.to_string());
+    CAF_CHECK(err.to_string().find(secret) == std::string::npos);
+  };
+  sim.control("/sim/fault", R"({"path":"/cgi-bin/stable_token","kind":"html","times":1})");
+  auto res = fetch();
+  CAF_REQUIRE(!res);
+  CAF_CHECK_EQUAL(res.err().reason, "invalid_json");
+  CAF_CHECK_EQUAL(res.err().http_status, 200u);
+  check_clean(res.err());
+  sim.control("/sim/fault", R"({"path":"/cgi-bin/stable_token","kind":"http500","times":1})");
+  res = fetch();
+  CAF_REQUIRE(!res);
+  CAF_CHECK_EQUAL(res.err().reason, "invalid_json");
+  CAF_CHECK_EQUAL(res.err().http_status, 500u);
+  CAF_CHECK(res.err().errmsg.find("HTTP 500") != std::string::npos);
+  check_clean(res.err());
+  sim.control("/sim/fault",
+              R"({"path":"/cgi-bin/stable_token","kind":"errcode","errcode":45009,"times":1})");
+  res = fetch();
+  CAF_REQUIRE(!res);
+  CAF_CHECK_EQUAL(res.err().reason, "api_daily_quota");
+  CAF_CHECK_EQUAL(res.err().errcode, 45009);
+  CAF_CHECK_EQUAL(res.err().errmsg, "simulated fault");
+  CAF_CHECK_EQUAL(res.err().http_status, 200u);
+  check_clean(res.err());
+  CAF_REQUIRE(fetch());
+  CAF_CHECK_EQUAL(sim.calls("/cgi-bin/stable_token", appid), 4);
+}
+
 CAF_TEST_FIXTURE_SCOPE_END()
