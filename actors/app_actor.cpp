@@ -360,11 +360,38 @@ void persist(self_ptr self, store_write batch,
 /// same refresh time as the one it replaced and the schedule stays exact.
 
 
+/// Sends the next tick of timer `kind`. A virtual actor's ticks go through
+/// the router in steps of at most twice the idle time: a pending delayed
+/// message would keep a stopped actor in memory until it fires (hours for a
+/// token refresh), and the router drops ticks of an actor that stopped (the
+/// durable schedule wakes the key instead).
+void send_tick(self_ptr self, timer_kind kind, uint64_t gen) {
+  auto& st = self->state;
+  auto delay = std::max<int64_t>(1, st.armed_at[kind] - now(self));
+  if (!st.p.router)
+    return self->delayed_send(self, std::chrono::seconds(delay), tick_atom::value,
+                              static_cast<uint8_t>(kind), gen);
+  auto hop = std::max<int64_t>(
+    60, 2 * std::chrono::duration_cast<std::chrono::seconds>(st.p.idle_timeout).count());
+  self->delayed_send(st.p.router, std::chrono::seconds(std::min(delay, hop)), tick_atom::value,
+                     st.p.entry->key, self->address(), static_cast<uint8_t>(kind), gen);
+}
+
 void arm(self_ptr self, timer_kind kind, uint64_t gen, int64_t at) {
-  auto delay = std::max<int64_t>(1, at - now(self));
-  self->state.armed_at[kind] = now(self) + delay;
-  self->delayed_send(self, std::chrono::seconds(delay), tick_atom::value, static_cast<uint8_t>(kind),
-                     gen);
+  self->state.armed_at[kind] = now(self) + std::max<int64_t>(1, at - now(self));
+  send_tick(self, kind, gen);
+}
+
+/// A tick of timer `kind` arrived: true when it is due; a step of a longer
+/// wait sends the next step instead.
+bool tick_due(self_ptr self, timer_kind kind, uint64_t gen) {
+  auto at = self->state.armed_at[kind];
+  if (at > now(self)) {
+    send_tick(self, kind, gen);
+    return false;
+  }
+  self->state.armed_at[kind] = 0;
+  return true;
 }
 
 /// Schedules the proactive refresh of `x`. `unchanged` means the last fetch
@@ -1590,19 +1617,15 @@ caf::behavior app_actor(self_ptr self, app_params params) {
         return;
       }
       if (kind == token_timer) {
-        if (gen == st.token_timer_gen) {
-          st.armed_at[token_timer] = 0;
-          if (!st.fetching)
-            fetch_token(self, "proactive", false);
-        }
+        if (gen == st.token_timer_gen && tick_due(self, token_timer, gen) && !st.fetching)
+          fetch_token(self, "proactive", false);
         return;
       }
+      if (kind != jsapi_timer && kind != wx_card_timer)
+        return;
       auto& slot = kind == jsapi_timer ? st.jsapi : st.wx_card;
-      if (gen == slot.timer_gen) {
-        st.armed_at[slot.timer] = 0;
-        if (!slot.fetching)
-          fetch_ticket(self, slot, false, "proactive");
-      }
+      if (gen == slot.timer_gen && tick_due(self, slot.timer, gen) && !slot.fetching)
+        fetch_ticket(self, slot, false, "proactive");
     },
     caf::after(st.p.router && st.p.idle_timeout.count() > 0 ? caf::duration{st.p.idle_timeout}
                                                             : caf::duration{caf::infinite})

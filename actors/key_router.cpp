@@ -329,6 +329,15 @@ caf::behavior key_router(self_ptr self, registry* reg, caf::actor io, const wh::
       if (sender && e && e->actor() == sender)
         passivate(self, key, sender);
     },
+    [=](tick_atom, const std::string& key, const caf::actor_addr& from, uint8_t kind, uint64_t gen) {
+      // A timer step of a key's actor: delivered only to the same actor (a
+      // stopped actor's timer is dropped; the schedule wakes its key).
+      auto e = self->state.reg->find(key);
+      if (!e)
+        return;
+      if (auto a = e->actor(); a && a.address() == from)
+        self->send(a, tick_atom::value, kind, gen);
+    },
     [=](tick_atom) {
       check_schedule(self);
       self->delayed_send(self, self->state.opts.tick, tick_atom::value);

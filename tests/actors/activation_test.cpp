@@ -187,11 +187,16 @@ CAF_TEST(a key starts on demand and stops after the idle time) {
   CAF_REQUIRE_EQUAL(calls.size(), 1u);
   reply_token("T1");
   CAF_CHECK_EQUAL(value_of(a), "T1");
+  caf::weak_actor_ptr first = caf::actor_cast<caf::weak_actor_ptr>(reg->find("wxapp1")->actor());
   // Idle for less than the idle time: still running.
   advance(59);
   CAF_CHECK(active("wxapp1"));
   advance(3);
   CAF_CHECK(!active("wxapp1"));
+  // Freed once stopped: no pending timer (its refresh is 2 h away) keeps
+  // the stopped actor in memory.
+  advance(120);
+  CAF_CHECK(first.lock() == nullptr);
   CAF_CHECK_EQUAL(running_apps(), 0u);
   // What it published stays served; the refresh is in the durable schedule.
   auto e = reg->find("wxapp1");
