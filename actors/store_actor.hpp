@@ -10,6 +10,8 @@
 namespace wh::actors {
 
 /// Spawns the actor that owns all writes to `db`.
+/// Group commit: batches that are in the mailbox together are written as one
+/// atomic, fsync'ed write (a failure fails each of them).
 /// Protocol: `(put_atom, store_write)` -> `done_atom`
 /// or an `ec::storage_failure` error, after the batch is durable.
 /// In production it runs detached: RocksDB's fsync never blocks a scheduler

@@ -289,7 +289,7 @@ CAF_TEST(sim authorizers creates a batch the component can refresh) {
     call("POST", "/sim/authorizers", R"({"component_appid":"wxcomp","count":0})").reply.status,
     400u);
   CAF_CHECK_EQUAL(
-    call("POST", "/sim/authorizers", R"({"component_appid":"wxcomp","count":200001})").reply.status,
+    call("POST", "/sim/authorizers", R"({"component_appid":"wxcomp","count":1000001})").reply.status,
     400u);
   CAF_CHECK_EQUAL(
     call("POST", "/sim/authorizers", R"({"component_appid":"nope","count":1})").reply.status, 404u);
