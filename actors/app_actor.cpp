@@ -373,8 +373,9 @@ void send_tick(self_ptr self, timer_kind kind, uint64_t gen) {
                               static_cast<uint8_t>(kind), gen);
   auto hop = std::max<int64_t>(
     60, 2 * std::chrono::duration_cast<std::chrono::seconds>(st.p.idle_timeout).count());
-  self->delayed_send(st.p.router, std::chrono::seconds(std::min(delay, hop)), tick_atom::value,
-                     st.p.entry->key, self->address(), static_cast<uint8_t>(kind), gen);
+  // Anonymous: a sender field would be a strong reference as well.
+  caf::delayed_anon_send(st.p.router, std::chrono::seconds(std::min(delay, hop)), tick_atom::value,
+                         st.p.entry->key, self->address(), static_cast<uint8_t>(kind), gen);
 }
 
 void arm(self_ptr self, timer_kind kind, uint64_t gen, int64_t at) {
@@ -1520,6 +1521,10 @@ caf::behavior app_actor(self_ptr self, app_params params) {
       // (stopped, due time for the schedule, the due time stored before).
       if (!idle(self))
         return {false, int64_t{0}, int64_t{0}};
+      // The clock's pending timeouts (the idle timeout, request deadlines)
+      // hold strong references: a stopped actor would stay in memory until
+      // they fire.
+      self->clock().cancel_timeouts(self);
       self->quit();
       return {true, next_due(self), self->state.p.due};
     },
