@@ -28,6 +28,7 @@
 #include "http/systemd.hpp"
 #include "net/http_client.hpp"
 #include "persistence/crypto_store.hpp"
+#include "persistence/push_journal.hpp"
 #include "persistence/store.hpp"
 
 namespace wh {
@@ -195,10 +196,52 @@ int run_hub(const hub_config& cfg, const hub_run_options& opts) {
         runtime_cfg.components.push_back(c);
   }
 
-  http::hub_api api{reg, stats, wall, runtime_cfg};
+  auto journal = std::make_shared<persistence::push_journal>(db, cfg.push_window_s);
+  http::push_ledger ledger;
+  ledger.admit = [journal](std::string_view component, std::string_view signature,
+                           std::string_view subject, int64_t create_time,
+                           int64_t now) -> caf::expected<http::push_ledger::verdict> {
+    auto v = journal->admit(component, signature, subject, create_time, now);
+    if (!v)
+      return v.error();
+    switch (*v) {
+      case persistence::push_journal::verdict::apply: return http::push_ledger::verdict::apply;
+      case persistence::push_journal::verdict::duplicate: return http::push_ledger::verdict::duplicate;
+      case persistence::push_journal::verdict::outdated: return http::push_ledger::verdict::outdated;
+    }
+    return http::push_ledger::verdict::apply;
+  };
+  ledger.applied = [journal](std::string_view component, std::string_view signature,
+                             std::string_view subject, int64_t create_time, int64_t now) {
+    return journal->applied(component, signature, subject, create_time, now);
+  };
+  ledger.release = [journal](std::string_view component, std::string_view signature) {
+    journal->release(component, signature);
+  };
+  http::hub_api api{reg, stats, wall, runtime_cfg, std::move(ledger)};
   api.set_quota(&quota, upstream, store);
   if (node) {
-    api.set_cluster(node.get());
+    auto* n = node.get();
+    http::cluster_port port;
+    port.current = [n] {
+      auto v = n->current();
+      http::cluster_port::status st;
+      st.self = v->self;
+      st.ready = v->ready;
+      st.live = v->own.nodes();
+      st.replicas = v->replicas;
+      st.owned_keys = v->owned_keys;
+      return st;
+    };
+    port.place = [n](const std::string& key) {
+      auto v = n->current();
+      return http::cluster_port::placement{v->own.owner(key), v->own.rank(key, v->replicas)};
+    };
+    port.relay_admin = [n](const std::string& method, const std::string& target,
+                           const std::string& body, const std::string& ctype) {
+      n->relay_admin(method, target, body, ctype);
+    };
+    api.set_cluster(std::move(port));
     node->on_relayed_admin([&api](std::string method, std::string target, std::string body,
                                   std::string ctype) {
       http::request req;
@@ -231,9 +274,10 @@ int run_hub(const hub_config& cfg, const hub_run_options& opts) {
                    [&api](http::request&& req, http::responder respond) {
                      api.handle(std::move(req), std::move(respond));
                    },
-                   [&api](unsigned status, std::string_view reason, std::string_view message) {
-                     api.count("other", status);
-                     return http::error_response(status, reason, message);
+                   [&api](const caf::error& err) {
+                     auto res = http::error_response(err);
+                     api.count(http::hub_api::other_label, res.status);
+                     return res;
                    }};
   if (auto err = srv.start()) {
     WH_ERROR("hub", detail_of(err));

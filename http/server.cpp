@@ -254,17 +254,19 @@ private:
       return close();
     if (ec == bhttp::error::body_limit) {
       keep_alive_ = false;
-      return write(srv_->render_error(413, "body_too_large",
-                                      "request body exceeds " + std::to_string(limit_) + " bytes"));
+      return write(srv_->render_error(make_detail_error(
+        ec::body_too_large, "request body exceeds " + std::to_string(limit_) + " bytes")));
     }
     if (ec == bhttp::error::header_limit) {
       keep_alive_ = false;
-      return write(srv_->render_error(431, "headers_too_large", "request headers are too large"));
+      return write(srv_->render_error(
+        make_detail_error(ec::headers_too_large, "request headers are too large")));
     }
     if (ec) {
       if (ec.category() == bhttp::make_error_code(bhttp::error::bad_target).category()) {
         keep_alive_ = false;
-        return write(srv_->render_error(400, "invalid_request", "malformed HTTP request"));
+        return write(srv_->render_error(
+          make_detail_error(ec::invalid_request, "malformed HTTP request")));
       }
       // Including TLS errors and stream_truncated (peer closed without close_notify).
       return close();
