@@ -128,7 +128,7 @@ void hub_api::handle(request&& req, responder untimed) {
   exchange x;
   x.respond = responder{timed_responder{std::move(untimed), std::chrono::steady_clock::now()}};
   x.route = other_index();
-  auto fail = [&](const caf::error& err) { respond_counted(x.route, x.respond, error_response(err)); };
+  auto fail = [&](const caf::error& err) { reply_to(this, x).fail(err); };
   auto target = urls::parse_origin_form(req.target);
   if (!target)
     return fail(fail_with(ec::invalid_request, "malformed request target"));
@@ -167,12 +167,16 @@ void hub_api::handle(request&& req, responder untimed) {
       auto err = fail_with(ec::unauthorized, x.req.authorization.empty()
                                                ? "an Authorization: Bearer key is required"
                                                : "the key is not valid");
-      auto res = error_response(err);
       // Refused admin requests are audited too, under the normalised path
       // (percent-decoded, dot segments removed) and with an unknown client.
       if (need == scope::admin)
-        audit_.record("(unknown)", x.req.method, normalise_path(x.req.target), res.status);
-      return respond_counted(x.route, x.respond, std::move(res));
+        x.respond = detail::with_timing_of(
+          x.respond, [this, action = x.req.method, path = normalise_path(x.req.target),
+                      raw = x.respond](response res) {
+            audit_.record("(unknown)", action, path, res.status);
+            raw(std::move(res));
+          });
+      return fail(err);
     }
   }
   if (need == scope::admin && !admit_admin(x, path))
