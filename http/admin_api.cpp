@@ -11,6 +11,7 @@
 #include "http/api.hpp"
 #include "http/api_util.hpp"
 #include "http/key_view.hpp"
+#include "http/membership.hpp"
 #include "wechat/msg_crypto.hpp"
 
 namespace json = boost::json;
@@ -47,13 +48,7 @@ void hub_api::get_cluster(exchange& x) {
   if (!cluster_)
     return out.fail(fail_with(ec::not_found, "this hub is not part of a cluster"));
   auto v = cluster_->current();
-  json::object obj;
-  obj["node"] = v.self;
-  obj["state"] = v.ready ? "ready" : "joining";
-  json::array live;
-  for (auto& n : v.live)
-    live.emplace_back(n);
-  obj["live"] = std::move(live);
+  auto obj = render_membership(v);
   obj["replicas"] = v.replicas;
   obj["owned_keys"] = v.owned_keys;
   auto key = parse_cluster_key(x.query);
@@ -75,15 +70,23 @@ void hub_api::get_cluster(exchange& x) {
 
 // -- state and forced refresh --------------------------------------------------
 
-void hub_api::get_state(exchange& x) {
-  auto out = reply_to(this, x);
-  auto ref = parse_admin_key(x.req, x.query, false);
+caf::expected<std::shared_ptr<actors::key_entry>> hub_api::admin_entry(const exchange& x,
+                                                                        bool from_body) {
+  auto ref = parse_admin_key(x.req, x.query, from_body);
   if (!ref)
-    return out.fail(ref.error());
+    return ref.error();
   auto entry = reg_.find(ref->key());
   if (!entry)
-    return out.fail(fail_with(ec::unknown_key, "no such key on this hub"));
-  reg_.describe(*entry, [out](caf::expected<std::string> res) {
+    return fail_with(ec::unknown_key, "no such key on this hub");
+  return entry;
+}
+
+void hub_api::get_state(exchange& x) {
+  auto out = reply_to(this, x);
+  auto entry = admin_entry(x, false);
+  if (!entry)
+    return out.fail(entry.error());
+  reg_.describe(**entry, [out](caf::expected<std::string> res) {
     if (!res)
       return out.fail(res.error());
     out.ok(json_ok(std::move(*res)));
@@ -92,13 +95,10 @@ void hub_api::get_state(exchange& x) {
 
 void hub_api::post_force_refresh(exchange& x) {
   auto out = reply_to(this, x);
-  auto ref = parse_admin_key(x.req, x.query, true);
-  if (!ref)
-    return out.fail(ref.error());
-  auto entry = reg_.find(ref->key());
+  auto entry = admin_entry(x, true);
   if (!entry)
-    return out.fail(fail_with(ec::unknown_key, "no such key on this hub"));
-  reg_.force_refresh(*entry, [out](caf::expected<actors::credential> res) {
+    return out.fail(entry.error());
+  reg_.force_refresh(**entry, [out](caf::expected<actors::credential> res) {
     if (!res)
       return out.fail(res.error());
     json::object o;

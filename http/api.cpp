@@ -12,6 +12,7 @@
 #include "core/metrics.hpp"
 #include "http/api_util.hpp"
 #include "http/key_view.hpp"
+#include "http/membership.hpp"
 
 namespace json = boost::json;
 namespace urls = boost::urls;
@@ -405,14 +406,7 @@ void hub_api::get_healthz(exchange& x) {
   bool joining = false;
   if (cluster_) {
     auto v = cluster_->current();
-    json::object c;
-    c["node"] = v.self;
-    c["state"] = v.ready ? "ready" : "joining";
-    json::array live;
-    for (auto& n : v.live)
-      live.emplace_back(n);
-    c["live"] = std::move(live);
-    obj["cluster"] = std::move(c);
+    obj["cluster"] = render_membership(v);
     if (!v.ready) {
       obj["status"] = "joining";
       joining = true;

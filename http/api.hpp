@@ -173,6 +173,8 @@ private:
   /// returns false when it answered.
   bool admit_admin(exchange& x, const std::string& path);
   void get_cluster(exchange& x);
+  /// The key GET /admin/state (query) or POST /admin/refresh (body) names.
+  caf::expected<std::shared_ptr<actors::key_entry>> admin_entry(const exchange& x, bool from_body);
   void get_state(exchange& x);
   void post_force_refresh(exchange& x);
   void list_apps(exchange& x);

@@ -91,13 +91,14 @@ response success_text() {
 
 namespace {
 
-/// A push whose effect failed is answered 503 (WeChat retries it) unless the
-/// failure already is a server error: a component that went away while the
-/// push was applied stays "unknown_appid", anything else "push_not_applied".
+/// A push whose effect failed is answered with a server error, so that
+/// WeChat retries it: errors that are not server errors already become
+/// push_not_applied, or push_unknown_component when the key was not found
+/// (the component went away while the push was applied).
 caf::error not_applied(const caf::error& err) {
-  if (status_of(err) >= 500)
+  if (is_server_error(err))
     return err;
-  return make_detail_error(status_of(err) == 404 ? ec::push_unknown_component : ec::push_not_applied,
+  return make_detail_error(is_not_found(err) ? ec::push_unknown_component : ec::push_not_applied,
                            detail_of(err));
 }
 

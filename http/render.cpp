@@ -43,6 +43,14 @@ unsigned status_of(const caf::error& err) {
   }
 }
 
+bool is_server_error(const caf::error& err) {
+  return status_of(err) >= 500;
+}
+
+bool is_not_found(const caf::error& err) {
+  return status_of(err) == 404;
+}
+
 caf::error method_not_allowed(std::string allow) {
   auto detail = "this path only accepts " + allow;
   return caf::make_error(ec::method_not_allowed, std::move(detail), std::move(allow));

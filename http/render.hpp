@@ -18,6 +18,12 @@ namespace wh::http {
 /// HTTP status of an error code (500 for errors of other categories).
 unsigned status_of(const caf::error& err);
 
+/// Whether `err` renders as a 5xx (the failure is the hub's or upstream's).
+bool is_server_error(const caf::error& err);
+
+/// Whether `err` renders as a 404.
+bool is_not_found(const caf::error& err);
+
 /// The one error renderer: the status of `err`'s code and the four-key body
 /// errcode (WeChat's, or null), message (the detail, else the reason),
 /// reason (the code's name) and http_status; plus Allow (405),
