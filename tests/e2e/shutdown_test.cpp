@@ -10,6 +10,7 @@
 
 #include <chrono>
 #include <csignal>
+#include <cstdlib>
 #include <thread>
 
 #include <boost/asio/ip/tcp.hpp>
@@ -131,4 +132,27 @@ CAF_TEST(a three node cluster stopped at once exits cleanly and promptly) {
   CAF_MESSAGE("all stopped after "
               << std::chrono::duration_cast<std::chrono::milliseconds>(took).count() << " ms");
   CAF_CHECK_LESS(took, std::chrono::seconds(10));
+}
+
+CAF_TEST(a tls cluster forms and stops cleanly) {
+  // The connector dials through caf::openssl's manager here.
+  temp_dir certs;
+  auto made = std::system((std::string{WH_TEST_DATA_DIR} + "/../../scripts/dev-certs "
+                           + certs.path() + " > /dev/null 2>&1").c_str());
+  CAF_REQUIRE_EQUAL(made, 0);
+  cluster_options opts;
+  opts.apps = {{"wxshut0000000002", "shutdown-secret-2"}};
+  opts.nodes = 2;
+  cluster_env env{opts};
+  env.tls_dir = certs.path();
+  env.start_all();
+  CAF_CHECK_EQUAL(env.healthz(0).live, (std::vector<std::string>{"n1", "n2"}));
+  CAF_CHECK(env.token(1, "wxshut0000000002").rfind("<", 0) != 0);
+  for (auto& n : env.nodes)
+    n.proc.signal(SIGTERM);
+  for (size_t i = 0; i < env.nodes.size(); ++i) {
+    int code = -1;
+    CAF_CHECK(env.nodes[i].proc.wait_for(10s, code));
+    CAF_CHECK_EQUAL(code, 0);
+  }
 }
