@@ -18,13 +18,13 @@ namespace json = boost::json;
 
 namespace wh::http {
 
-bool hub_api::admit_admin(exchange& x, const std::string& path) {
+bool hub_api::admit_admin(exchange& x) {
   // Every admin action, refused ones included, lands in the audit log.
   auto client = x.req.replicated ? std::string{"(cluster)"}
                 : x.who         ? x.who->name
                                 : std::string{x.req.loopback ? "(open, loopback)" : "(open)"};
   x.respond = detail::with_timing_of(
-    x.respond, [this, client, action = x.req.method, path, raw = x.respond](response res) {
+    x.respond, [this, client, action = x.req.method, path = x.path, raw = x.respond](response res) {
       audit_.record(client, action, path, res.status);
       raw(std::move(res));
     });

@@ -153,6 +153,7 @@ void hub_api::handle(request&& req, responder untimed) {
       return fail(fail_with(ec::unauthorized, "the path key is not valid"));
     via_path_key = true;
   }
+  x.path = path;
   auto found = find_route(routes(), req.method, path);
   auto need = found.index == route_match::npos ? scope_of_unrouted(path) : routes()[found.index].need;
   if (need == scope::admin)
@@ -180,7 +181,7 @@ void hub_api::handle(request&& req, responder untimed) {
       return fail(err);
     }
   }
-  if (need == scope::admin && !admit_admin(x, path))
+  if (need == scope::admin && !admit_admin(x))
     return;
   if (found.err) {
     if (found.index != route_match::npos)
@@ -189,7 +190,6 @@ void hub_api::handle(request&& req, responder untimed) {
   }
   x.route = static_cast<uint8_t>(found.index);
   x.args = std::move(found.args);
-  x.path = std::move(path);
   (this->*routes()[found.index].handler)(x);
 }
 

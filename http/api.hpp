@@ -171,7 +171,7 @@ private:
   // -- admin (http/admin_api.cpp, http/quota_api.cpp) -------------------------
   /// Audits every admin request and refuses callers without admin rights;
   /// returns false when it answered.
-  bool admit_admin(exchange& x, const std::string& path);
+  bool admit_admin(exchange& x);
   void get_cluster(exchange& x);
   /// The key GET /admin/state (query) or POST /admin/refresh (body) names.
   caf::expected<std::shared_ptr<actors::key_entry>> admin_entry(const exchange& x, bool from_body);
