@@ -166,35 +166,30 @@ std::function<void(caf::error)> hub_api::definition_done(const exchange& x) {
   };
 }
 
+// The path checks (check_appid, check_component, check_authorizer) ran
+// before these handlers: their path parameters are well-formed.
+
 void hub_api::put_app(exchange& x) {
   auto out = reply_to(this, x);
-  auto appid = parse_path_appid(x.args.at(0));
-  if (!appid)
-    return out.fail(appid.error());
-  auto app = parse_app_definition(*appid, x.req);
+  auto app = parse_app_definition(x.args.at(0), x.req);
   if (!app)
     return out.fail(app.error());
   reg_.put_app(std::move(*app), definition_done(x));
 }
 
 void hub_api::delete_app(exchange& x) {
-  auto appid = parse_path_appid(x.args.at(0));
-  if (!appid)
-    return reply_to(this, x).fail(appid.error());
-  reg_.remove(*appid, definition_done(x));
+  reg_.remove(x.args.at(0), definition_done(x));
 }
 
 void hub_api::put_component(exchange& x) {
   auto out = reply_to(this, x);
-  auto appid = parse_path_appid(x.args.at(0));
-  if (!appid)
-    return out.fail(appid.error());
-  auto comp = parse_component_definition(*appid, x.req);
+  const auto& appid = x.args.at(0);
+  auto comp = parse_component_definition(appid, x.req);
   if (!comp)
     return out.fail(comp.error());
   // parse_component_definition checked that the crypto can be made.
-  auto crypto = wechat::msg_crypto::make(comp->encoding_aes_key, comp->token, *appid);
-  reg_.put_component(*comp, [this, appid = *appid, crypto = std::move(*crypto),
+  auto crypto = wechat::msg_crypto::make(comp->encoding_aes_key, comp->token, appid);
+  reg_.put_component(*comp, [this, appid, crypto = std::move(*crypto),
                              done = definition_done(x)](caf::error err) {
     if (!err)
       put_push_crypto(appid, crypto);
@@ -203,20 +198,35 @@ void hub_api::put_component(exchange& x) {
 }
 
 void hub_api::delete_component(exchange& x) {
-  auto appid = parse_path_appid(x.args.at(0));
-  if (!appid)
-    return reply_to(this, x).fail(appid.error());
-  reg_.remove(*appid, [this, appid = *appid, done = definition_done(x)](caf::error err) {
+  reg_.remove(x.args.at(0), [this, appid = x.args.at(0), done = definition_done(x)](caf::error err) {
     if (!err)
       drop_push_crypto(appid);
     done(std::move(err));
   });
 }
 
+// -- path checks ---------------------------------------------------------------
+
+caf::error hub_api::check_appid(const path_args& args) const {
+  auto appid = parse_path_appid(args.at(0));
+  return appid ? caf::error{} : appid.error();
+}
+
+caf::error hub_api::check_component(const path_args& args) const {
+  auto component = authorizers_component(args);
+  return component ? caf::error{} : component.error();
+}
+
+caf::error hub_api::check_authorizer(const path_args& args) const {
+  if (auto authorizer = parse_path_authorizer(args.at(1)); !authorizer)
+    return authorizer.error();
+  return check_component(args);
+}
+
 // -- authorizers ---------------------------------------------------------------
 
-caf::expected<std::string> hub_api::authorizers_component(const exchange& x) const {
-  const auto& component = x.args.at(0);
+caf::expected<std::string> hub_api::authorizers_component(const path_args& args) const {
+  const auto& component = args.at(0);
   auto comp = reg_.find(component);
   if (!valid_appid(component) || !comp || !keys::is_component(*comp))
     return fail_with(ec::unknown_key, "component is not configured on this hub");
@@ -238,14 +248,12 @@ auto done_json(hub_api::reply out, std::string body) {
 
 void hub_api::list_authorizers(exchange& x) {
   auto out = reply_to(this, x);
-  auto component = authorizers_component(x);
-  if (!component)
-    return out.fail(component.error());
+  const auto& component = x.args.at(0);
   auto p = parse_page(x.query);
   if (!p)
     return out.fail(p.error());
   size_t total = 0;
-  auto items = reg_.list_authorizers(*component, p->offset, p->limit, total);
+  auto items = reg_.list_authorizers(component, p->offset, p->limit, total);
   json::array arr;
   for (auto& i : items) {
     json::object o;
@@ -264,42 +272,31 @@ void hub_api::list_authorizers(exchange& x) {
 
 void hub_api::import_authorizers(exchange& x) {
   auto out = reply_to(this, x);
-  auto component = authorizers_component(x);
-  if (!component)
-    return out.fail(component.error());
+  const auto& component = x.args.at(0);
   auto items = parse_authorizer_import(x.req);
   if (!items)
     return out.fail(items.error());
   auto n = items->size();
-  reg_.import_authorizers(*component, std::move(*items),
+  reg_.import_authorizers(component, std::move(*items),
                           done_json(out, "{\"imported\":" + std::to_string(n) + "}"));
 }
 
 void hub_api::put_authorizer(exchange& x) {
   auto out = reply_to(this, x);
-  auto authorizer = parse_path_authorizer(x.args.at(1));
-  if (!authorizer)
-    return out.fail(authorizer.error());
-  auto component = authorizers_component(x);
-  if (!component)
-    return out.fail(component.error());
+  const auto& component = x.args.at(0);
+  const auto& authorizer = x.args.at(1);
   auto rt = parse_authorizer_grant(x.req);
   if (!rt)
     return out.fail(rt.error());
-  WH_INFO("admin", "import of authorizer " << *component << "/" << *authorizer);
-  reg_.import_authorizers(*component, {{*authorizer, *rt}}, done_json(out, R"({"status":"imported"})"));
+  WH_INFO("admin", "import of authorizer " << component << "/" << authorizer);
+  reg_.import_authorizers(component, {{authorizer, *rt}}, done_json(out, R"({"status":"imported"})"));
 }
 
 void hub_api::delete_authorizer(exchange& x) {
-  auto out = reply_to(this, x);
-  auto authorizer = parse_path_authorizer(x.args.at(1));
-  if (!authorizer)
-    return out.fail(authorizer.error());
-  auto component = authorizers_component(x);
-  if (!component)
-    return out.fail(component.error());
-  WH_INFO("admin", "revoking authorizer " << *component << "/" << *authorizer);
-  reg_.revoke(*component, *authorizer, done_json(out, R"({"status":"revoked"})"));
+  const auto& component = x.args.at(0);
+  const auto& authorizer = x.args.at(1);
+  WH_INFO("admin", "revoking authorizer " << component << "/" << authorizer);
+  reg_.revoke(component, authorizer, done_json(reply_to(this, x), R"({"status":"revoked"})"));
 }
 
 } // namespace wh::http

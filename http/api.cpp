@@ -26,39 +26,44 @@ using detail::timed_responder;
 std::span<const route> hub_api::routes() {
   static constexpr std::string_view admin = admin_label;
   static const route table[] = {
+    // method, pattern, scope, handler, metric label, path check
     {"GET", "/client/access_token", scope::client, &hub_api::get_access_token,
-     "/client/access_token"},
+     "/client/access_token", nullptr},
     {"POST", "/refresh/access_token", scope::client, &hub_api::post_refresh,
-     "/refresh/access_token"},
-    {"GET", "/client/ticket", scope::client, &hub_api::get_ticket, "/client/ticket"},
+     "/refresh/access_token", nullptr},
+    {"GET", "/client/ticket", scope::client, &hub_api::get_ticket, "/client/ticket", nullptr},
     {"GET", "/client/component_access_token", scope::client, &hub_api::get_component_token,
-     "/client/component_access_token"},
+     "/client/component_access_token", nullptr},
     {"POST", "/client/refresh_component_access_token", scope::client,
-     &hub_api::post_component_refresh, "/client/refresh_component_access_token"},
-    {"GET", "/healthz", scope::open, &hub_api::get_healthz, "/healthz"},
-    {"HEAD", "/healthz", scope::open, &hub_api::get_healthz, "/healthz"},
-    {"GET", "/metrics", scope::client, &hub_api::get_metrics, "/metrics"},
+     &hub_api::post_component_refresh, "/client/refresh_component_access_token", nullptr},
+    {"GET", "/healthz", scope::open, &hub_api::get_healthz, "/healthz", nullptr},
+    {"HEAD", "/healthz", scope::open, &hub_api::get_healthz, "/healthz", nullptr},
+    {"GET", "/metrics", scope::client, &hub_api::get_metrics, "/metrics", nullptr},
     {"POST", "/wechat/component/{component}/events", scope::open, &hub_api::post_push,
-     "/wechat/component/events"},
-    {"GET", "/admin/quota", scope::admin, &hub_api::get_quota, admin},
-    {"POST", "/admin/clear_quota", scope::admin, &hub_api::post_clear_quota, admin},
-    {"GET", "/admin/cluster", scope::admin, &hub_api::get_cluster, admin},
-    {"GET", "/admin/state", scope::admin, &hub_api::get_state, admin},
-    {"POST", "/admin/refresh", scope::admin, &hub_api::post_force_refresh, admin},
-    {"GET", "/admin/apps", scope::admin, &hub_api::list_apps, admin},
-    {"GET", "/admin/components", scope::admin, &hub_api::list_components, admin},
-    {"PUT", "/admin/apps/{appid...}", scope::admin, &hub_api::put_app, admin},
-    {"DELETE", "/admin/apps/{appid...}", scope::admin, &hub_api::delete_app, admin},
-    {"PUT", "/admin/components/{appid}", scope::admin, &hub_api::put_component, admin},
-    {"DELETE", "/admin/components/{appid}", scope::admin, &hub_api::delete_component, admin},
+     "/wechat/component/events", nullptr},
+    {"GET", "/admin/quota", scope::admin, &hub_api::get_quota, admin, nullptr},
+    {"POST", "/admin/clear_quota", scope::admin, &hub_api::post_clear_quota, admin, nullptr},
+    {"GET", "/admin/cluster", scope::admin, &hub_api::get_cluster, admin, nullptr},
+    {"GET", "/admin/state", scope::admin, &hub_api::get_state, admin, nullptr},
+    {"POST", "/admin/refresh", scope::admin, &hub_api::post_force_refresh, admin, nullptr},
+    {"GET", "/admin/apps", scope::admin, &hub_api::list_apps, admin, nullptr},
+    {"GET", "/admin/components", scope::admin, &hub_api::list_components, admin, nullptr},
+    {"PUT", "/admin/apps/{appid...}", scope::admin, &hub_api::put_app, admin,
+     &hub_api::check_appid},
+    {"DELETE", "/admin/apps/{appid...}", scope::admin, &hub_api::delete_app, admin,
+     &hub_api::check_appid},
+    {"PUT", "/admin/components/{appid}", scope::admin, &hub_api::put_component, admin,
+     &hub_api::check_appid},
+    {"DELETE", "/admin/components/{appid}", scope::admin, &hub_api::delete_component, admin,
+     &hub_api::check_appid},
     {"GET", "/admin/components/{component}/authorizers", scope::admin,
-     &hub_api::list_authorizers, admin},
+     &hub_api::list_authorizers, admin, &hub_api::check_component},
     {"POST", "/admin/components/{component}/authorizers", scope::admin,
-     &hub_api::import_authorizers, admin},
+     &hub_api::import_authorizers, admin, &hub_api::check_component},
     {"PUT", "/admin/components/{component}/authorizers/{authorizer...}", scope::admin,
-     &hub_api::put_authorizer, admin},
+     &hub_api::put_authorizer, admin, &hub_api::check_authorizer},
     {"DELETE", "/admin/components/{component}/authorizers/{authorizer...}", scope::admin,
-     &hub_api::delete_authorizer, admin},
+     &hub_api::delete_authorizer, admin, &hub_api::check_authorizer},
   };
   static_assert(std::size(table) < cells, "one metric cell per route plus other");
   return table;
@@ -183,6 +188,14 @@ void hub_api::handle(request&& req, responder untimed) {
   }
   if (need == scope::admin && !admit_admin(x))
     return;
+  if (found.index != route_match::npos) {
+    // A path that names no resource is answered as such whatever the method.
+    if (auto check = routes()[found.index].check)
+      if (auto err = (this->*check)(found.args)) {
+        x.route = static_cast<uint8_t>(found.index);
+        return fail(err);
+      }
+  }
   if (found.err) {
     if (found.index != route_match::npos)
       x.route = static_cast<uint8_t>(found.index);

@@ -193,7 +193,13 @@ private:
   /// relayed to the other nodes when accepted here first.
   std::function<void(caf::error)> definition_done(const exchange& x);
   /// The component of an authorizers route, or the error to answer.
-  caf::expected<std::string> authorizers_component(const exchange& x) const;
+  caf::expected<std::string> authorizers_component(const path_args& args) const;
+  /// Path checks (see route::check): the appid of /admin/apps/{appid} and
+  /// /admin/components/{appid}; the component of an authorizers route; and
+  /// the authorizer, then the component, of /authorizers/{authorizer}.
+  caf::error check_appid(const path_args& args) const;
+  caf::error check_component(const path_args& args) const;
+  caf::error check_authorizer(const path_args& args) const;
 
   /// The push crypto of a component defined (or removed) by the admin API.
   void put_push_crypto(const std::string& appid, const wechat::msg_crypto& crypto);

@@ -52,8 +52,10 @@ route_match find_route(std::span<const route> table, std::string_view method,
       res.err = caf::error{};
       return res;
     }
-    if (res.index == route_match::npos)
+    if (res.index == route_match::npos) {
       res.index = i;
+      res.args = args;
+    }
     if (table[i].method == "HEAD")
       continue;
     if (!allow.empty())

@@ -19,6 +19,9 @@ namespace wh::http {
 class hub_api;
 struct exchange;
 
+/// Path parameters captured by a pattern, in pattern order.
+using path_args = std::vector<std::string>;
+
 /// Who may call a route.
 enum class scope : uint8_t {
   /// Anyone (health checks, WeChat's pushes; pushes are signed instead).
@@ -36,6 +39,11 @@ const char* to_string(scope x);
 /// Handles one routed request (parse -> execute -> render).
 using route_handler = void (hub_api::*)(exchange&);
 
+/// Validates a route's path parameters (a malformed appid, an unknown
+/// component) before its method is: a path that names no resource is
+/// answered as such whatever the method.
+using route_check = caf::error (hub_api::*)(const path_args&) const;
+
 /// One entry of the route table.
 struct route {
   std::string_view method;
@@ -47,17 +55,16 @@ struct route {
   /// The `route` label of wechat_hub_http_requests_total and
   /// wechat_hub_http_request_duration_seconds.
   std::string_view label;
+  /// Runs before the method check and the handler (nullptr: none).
+  route_check check;
 };
-
-/// Path parameters captured by a pattern, in pattern order.
-using path_args = std::vector<std::string>;
 
 /// Whether `path` matches `pattern`; fills `out` with the captures.
 bool match_path(std::string_view pattern, std::string_view path, path_args& out);
 
 /// The outcome of a lookup: `index` of the route that serves the request
-/// (or, for a 405, the first route of that path); `npos` when no route
-/// has the path. `err` is ec::not_found or ec::method_not_allowed (Allow:
+/// (or, for a 405, the first route of that path, and its captures); `npos`
+/// when no route has the path. `err` is ec::not_found or ec::method_not_allowed (Allow:
 /// the path's methods in table order, HEAD implied by GET).
 struct route_match {
   static constexpr size_t npos = static_cast<size_t>(-1);
