@@ -155,7 +155,7 @@ void hub_api::handle(request&& req, responder untimed) {
     path = rest;
     req.target = path + (target->has_query() ? "?" + std::string{target->encoded_query()} : "");
     if (!x.who)
-      return fail(fail_with(ec::unauthorized, "the path key is not valid"));
+      return fail(unauthorized("the path key is not valid")); // no header to challenge for
     via_path_key = true;
   }
   x.path = path;
@@ -171,9 +171,9 @@ void hub_api::handle(request&& req, responder untimed) {
                                          : auth_.authenticate(x.req.authorization);
     x.who = x.held.get();
     if (!x.who) {
-      auto err = fail_with(ec::unauthorized, x.req.authorization.empty()
-                                               ? "an Authorization: Bearer key is required"
-                                               : "the key is not valid");
+      auto err = unauthorized(x.req.authorization.empty() ? "an Authorization: Bearer key is required"
+                                                          : "the key is not valid",
+                              "Bearer");
       // Refused admin requests are audited too, under the normalised path
       // (percent-decoded, dot segments removed) and with an unknown client.
       if (need == scope::admin)

@@ -56,14 +56,21 @@ caf::error method_not_allowed(std::string allow) {
   return caf::make_error(ec::method_not_allowed, std::move(detail), std::move(allow));
 }
 
+caf::error unauthorized(std::string detail, std::string challenge) {
+  if (challenge.empty())
+    return make_detail_error(ec::unauthorized, std::move(detail));
+  return caf::make_error(ec::unauthorized, std::move(detail), std::move(challenge));
+}
+
 caf::error fail_with(ec code, std::string detail) {
   return make_detail_error(code, std::move(detail));
 }
 
 namespace {
 
-/// The second string of `err`'s context (the Allow value of a 405).
-std::string allow_of(const caf::error& err) {
+/// The second string of `err`'s context (the Allow value of a 405, the
+/// challenge of a 401).
+std::string header_value_of(const caf::error& err) {
   const auto& ctx = err.context();
   bool first = true;
   for (size_t i = 0; i < ctx.size(); ++i)
@@ -98,9 +105,10 @@ response error_response(const caf::error& err) {
   res.status = status;
   res.body = json::serialize(obj);
   if (code == ec::method_not_allowed)
-    res.headers.emplace_back("Allow", allow_of(err));
+    res.headers.emplace_back("Allow", header_value_of(err));
   if (code == ec::unauthorized)
-    res.headers.emplace_back("WWW-Authenticate", "Bearer");
+    if (auto challenge = header_value_of(err); !challenge.empty())
+      res.headers.emplace_back("WWW-Authenticate", std::move(challenge));
   if (!has_errcode)
     if (auto retry = retry_after_of(err); retry > 0)
       res.headers.emplace_back("Retry-After", std::to_string(retry));

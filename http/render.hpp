@@ -27,8 +27,12 @@ bool is_not_found(const caf::error& err);
 /// The one error renderer: the status of `err`'s code and the four-key body
 /// errcode (WeChat's, or null), message (the detail, else the reason),
 /// reason (the code's name) and http_status; plus Allow (405),
-/// WWW-Authenticate (401 unauthorized) and Retry-After (refresh loops).
+/// WWW-Authenticate (401 with a challenge) and Retry-After (refresh loops).
 response error_response(const caf::error& err);
+
+/// `ec::unauthorized`; with `challenge` (e.g. "Bearer") the answer carries
+/// it as WWW-Authenticate.
+caf::error unauthorized(std::string detail, std::string challenge = {});
 
 /// `ec::method_not_allowed` naming the methods the path accepts.
 caf::error method_not_allowed(std::string allow);

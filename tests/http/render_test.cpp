@@ -98,10 +98,13 @@ CAF_TEST(wechat errcodes are carried and retry after only without them) {
 }
 
 CAF_TEST(the headers of 401 and 405) {
-  auto res = error_response(fail_with(ec::unauthorized, "the key is not valid"));
+  auto res = error_response(unauthorized("the key is not valid", "Bearer"));
+  CAF_CHECK_EQUAL(res.body, body("unauthorized", 401, "the key is not valid"));
   CAF_REQUIRE_EQUAL(res.headers.size(), 1u);
   CAF_CHECK_EQUAL(res.headers[0].first, "WWW-Authenticate");
   CAF_CHECK_EQUAL(res.headers[0].second, "Bearer");
+  // A path key cannot be sent as a header: no challenge.
+  CAF_CHECK(error_response(unauthorized("the path key is not valid")).headers.empty());
   res = error_response(method_not_allowed("PUT, DELETE"));
   CAF_CHECK_EQUAL(res.body, body("method_not_allowed", 405, "this path only accepts PUT, DELETE"));
   CAF_REQUIRE_EQUAL(res.headers.size(), 1u);
