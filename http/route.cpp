@@ -85,6 +85,8 @@ std::string describe(std::span<const route> table) {
     out += to_string(r.need);
     out += " label=";
     out += r.label;
+    if (r.check)
+      out += " path-checked";
     out += '\n';
   }
   return out;

@@ -82,7 +82,7 @@ route_match find_route(std::span<const route> table, std::string_view method,
 /// before a 404, so that unauthenticated callers cannot probe for paths.
 scope scope_of_unrouted(std::string_view path);
 
-/// One line per route: "METHOD PATTERN scope=S label=L".
+/// One line per route: "METHOD PATTERN  scope=S label=L[ path-checked]".
 std::string describe(std::span<const route> table);
 
 } // namespace wh::http
