@@ -4,10 +4,10 @@
 #include <cstring>
 #include <string>
 
+#include "app/hub_root.hpp"
 #include "core/config.hpp"
 #include "core/error.hpp"
 #include "http/auth.hpp"
-#include "http/hub.hpp"
 #include "http/reload.hpp"
 #include "persistence/crypto_store.hpp"
 
@@ -15,6 +15,7 @@ namespace {
 
 constexpr const char* usage = R"(usage: wechat-hub --config FILE [--port-file PATH]
        wechat-hub --check-config --config FILE
+       wechat-hub --routes
        wechat-hub keygen --name NAME
        wechat-hub rotate-master-key --config FILE   (hub stopped)
 
@@ -25,6 +26,8 @@ options:
   --port-file PATH   write the bound HTTP port to PATH once listening
   --check-config     validate the config file (as a reload would) and exit:
                      0 when valid, 2 with "FILE: KEY: PROBLEM" otherwise
+  --routes           print the HTTP API's route table (method, path, scope,
+                     metric label) and exit
   --help             show this help
 
 config keys:
@@ -113,6 +116,9 @@ int main(int argc, char** argv) {
     };
     if (arg == "--help" || arg == "-h") {
       std::fputs(usage, stdout);
+      return 0;
+    } else if (arg == "--routes") {
+      std::fputs(wh::hub_routes().c_str(), stdout);
       return 0;
     } else if (arg == "--config") {
       config_path = value("--config");

@@ -5,13 +5,19 @@ add_library(wh_warnings INTERFACE)
 target_compile_options(wh_warnings INTERFACE -Wall -Wextra -Wpedantic
   -Wno-unused-parameter $<$<BOOL:${WH_WERROR}>:-Werror>)
 
-# wh_add_module(NAME SOURCES ... DEPS ...)
+# wh_add_module(NAME SOURCES ... [DEPS ...] [PUBLIC_DEPS ...])
+# DEPS are PRIVATE (what the module's .cpp files use); PUBLIC_DEPS are what
+# its headers expose to users. PRIVATE_DEPS is an older spelling of DEPS.
+# Static libraries still pass private dependencies on for linking only, so
+# a module never re-exports the include paths and definitions of its
+# implementation's libraries (OpenSSL, Boost.URL, CAF's I/O, ...).
 function(wh_add_module name)
-  cmake_parse_arguments(ARG "" "" "SOURCES;DEPS;PRIVATE_DEPS" ${ARGN})
+  cmake_parse_arguments(ARG "" "" "SOURCES;DEPS;PUBLIC_DEPS;PRIVATE_DEPS" ${ARGN})
   add_library(wh_${name} STATIC ${ARG_SOURCES})
   target_include_directories(wh_${name} PUBLIC
     $<BUILD_INTERFACE:${PROJECT_SOURCE_DIR}>)
-  target_link_libraries(wh_${name} PUBLIC ${ARG_DEPS} PRIVATE wh_warnings ${ARG_PRIVATE_DEPS})
+  target_link_libraries(wh_${name} PUBLIC ${ARG_PUBLIC_DEPS}
+                        PRIVATE wh_warnings ${ARG_DEPS} ${ARG_PRIVATE_DEPS})
   set_target_properties(wh_${name} PROPERTIES POSITION_INDEPENDENT_CODE ON)
   add_library(wh::${name} ALIAS wh_${name})
 endfunction()

@@ -26,6 +26,21 @@ const char* to_string(ec x) {
     case ec::shutting_down: return "shutting_down";
     case ec::cluster_unavailable: return "cluster_unavailable";
     case ec::report_loop: return "refresh_loop";
+    case ec::not_found: return "not_found";
+    case ec::method_not_allowed: return "method_not_allowed";
+    case ec::unauthorized: return "unauthorized";
+    case ec::forbidden: return "forbidden";
+    case ec::unknown_authorizer: return "unknown_authorizer";
+    case ec::conflict: return "conflict";
+    case ec::invalid_signature: return "invalid_signature";
+    case ec::invalid_push: return "invalid_push";
+    case ec::push_out_of_window: return "push_timestamp_out_of_window";
+    case ec::push_not_applied: return "push_not_applied";
+    case ec::push_unknown_component: return "unknown_appid";
+    case ec::clear_budget_exhausted: return "clear_quota_budget_exhausted";
+    case ec::internal_error: return "internal_error";
+    case ec::body_too_large: return "body_too_large";
+    case ec::headers_too_large: return "headers_too_large";
   }
   return "unknown";
 }

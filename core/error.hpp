@@ -54,6 +54,38 @@ enum class ec : uint8_t {
   /// 429 after one real refresh (context: detail, uint32 retry-after seconds,
   /// bool first refusal).
   report_loop,
+  // -- front-end failures (rendered by http/render.cpp's render_error) -------
+  /// No route serves the path.
+  not_found,
+  /// The route exists but not for this method (context: detail, Allow value).
+  method_not_allowed,
+  /// No valid client key (Authorization: Bearer or path key).
+  unauthorized,
+  /// The client key may not use this key or route.
+  forbidden,
+  /// The component does not know the authorizer.
+  unknown_authorizer,
+  /// An admin definition conflicts with what the hub holds.
+  conflict,
+  /// A push's msg_signature does not verify.
+  invalid_signature,
+  /// A push cannot be decrypted, parsed, or misses a field.
+  invalid_push,
+  /// A signed push's timestamp is outside the accepted window (a replay).
+  push_out_of_window,
+  /// A verified push could not be recorded or applied (WeChat retries it).
+  push_not_applied,
+  /// A verified push names a component that went away while it was applied
+  /// (503, so that WeChat retries; reason unknown_appid).
+  push_unknown_component,
+  /// The monthly clear_quota budget (10 per account) is spent.
+  clear_budget_exhausted,
+  /// A failure without a more specific code.
+  internal_error,
+  /// A request body exceeds the route's limit.
+  body_too_large,
+  /// A request's headers exceed the limit.
+  headers_too_large,
 };
 
 /// Returns a stable snake_case name for `x`, used as the HTTP error `reason`.

@@ -13,14 +13,13 @@
 #include "core/error.hpp"
 #include "core/log.hpp"
 #include "http/api.hpp"
-#include "http/api_util.hpp"
+#include "http/key_view.hpp"
+#include "net/http_client.hpp"
 #include "wechat/api.hpp"
 
 namespace json = boost::json;
 
 namespace wh::http {
-
-using namespace detail;
 
 namespace {
 
@@ -53,105 +52,118 @@ void hub_api::set_quota(actors::quota_book* quota, caf::actor upstream, caf::act
   store_ = std::move(store);
 }
 
-void hub_api::admin_quota(const std::string& path, const request& req, const params& q,
-                          const responder& respond) {
-  bool clear = path == "/admin/clear_quota";
-  if (req.method != (clear ? "POST" : "GET"))
-    return respond_counted(r_admin, respond, method_not_allowed(clear ? "POST" : "GET"));
+namespace {
+
+/// The key an operator asks about, if this hub holds it (not a shadow).
+caf::expected<std::shared_ptr<actors::key_entry>> quota_entry(actors::registry& reg,
+                                                              const key_ref& ref) {
+  auto entry = reg.find(ref.key());
+  if (!entry || keys::is_shadow(*entry))
+    return make_detail_error(ec::unknown_key, ref.key() + " is not configured on this hub");
+  return entry;
+}
+
+caf::error quota_disabled() {
+  return make_detail_error(ec::not_found, "quota accounting is not enabled on this hub");
+}
+
+} // namespace
+
+void hub_api::get_quota(exchange& x) {
+  auto out = reply_to(this, x);
   if (!quota_)
-    return respond_counted(r_admin, respond,
-                           error_response(404, "not_found", "quota accounting is not enabled on this hub"));
-  params body;
-  response err;
-  if (clear && !parse_body(req, body, err))
-    return respond_counted(r_admin, respond, std::move(err));
-  auto& src = clear ? body : q;
-  std::string appid, authorizer;
-  if (!read_id(src, "appid", true, appid, err)
-      || (!clear && !read_id(src, "authorizer_appid", false, authorizer, err)))
-    return respond_counted(r_admin, respond, std::move(err));
-  auto key = authorizer.empty() ? appid : appid + "/" + authorizer;
-  auto entry = reg_.find(key);
-  if (!entry || entry->shadow)
-    return respond_counted(r_admin, respond,
-                           error_response(404, "unknown_appid", key + " is not configured on this hub"));
-  if (!clear) {
-    auto v = quota_->get(key);
-    json::object out;
-    out["appid"] = appid;
-    if (!authorizer.empty())
-      out["authorizer_appid"] = authorizer;
-    out["day"] = beijing_date(v.day);
-    out["timezone"] = "Asia/Shanghai";
-    json::object calls;
-    uint64_t total = 0;
-    for (auto& [endpoint, n] : v.calls) {
-      calls[endpoint] = n;
-      total += n;
-    }
-    out["calls"] = std::move(calls);
-    out["total"] = total;
-    out["last_45009"] = render_error(v.last_45009);
-    out["last_45011"] = render_error(v.last_45011);
-    out["daily_quota_exhausted"] = quota_->exhausted(key);
-    if (entry->kind == static_cast<uint8_t>(actors::key_kind::app)) {
-      json::object cq;
-      cq["used_this_month"] = quota_->clears_used(appid);
-      cq["limit"] = clears_per_month;
-      out["clear_quota"] = std::move(cq);
-    }
-    out["note"] = "calls this hub process made (another cluster node counts its own)";
-    return respond_counted(r_admin, respond, json_ok(json::serialize(out)));
+    return out.fail(quota_disabled());
+  auto ref = parse_quota_key(x.req, x.query, false);
+  if (!ref)
+    return out.fail(ref.error());
+  auto entry = quota_entry(reg_, *ref);
+  if (!entry)
+    return out.fail(entry.error());
+  const auto& appid = ref->appid;
+  const auto& authorizer = ref->authorizer;
+  auto key = ref->key();
+  auto v = quota_->get(key);
+  json::object obj;
+  obj["appid"] = appid;
+  if (!authorizer.empty())
+    obj["authorizer_appid"] = authorizer;
+  obj["day"] = beijing_date(v.day);
+  obj["timezone"] = "Asia/Shanghai";
+  json::object calls;
+  uint64_t total = 0;
+  for (auto& [endpoint, n] : v.calls) {
+    calls[endpoint] = n;
+    total += n;
   }
+  obj["calls"] = std::move(calls);
+  obj["total"] = total;
+  obj["last_45009"] = render_error(v.last_45009);
+  obj["last_45011"] = render_error(v.last_45011);
+  obj["daily_quota_exhausted"] = quota_->exhausted(key);
+  if (keys::is_app(**entry)) {
+    json::object cq;
+    cq["used_this_month"] = quota_->clears_used(appid);
+    cq["limit"] = clears_per_month;
+    obj["clear_quota"] = std::move(cq);
+  }
+  obj["note"] = "calls this hub process made (another cluster node counts its own)";
+  out.ok(json_ok(json::serialize(obj)));
+}
+
+void hub_api::post_clear_quota(exchange& x) {
+  auto out = reply_to(this, x);
+  if (!quota_)
+    return out.fail(quota_disabled());
+  auto ref = parse_quota_key(x.req, x.query, true);
+  if (!ref)
+    return out.fail(ref.error());
+  auto found = quota_entry(reg_, *ref);
+  if (!found)
+    return out.fail(found.error());
+  auto entry = std::move(*found);
+  auto appid = ref->appid;
   // clear_quota needs the account's own access token, so only official
   // accounts whose secret the hub holds qualify.
-  if (entry->kind != static_cast<uint8_t>(actors::key_kind::app))
-    return respond_counted(r_admin, respond,
-                           error_response(400, "invalid_request",
-                                          appid + " is not an official account whose secret this hub holds"));
+  if (!keys::is_app(*entry))
+    return out.fail(make_detail_error(ec::invalid_request,
+                                      appid + " is not an official account whose secret this hub holds"));
   uint32_t used = 0;
   if (!quota_->take_clear(appid, clears_per_month, used))
-    return respond_counted(r_admin, respond,
-                           error_response(429, "clear_quota_budget_exhausted",
-                                          "WeChat allows " + std::to_string(clears_per_month)
-                                            + " clear_quota per account and month; all are used "
-                                              "(the budget resets on the 1st, Beijing time)"));
+    return out.fail(make_detail_error(ec::clear_budget_exhausted,
+                                      "WeChat allows " + std::to_string(clears_per_month)
+                                        + " clear_quota per account and month; all are used "
+                                          "(the budget resets on the 1st, Beijing time)"));
   WH_WARN("quota", appid << ": clear_quota requested by an operator (" << used << "/"
                          << clears_per_month << " this month)");
-  reg_.ask_token(*entry, [this, respond, appid, used, entry](caf::expected<actors::credential> tok) {
+  reg_.ask_token(*entry, [this, out, appid, used, entry](caf::expected<actors::credential> tok) {
     if (!tok) {
       // Without a valid token of its own the account cannot be reset
-      // (WeChat's clear_quota authenticates with it).
+      // (WeChat's clear_quota authenticates with it). The answer keeps the
+      // token error's code, with a message that says what it means here.
       quota_->return_clear(appid);
       auto& err = tok.error();
-      auto reason = code_of(err) == ec::none ? "internal_error" : to_string(code_of(err));
-      return respond_counted(r_admin, respond,
-                             error_response(status_of(err), reason,
-                                            "clear_quota needs a valid access token of " + appid
-                                              + " and none can be obtained: " + detail_of(err)));
+      auto code = code_of(err) == ec::none ? ec::internal_error : code_of(err);
+      return out.fail(make_detail_error(code, "clear_quota needs a valid access token of " + appid
+                                                + " and none can be obtained: " + detail_of(err)));
     }
     auto call = actors::to_call(wechat::clear_quota(tok->value, appid), appid);
     auto upstream = upstream_;
     auto store = store_;
-    upstream.home_system().spawn([this, respond, appid, used, entry, upstream, store,
+    upstream.home_system().spawn([this, out, appid, used, entry, upstream, store,
                                   call = std::move(call)](caf::event_based_actor* self) mutable {
       self->request(upstream, std::chrono::seconds(30), call_atom::value, std::move(call))
         .then(
-          [this, self, respond, appid, used, entry, store](actors::upstream_reply& rep) {
+          [this, self, out, appid, used, entry, store](actors::upstream_reply& rep) {
             auto code = rep.status == 200 ? actors::errcode_of(rep.body) : -2;
             if (code != 0) {
               quota_->return_clear(appid);
               WH_WARN("quota", appid << ": clear_quota failed, errcode " << code);
               if (code == -2)
-                return respond_counted(r_admin, respond,
-                                       error_response(502, "upstream_error",
-                                                      "WeChat answered clear_quota with HTTP "
-                                                        + std::to_string(rep.status)));
-              return respond_counted(r_admin, respond,
-                                     error_response(502, "upstream_error",
-                                                    "WeChat refused clear_quota (errcode "
-                                                      + std::to_string(code) + ")",
-                                                    &code));
+                return out.fail(make_detail_error(ec::upstream_error,
+                                                  "WeChat answered clear_quota with HTTP "
+                                                    + std::to_string(rep.status)));
+              return out.fail(make_upstream_error(
+                ec::upstream_error, code, "WeChat refused clear_quota (errcode " + std::to_string(code) + ")"));
             }
             quota_->cleared(appid);
             // Lift the 45009 pause of the app's actor (where it runs here).
@@ -165,14 +177,14 @@ void hub_api::admin_quota(const std::string& path, const request& req, const par
             w.put(actors::quota_book::clear_key(appid),
                   actors::quota_book::encode_clears(actors::quota_book::beijing_month(clock_.now()),
                                                     quota_->clears_used(appid)));
-            auto answer = [this, respond, appid, used, lifted] {
-              json::object out;
-              out["status"] = "cleared";
-              out["appid"] = appid;
-              out["pause_lifted"] = lifted;
-              out["clear_quota_used_this_month"] = used;
-              out["clear_quota_limit"] = clears_per_month;
-              respond_counted(r_admin, respond, json_ok(json::serialize(out)));
+            auto answer = [out, appid, used, lifted] {
+              json::object obj;
+              obj["status"] = "cleared";
+              obj["appid"] = appid;
+              obj["pause_lifted"] = lifted;
+              obj["clear_quota_used_this_month"] = used;
+              obj["clear_quota_limit"] = clears_per_month;
+              out.ok(json_ok(json::serialize(obj)));
             };
             self->request(store, caf::infinite, put_atom::value, std::move(w))
               .then([answer](done_atom) { answer(); },
@@ -182,12 +194,12 @@ void hub_api::admin_quota(const std::string& path, const request& req, const par
                       answer();
                     });
           },
-          [this, respond](caf::error& err) {
+          [out](caf::error& err) {
             // No answer: WeChat may have applied (and counted) the reset,
             // so the reset taken from the budget stays taken.
             if (code_of(err) == ec::none)
               err = make_detail_error(ec::timeout, "no answer from WeChat in time");
-            respond_counted(r_admin, respond, error_response(err));
+            out.fail(err);
           });
     });
   });

@@ -29,36 +29,18 @@
 
 #include "core/error.hpp"
 #include "core/log.hpp"
-
-namespace beast = boost::beast;
-namespace bhttp = boost::beast::http;
-namespace asio = boost::asio;
-namespace ssl = boost::asio::ssl;
-using tcp = asio::ip::tcp;
-using tls_stream = beast::ssl_stream<beast::tcp_stream>;
+#include "http/session.hpp"
 
 namespace wh::http {
 
-/// What the server needs to reach every live session on stop, whatever its stream.
-class session_base {
-public:
-  virtual ~session_base() = default;
-  /// Closes the connection now if it waits for a request.
-  virtual void drain() = 0;
-  /// Closes the socket at once; only while no thread runs the io_context.
-  virtual void abort() = 0;
-};
+using tcp = asio::ip::tcp;
 
-struct server::impl : std::enable_shared_from_this<server::impl> {
-  server_options opts;
-  handler handle;
-  error_renderer render_error;
+struct server::impl : session_host, std::enable_shared_from_this<server::impl> {
   asio::io_context ioc;
   std::optional<asio::executor_work_guard<asio::io_context::executor_type>> work;
   tcp::acceptor acceptor{ioc};
   std::vector<std::thread> threads;
   std::atomic<std::size_t> connections{0};
-  std::atomic<bool> draining{false};
   std::mutex sessions_mtx;
   std::set<std::weak_ptr<session_base>, std::owner_less<std::weak_ptr<session_base>>> sessions;
   std::condition_variable sessions_cv;
@@ -85,317 +67,19 @@ struct server::impl : std::enable_shared_from_this<server::impl> {
   /// Takes a slot for `peer`; false when the per-peer cap is reached.
   bool admit_peer(const asio::ip::address& peer);
   void release_peer(const asio::ip::address& peer);
+  void session_closed(const std::optional<asio::ip::address>& peer) override {
+    if (peer)
+      release_peer(*peer);
+    std::lock_guard<std::mutex> guard{sessions_mtx};
+    connections--;
+    sessions_cv.notify_all();
+  }
   template <class Session, class... Ts>
-  void launch(tcp::socket&& sock, Ts&&... xs);
+  void launch(tcp::socket&& sock, std::optional<asio::ip::address> peer, Ts&&... xs);
 };
 
 namespace {
 
-/// One connection, over plain TCP or TLS. Plain HTTP compiles to exactly the
-/// code it had before TLS existed; the TLS steps are `if constexpr` branches.
-template <class Stream>
-class session : public session_base, public std::enable_shared_from_this<session<Stream>> {
-public:
-  static constexpr bool is_tls = std::is_same_v<Stream, tls_stream>;
-
-  session(tcp::socket&& sock, std::shared_ptr<server::impl> srv,
-          std::optional<asio::ip::address> peer) requires(!is_tls)
-    : stream_(std::move(sock)), srv_(std::move(srv)), peer_(std::move(peer)) {}
-
-  session(tcp::socket&& sock, std::shared_ptr<server::impl> srv,
-          std::optional<asio::ip::address> peer, ssl::context& ctx) requires is_tls
-    : stream_(std::move(sock), ctx), srv_(std::move(srv)), peer_(std::move(peer)) {}
-
-  ~session() override {
-    if (peer_)
-      srv_->release_peer(*peer_);
-    std::lock_guard<std::mutex> guard{srv_->sessions_mtx};
-    srv_->connections--;
-    srv_->sessions_cv.notify_all();
-  }
-
-  void run() {
-    if constexpr (is_tls)
-      asio::dispatch(stream_.get_executor(),
-                     beast::bind_front_handler(&session::do_handshake, this->shared_from_this()));
-    else
-      asio::dispatch(stream_.get_executor(),
-                     beast::bind_front_handler(&session::do_read, this->shared_from_this()));
-  }
-
-  void drain() override {
-    asio::dispatch(stream_.get_executor(), [self = this->shared_from_this()] {
-      if (!self->busy_)
-        self->close();
-    });
-  }
-
-  void abort() override {
-    beast::error_code ignored;
-    lowest().socket().close(ignored);
-  }
-
-private:
-  beast::tcp_stream& lowest() { return beast::get_lowest_layer(stream_); }
-
-  // -- TLS handshake ---------------------------------------------------------
-
-  void do_handshake() {
-    lowest().expires_after(srv_->opts.request_timeout);
-    stream_.async_handshake(ssl::stream_base::server,
-                            beast::bind_front_handler(&session::on_handshake, this->shared_from_this()));
-  }
-
-  void on_handshake(beast::error_code ec) {
-    // Failed handshakes (old protocol versions, missing or untrusted client
-    // certificates, port scanners) are routine: no log line per connection.
-    if (ec)
-      return close();
-    if (!srv_->opts.tls.client_ca.empty())
-      client_cn_ = peer_common_name(stream_.native_handle());
-    do_read();
-  }
-
-  static std::string peer_common_name(SSL* ssl) {
-    std::string cn;
-    X509* cert = SSL_get0_peer_certificate(ssl);
-    if (cert == nullptr)
-      return cn;
-    X509_NAME* name = X509_get_subject_name(cert);
-    int idx = X509_NAME_get_index_by_NID(name, NID_commonName, -1);
-    if (idx < 0)
-      return cn;
-    ASN1_STRING* data = X509_NAME_ENTRY_get_data(X509_NAME_get_entry(name, idx));
-    unsigned char* utf8 = nullptr;
-    int len = ASN1_STRING_to_UTF8(&utf8, data);
-    if (len > 0)
-      cn.assign(reinterpret_cast<const char*>(utf8), static_cast<std::size_t>(len));
-    OPENSSL_free(utf8);
-    return cn;
-  }
-
-  // -- HTTP ------------------------------------------------------------------
-
-  /// A connection's first request has the request deadline from accept; a
-  /// later one waits up to the idle timeout for its first byte, and from
-  /// there has the request deadline (a trickled request cannot stretch it
-  /// to the idle timeout).
-  void do_read() {
-    if (first_ || buffer_.size() > 0)
-      return read_request();
-    lowest().expires_after(srv_->opts.idle_timeout);
-    stream_.async_read_some(buffer_.prepare(4096),
-                            beast::bind_front_handler(&session::on_first_byte, this->shared_from_this()));
-  }
-
-  void on_first_byte(beast::error_code ec, std::size_t n) {
-    buffer_.commit(n);
-    if (ec == asio::error::eof)
-      ec = bhttp::error::end_of_stream;
-    if (ec)
-      return on_read(ec, 0);
-    read_request();
-  }
-
-  void read_request() {
-    parser_.emplace();
-    // The route's body limit is known once the request line is read.
-    parser_->body_limit(boost::none);
-    limit_ = srv_->opts.max_body_bytes;
-    parser_->header_limit(srv_->opts.max_header_bytes);
-    lowest().expires_after(srv_->opts.request_timeout);
-    // A whole request usually arrives in one segment: parse what is already
-    // buffered here. Each asynchronous read costs a timer and a dispatch,
-    // and the hot path (a cached token) must cost no more than one.
-    if (buffer_.size() > 0) {
-      beast::error_code ec;
-      while (buffer_.size() > 0 && !parser_->is_header_done()) {
-        auto used = parser_->put(buffer_.data(), ec);
-        buffer_.consume(used);
-        if (ec == bhttp::error::need_more) {
-          ec = {};
-          break;
-        }
-        if (ec)
-          return on_read(ec, 0);
-      }
-      if (parser_->is_header_done())
-        return on_header({}, 0);
-    }
-    bhttp::async_read_header(stream_, buffer_, *parser_,
-                             beast::bind_front_handler(&session::on_header, this->shared_from_this()));
-  }
-
-  void on_header(beast::error_code ec, std::size_t) {
-    if (ec)
-      return on_read(ec, 0);
-    auto& msg = parser_->get();
-    if (srv_->opts.body_limit_for)
-      limit_ = srv_->opts.body_limit_for(msg.method_string(), msg.target());
-    if (auto len = parser_->content_length(); len && *len > limit_)
-      return on_read(bhttp::error::body_limit, 0);
-    parser_->body_limit(limit_);
-    if (parser_->is_done()) // no body (a GET): nothing more to read
-      return on_read({}, 0);
-    bhttp::async_read(stream_, buffer_, *parser_,
-                      beast::bind_front_handler(&session::on_read, this->shared_from_this()));
-  }
-
-  void on_read(beast::error_code ec, std::size_t) {
-    if (ec == bhttp::error::end_of_stream) {
-      // Over TLS this is the peer's close_notify: answer it with ours.
-      if constexpr (is_tls)
-        return tls_shutdown();
-      else
-        return close();
-    }
-    if (ec == beast::error::timeout || ec == asio::error::operation_aborted
-        || ec == asio::error::connection_reset)
-      return close();
-    if (ec == bhttp::error::body_limit) {
-      keep_alive_ = false;
-      return write(srv_->render_error(413, "body_too_large",
-                                      "request body exceeds " + std::to_string(limit_) + " bytes"));
-    }
-    if (ec == bhttp::error::header_limit) {
-      keep_alive_ = false;
-      return write(srv_->render_error(431, "headers_too_large", "request headers are too large"));
-    }
-    if (ec) {
-      if (ec.category() == bhttp::make_error_code(bhttp::error::bad_target).category()) {
-        keep_alive_ = false;
-        return write(srv_->render_error(400, "invalid_request", "malformed HTTP request"));
-      }
-      // Including TLS errors and stream_truncated (peer closed without close_notify).
-      return close();
-    }
-    first_ = false;
-    busy_ = true;
-    auto& msg = parser_->get();
-    keep_alive_ = msg.keep_alive() && !srv_->draining;
-    request req;
-    req.method = std::string{msg.method_string()};
-    req.target = std::string{msg.target()};
-    req.body = std::move(msg.body());
-    if (auto it = msg.find(bhttp::field::content_type); it != msg.end())
-      req.content_type = std::string{it->value()};
-    if (auto it = msg.find(bhttp::field::authorization); it != msg.end())
-      req.authorization = std::string{it->value()};
-    beast::error_code ep_ec;
-    auto peer = lowest().socket().remote_endpoint(ep_ec);
-    req.loopback = !ep_ec && peer.address().is_loopback();
-    if (!ep_ec)
-      req.peer = peer.address().to_string();
-    if constexpr (is_tls)
-      req.client_cn = client_cn_;
-    auto self = this->shared_from_this();
-    srv_->handle(std::move(req), [self](response res) {
-      // Inline when already on this connection's strand (the cached fast
-      // path), posted otherwise (answers from actors).
-      asio::dispatch(self->stream_.get_executor(),
-                     [self, res = std::move(res)]() mutable { self->write(std::move(res)); });
-    });
-  }
-
-  void write(response res) {
-    res_ = {};
-    res_.version(11);
-    res_.result(res.status);
-    res_.set(bhttp::field::server, "wechat-hub");
-    res_.set(bhttp::field::content_type, res.content_type);
-    for (auto& [k, v] : res.headers)
-      res_.set(k, v);
-    res_.body() = std::move(res.body);
-    res_.keep_alive(keep_alive_ && !srv_->draining);
-    res_.prepare_payload();
-    lowest().expires_after(srv_->opts.request_timeout);
-    bhttp::async_write(stream_, res_,
-                       beast::bind_front_handler(&session::on_write, this->shared_from_this()));
-  }
-
-  void on_write(beast::error_code ec, std::size_t) {
-    busy_ = false;
-    if (ec)
-      return close();
-    if (!res_.keep_alive()) {
-      if constexpr (is_tls)
-        return tls_shutdown();
-      else
-        return linger_close();
-    }
-    do_read();
-  }
-
-  // -- closing ---------------------------------------------------------------
-
-  /// Half-closes, then discards what the peer still sends (e.g. the rest of
-  /// an oversized body) until it closes or the deadline passes, so that the
-  /// peer reads our answer instead of a connection reset.
-  void linger_close() {
-    beast::error_code ignored;
-    lowest().socket().shutdown(tcp::socket::shutdown_send, ignored);
-    lowest().expires_after(srv_->opts.request_timeout);
-    drain_.resize(16 * 1024);
-    do_discard();
-  }
-
-  void do_discard() {
-    lowest().async_read_some(asio::buffer(drain_),
-                          [self = this->shared_from_this()](beast::error_code ec, std::size_t) {
-                            if (ec)
-                              return self->close();
-                            self->do_discard();
-                          });
-  }
-
-  /// The TLS counterpart of linger_close: first discards what the peer still
-  /// sends (the rest of an oversized body) until it closes or the deadline
-  /// passes — shutting down while the peer is still writing resets the
-  /// connection before it reads our answer — then sends close_notify.
-  void tls_shutdown() {
-    lowest().expires_after(srv_->opts.request_timeout);
-    drain_.resize(16 * 1024);
-    if constexpr (is_tls)
-      do_tls_discard();
-  }
-
-  void do_tls_discard() {
-    if constexpr (is_tls) {
-      stream_.async_read_some(asio::buffer(drain_), [self = this->shared_from_this()](
-                                                      beast::error_code ec, std::size_t) {
-        if (!ec)
-          return self->do_tls_discard();
-        if (ec == asio::error::eof || ec == asio::ssl::error::stream_truncated
-            || ec == beast::error::timeout)
-          return self->close();
-        // The peer sent close_notify (or failed): answer it, briefly.
-        self->lowest().expires_after(std::chrono::seconds(1));
-        self->stream_.async_shutdown([self](beast::error_code) { self->close(); });
-      });
-    }
-  }
-
-  void close() {
-    beast::error_code ignored;
-    lowest().socket().shutdown(tcp::socket::shutdown_send, ignored);
-    lowest().socket().close(ignored);
-  }
-
-  Stream stream_;
-  beast::flat_buffer buffer_;
-  std::optional<bhttp::request_parser<bhttp::string_body>> parser_;
-  bhttp::response<bhttp::string_body> res_;
-  std::shared_ptr<server::impl> srv_;
-  std::vector<char> drain_;
-  std::string client_cn_;
-  /// Counted against the per-peer cap while this session lives.
-  std::optional<asio::ip::address> peer_;
-  /// Body limit of the request being read.
-  uint32_t limit_ = 0;
-  bool first_ = true;
-  bool busy_ = false;
-  bool keep_alive_ = true;
-};
 
 // -- TLS context ---------------------------------------------------------------
 
@@ -580,8 +264,9 @@ void server::impl::on_accept(beast::error_code ec, tcp::socket sock) {
 }
 
 template <class Session, class... Ts>
-void server::impl::launch(tcp::socket&& sock, Ts&&... xs) {
-  auto s = std::make_shared<Session>(std::move(sock), shared_from_this(), std::forward<Ts>(xs)...);
+void server::impl::launch(tcp::socket&& sock, std::optional<asio::ip::address> peer, Ts&&... xs) {
+  auto s = std::make_shared<Session>(shared_from_this(), std::move(peer), std::move(sock),
+                                    std::forward<Ts>(xs)...);
   {
     std::lock_guard<std::mutex> guard{sessions_mtx};
     for (auto i = sessions.begin(); i != sessions.end();)

@@ -46,10 +46,10 @@ using responder = std::function<void(response)>;
 /// Handles a request; may answer synchronously (fast path) or later.
 using handler = std::function<void(request&&, responder)>;
 
-/// Builds the JSON error body for failures the server detects itself
-/// (malformed request, body too large), so every error has one shape.
-using error_renderer = std::function<response(unsigned status, std::string_view reason,
-                                              std::string_view message)>;
+/// Renders failures the server detects itself (ec::invalid_request for a
+/// malformed request, ec::body_too_large, ec::headers_too_large), so every
+/// error has one shape (the hub passes http/render.hpp's error_response).
+using error_renderer = std::function<response(const caf::error& err)>;
 
 /// Observes every response the server writes (for request metrics).
 using response_observer = std::function<void(unsigned status)>;

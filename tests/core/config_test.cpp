@@ -119,8 +119,32 @@ CAF_TEST(cluster table) {
 }
 
 CAF_TEST(secrets never appear in messages) {
-  auto msg = problem("[[app]]\nappid = \"wx1\"\nsecret = \"topsecretvalue\"\ntoken_api = 3\n");
-  CAF_CHECK(msg.find("topsecretvalue") == std::string::npos);
+  // Each config is invalid next to (or in) a secret: the parse must fail,
+  // name the offending key or position, and never echo the secret's value.
+  struct probe {
+    const char* text;
+    const char* names;
+  };
+  const probe probes[] = {
+    {"[[app]]\nappid = \"wx1\"\nsecret = \"topsecretvalue\"\ntoken_api = 3\n", "app[0].token_api"},
+    {"[[app]]\nappid = \"wx1\"\nsecret = \"topsecretvalue\"\ntoken_api = \"topsecretvalue\"\n",
+     "app[0].token_api"},
+    {"[[app]]\nappid = \"wx1\"\nsecrte = \"topsecretvalue\"\n", "app[0].secrte: unknown key"},
+    {"[[app]]\nappid = \"wx1\"\nsecret = \"topsecretvalue\nx = 1\n", "test.toml:3:"},
+    {"[[app]]\nappid = \"wx1\"\nsecret = \"topsecretvalue\"\nsecret = \"topsecretvalue\"\n",
+     "test.toml:4:"},
+    {"[[component]]\nappid = \"wxc\"\nsecret = \"s\"\ntoken = \"t\"\n"
+     "encoding_aes_key = \"topsecretvalue\"\n",
+     "component[0].encoding_aes_key"},
+  };
+  for (auto& p : probes) {
+    auto res = parse(p.text);
+    CAF_REQUIRE(!res);
+    auto msg = detail_of(res.error());
+    CAF_MESSAGE(msg);
+    CAF_CHECK(msg.find(p.names) != std::string::npos);
+    CAF_CHECK(msg.find("topsecretvalue") == std::string::npos);
+  }
 }
 
 CAF_TEST(unreadable file is an error naming the path) {
@@ -174,3 +198,4 @@ admin = true
                   "\"component/authorizer\"");
   CAF_CHECK_EQUAL(problem("[hub.tls]\ncert = \"c.pem\"\n"), "test.toml: hub.tls.key: missing required key");
 }
+

@@ -207,6 +207,9 @@ std::string cluster_env::config_of(std::size_t i) const {
     first = false;
   }
   out << "]\nreplicas = " << opts.replicas << "\njoin_grace_ms = " << opts.join_grace_ms << "\n";
+  if (!tls_dir.empty())
+    out << "tls = { cert = \"" << tls_dir << "/node.crt\", key = \"" << tls_dir
+        << "/node.key\", ca = \"" << tls_dir << "/ca.crt\" }\n";
   for (auto& a : opts.apps) {
     out << "[[app]]\nappid = \"" << a.appid << "\"\nsecret = \"" << a.secret << "\"\n";
     if (a.classic)

@@ -135,6 +135,10 @@ public:
   const std::string& sim_url() const { return sim_url_; }
 
   cluster_options opts;
+  /// Node links over TLS with node.crt, node.key and ca.crt of this
+  /// scripts/dev-certs directory (plain CAF remoting when empty); set
+  /// before the nodes start.
+  std::string tls_dir;
   temp_dir dir;
   process sim_proc;
   uint16_t sim_port = 0;

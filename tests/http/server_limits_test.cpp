@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "http/fd_limit.hpp"
+#include "http/render.hpp"
 #include "http/server.hpp"
 #include "tests/support/raw_client.hpp"
 #include "tests/support/temp_dir.hpp"
@@ -55,10 +56,10 @@ struct fixture {
         res.body = std::to_string(req.body.size());
         respond(std::move(res));
       },
-      [](unsigned status, std::string_view, std::string_view msg) {
+      [](const caf::error& err) {
         response res;
-        res.status = status;
-        res.body = std::string{msg};
+        res.status = status_of(err);
+        res.body = detail_of(err);
         return res;
       });
     if (auto err = srv->start())

@@ -13,6 +13,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "http/render.hpp"
 #include "http/server.hpp"
 #include "tests/support/raw_client.hpp"
 
@@ -37,10 +38,10 @@ struct fixture {
         res.body = "[" + req.method + " " + req.target + " " + req.body + "]";
         respond(std::move(res));
       },
-      [](unsigned status, std::string_view, std::string_view msg) {
+      [](const caf::error& err) {
         response res;
-        res.status = status;
-        res.body = std::string{msg};
+        res.status = status_of(err);
+        res.body = detail_of(err);
         return res;
       });
     CAF_REQUIRE(!srv->start());

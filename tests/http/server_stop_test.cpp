@@ -11,6 +11,7 @@
 
 #include <unistd.h>
 
+#include "http/render.hpp"
 #include "http/server.hpp"
 #include "tests/support/raw_client.hpp"
 
@@ -34,10 +35,10 @@ std::unique_ptr<server> make_server(const std::shared_ptr<int>& sentinel) {
       res.body = "ok";
       respond(std::move(res));
     },
-    [](unsigned status, std::string_view, std::string_view msg) {
+    [](const caf::error& err) {
       response res;
-      res.status = status;
-      res.body = std::string{msg};
+      res.status = status_of(err);
+      res.body = detail_of(err);
       return res;
     });
   CAF_REQUIRE(!srv->start());
