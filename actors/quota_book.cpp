@@ -1,5 +1,6 @@
 #include "actors/quota_book.hpp"
 
+#include <algorithm>
 #include <ctime>
 
 #include "core/log.hpp"
@@ -8,22 +9,39 @@
 
 namespace wh::actors {
 
+uint8_t quota_book::endpoint_id(const std::string& endpoint) {
+  if (auto i = endpoint_ids_.find(endpoint); i != endpoint_ids_.end())
+    return i->second;
+  if (endpoints_.size() >= 255)
+    return 255;
+  auto id = static_cast<uint8_t>(endpoints_.size());
+  endpoints_.push_back(endpoint);
+  endpoint_ids_.emplace(endpoint, id);
+  return id;
+}
+
 void quota_book::record(const std::string& key, const std::string& endpoint, int errcode) {
   if (key.empty())
     return;
   auto t = clock_.now();
-  auto day = beijing_day_of(t);
+  auto day = static_cast<int32_t>(beijing_day_of(t));
   std::lock_guard<std::mutex> guard{mtx_};
+  auto id = endpoint_id(endpoint);
   auto& e = keys_[key];
   if (e.day != day) {
     e.day = day;
     e.calls.clear();
   }
-  e.calls[endpoint]++;
-  if (errcode == 45009)
-    e.last_45009 = quota_error{t, endpoint};
-  else if (errcode == 45011)
-    e.last_45011 = quota_error{t, endpoint};
+  auto i = std::find_if(e.calls.begin(), e.calls.end(), [id](auto& c) { return c.first == id; });
+  if (i == e.calls.end())
+    e.calls.emplace_back(id, 1);
+  else
+    ++i->second;
+  if (errcode != 45009 && errcode != 45011)
+    return;
+  if (!e.err)
+    e.err = std::make_unique<errors>();
+  (errcode == 45009 ? e.err->last_45009 : e.err->last_45011) = quota_error{t, endpoint};
 }
 
 quota_book::view quota_book::get(const std::string& key) const {
@@ -34,15 +52,18 @@ quota_book::view quota_book::get(const std::string& key) const {
   if (i == keys_.end())
     return v;
   if (i->second.day == v.day)
-    v.calls = i->second.calls;
-  v.last_45009 = i->second.last_45009;
-  v.last_45011 = i->second.last_45011;
+    for (auto [id, n] : i->second.calls)
+      v.calls[id < endpoints_.size() ? endpoints_[id] : "other"] += n;
+  if (auto& err = i->second.err) {
+    v.last_45009 = err->last_45009;
+    v.last_45011 = err->last_45011;
+  }
   return v;
 }
 
 bool quota_book::exhausted_locked(const entry& e, int64_t t) const {
-  return e.last_45009 && beijing_day_of(e.last_45009->at) == beijing_day_of(t)
-         && e.cleared_at < e.last_45009->at;
+  return e.err && e.err->last_45009 && beijing_day_of(e.err->last_45009->at) == beijing_day_of(t)
+         && e.cleared_at < e.err->last_45009->at;
 }
 
 bool quota_book::exhausted(const std::string& key) const {
@@ -69,8 +90,8 @@ void quota_book::export_to(metrics& m) {
     auto t = clock_.now();
     std::lock_guard<std::mutex> guard{mtx_};
     for (auto& [key, e] : keys_)
-      if (e.last_45009)
-        out.add("wechat_hub_daily_quota_exhausted", {{"appid", key}, {"endpoint", e.last_45009->endpoint}},
+      if (e.err && e.err->last_45009)
+        out.add("wechat_hub_daily_quota_exhausted", {{"appid", key}, {"endpoint", e.err->last_45009->endpoint}},
                 exhausted_locked(e, t) ? 1.0 : 0.0);
   });
 }
@@ -87,7 +108,7 @@ bool quota_book::take_clear(const std::string& key, uint32_t limit, uint32_t& us
   std::lock_guard<std::mutex> guard{mtx_};
   auto& e = keys_[key];
   if (e.clear_month != month) {
-    e.clear_month = month;
+    e.clear_month = static_cast<int32_t>(month);
     e.clears = 0;
   }
   if (e.clears >= limit) {
@@ -115,7 +136,7 @@ uint32_t quota_book::clears_used(const std::string& key) const {
 void quota_book::restore_clears(const std::string& key, int64_t month, uint32_t used) {
   std::lock_guard<std::mutex> guard{mtx_};
   auto& e = keys_[key];
-  e.clear_month = month;
+  e.clear_month = static_cast<int32_t>(month);
   e.clears = used;
 }
 

@@ -2,10 +2,13 @@
 
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
 #include <unordered_map>
+#include <utility>
+#include <vector>
 
 #include "caf/error.hpp"
 
@@ -93,21 +96,34 @@ public:
   caf::error load(persistence::store& db);
 
 private:
-  struct entry {
-    int64_t day = 0;
-    std::map<std::string, uint64_t> calls;
+  /// The rare part of an entry: quota errors seen.
+  struct errors {
     std::optional<quota_error> last_45009;
     std::optional<quota_error> last_45011;
+  };
+
+  /// One per key that called WeChat. Compact (a million authorizers each
+  /// have one): endpoints are interned ids, errors live behind a pointer.
+  struct entry {
     int64_t cleared_at = 0;
-    int64_t clear_month = 0;
+    int32_t day = 0;
+    int32_t clear_month = 0;
     uint32_t clears = 0;
+    /// (endpoint id, calls today).
+    std::vector<std::pair<uint8_t, uint32_t>> calls;
+    std::unique_ptr<errors> err;
   };
 
   bool exhausted_locked(const entry& e, int64_t t) const;
+  /// The id of `endpoint` (interned under mtx_; at most 255 names, then one
+  /// shared "other" id).
+  uint8_t endpoint_id(const std::string& endpoint);
 
   const wh::clock& clock_;
   mutable std::mutex mtx_;
   std::unordered_map<std::string, entry> keys_;
+  std::vector<std::string> endpoints_;
+  std::unordered_map<std::string, uint8_t> endpoint_ids_;
 };
 
 /// The Beijing (UTC+8) day number of unix time `t`.
