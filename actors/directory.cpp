@@ -13,16 +13,17 @@ std::shared_ptr<key_entry> directory::find(std::string_view key) const {
 }
 
 void directory::insert(std::vector<std::shared_ptr<key_entry>> entries) {
-  // Group by shard so each shard is locked once per batch.
-  std::sort(entries.begin(), entries.end(),
-            [](auto& a, auto& b) { return shard_of(a->key) < shard_of(b->key); });
-  size_t i = 0;
-  while (i < entries.size()) {
-    auto idx = shard_of(entries[i]->key);
+  // Bucket by shard (each key hashed once) so each shard is locked once per batch.
+  std::array<std::vector<std::shared_ptr<key_entry>>, shard_count> by_shard;
+  for (auto& e : entries)
+    by_shard[shard_of(e->key)].push_back(std::move(e));
+  for (size_t idx = 0; idx < shard_count; ++idx) {
+    if (by_shard[idx].empty())
+      continue;
     auto& s = shards_[idx];
     std::unique_lock<std::shared_mutex> guard{s.mtx};
-    for (; i < entries.size() && shard_of(entries[i]->key) == idx; ++i) {
-      auto& e = entries[i];
+    s.map.reserve(s.map.size() + by_shard[idx].size());
+    for (auto& e : by_shard[idx]) {
       // The map's key views the entry's own string: replace node and key together.
       s.map.erase(std::string_view{e->key});
       std::string_view k{e->key};
