@@ -8,6 +8,7 @@
 
 #include "caf/actor.hpp"
 
+#include "actors/kinds.hpp"
 #include "actors/messages.hpp"
 
 namespace wh::actors {
