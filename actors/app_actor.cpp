@@ -134,7 +134,7 @@ void restore(self_ptr self) {
   st.budget = st.p.force_budget;
   st.refresh_token = st.p.refresh_token;
   st.status = st.p.status;
-  st.p.entry->status.store(static_cast<uint8_t>(st.status));
+  st.p.entry->status.store(st.status);
   st.verify_ticket = st.p.verify_ticket;
   if (st.verify_ticket)
     st.p.entry->verify_ticket_at.store(st.verify_ticket->obtained_at);

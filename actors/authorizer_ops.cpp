@@ -12,7 +12,7 @@ namespace {
 
 void set_status(self_ptr self, authorizer_status x) {
   self->state.status = x;
-  self->state.p.entry->status.store(static_cast<uint8_t>(x));
+  self->state.p.entry->status.store(x);
 }
 
 void answer(caf::typed_response_promise<done_atom>& rp, const caf::error& err) {

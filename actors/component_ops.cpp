@@ -109,6 +109,17 @@ void list_page(self_ptr self, int64_t offset, int64_t pages,
   });
 }
 
+/// Starts a walk of the whole list unless one is running.
+void start_walk(self_ptr self) {
+  auto& st = self->state;
+  if (st.listing)
+    return;
+  st.listing = true;
+  if (auto m = st.p.stats)
+    m->inc("wechat_hub_authorizer_list_walks_total", {{"component", appid(self)}});
+  list_page(self, 0, 0, std::make_shared<std::unordered_map<std::string, std::string>>(), false);
+}
+
 /// Finds `authorizer` in WeChat's list: one walk at a time per component;
 /// the last walk answers for `recovery_interval_s` unless `fresh`.
 void lookup_authorizer(self_ptr self, std::string authorizer, bool fresh,
@@ -126,24 +137,14 @@ void lookup_authorizer(self_ptr self, std::string authorizer, bool fresh,
   if (!st.listing && !fresh && st.list_error && t - st.list_error_at < 10)
     return k(st.list_error);
   st.lookups.push_back(lookup_waiter{std::move(authorizer), std::move(k)});
-  if (st.listing)
-    return;
-  st.listing = true;
-  if (auto m = st.p.stats)
-    m->inc("wechat_hub_authorizer_list_walks_total", {{"component", appid(self)}});
-  list_page(self, 0, 0, std::make_shared<std::unordered_map<std::string, std::string>>(), false);
+  start_walk(self);
 }
 
 /// The periodic reconciliation: one walk whose result goes to on_reconcile.
 void reconcile(self_ptr self) {
   auto& st = self->state;
   st.reconcile_after = true;
-  if (st.listing)
-    return;
-  st.listing = true;
-  if (auto m = st.p.stats)
-    m->inc("wechat_hub_authorizer_list_walks_total", {{"component", appid(self)}});
-  list_page(self, 0, 0, std::make_shared<std::unordered_map<std::string, std::string>>(), false);
+  start_walk(self);
 }
 
 } // namespace

@@ -82,20 +82,13 @@ const kind_policy stable_app{
   appid_key,
 };
 
-const kind_policy classic_app{
-  key_kind::app,
-  wechat::token_type::access_token,
-  {blocked, nullptr, nullptr, classic_call, parse_token<wechat::token_type::access_token>, token_errcode},
-  /* forcible */ false,
-  /* has_tickets */ true,
-  /* degradable */ false,
-  /* wakes */ true,
-  probe_token,
-  nothing,
-  describe_app,
-  [](self_ptr) { return not_a_component().or_else(not_an_authorizer()); },
-  appid_key,
-};
+/// The classic /cgi-bin/token: no forced refresh.
+const kind_policy classic_app = [] {
+  auto x = stable_app;
+  x.token.build = classic_call;
+  x.forcible = false;
+  return x;
+}();
 
 // -- components --------------------------------------------------------------------
 

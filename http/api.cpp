@@ -406,15 +406,15 @@ std::shared_ptr<actors::key_entry> hub_api::lookup(route_id r, const std::string
   if (!entry && !authorizer.empty() && reg_.clustered()) {
     // Only an authorizer's owner and replicas store it: ask the owner, which
     // answers 404 itself if it does not know the authorizer either.
-    if (auto comp = reg_.find(appid); comp && comp->kind == static_cast<uint8_t>(actors::key_kind::component)) {
+    if (auto comp = reg_.find(appid); comp && comp->kind == actors::key_kind::component) {
       entry = std::make_shared<actors::key_entry>();
       entry->key = key;
-      entry->kind = static_cast<uint8_t>(actors::key_kind::authorizer);
+      entry->kind = actors::key_kind::authorizer;
       entry->shadow = true;
     }
   }
   if (!entry && !authorizer.empty() && recover && !reg_.clustered()) {
-    if (auto comp = reg_.find(appid); comp && comp->kind == static_cast<uint8_t>(actors::key_kind::component)) {
+    if (auto comp = reg_.find(appid); comp && comp->kind == actors::key_kind::component) {
       // Not known here: WeChat's authorizer list may still have it.
       *recover = true;
       return nullptr;
@@ -431,7 +431,7 @@ std::shared_ptr<actors::key_entry> hub_api::lookup(route_id r, const std::string
     return nullptr;
   }
   if (!authorizer.empty() && entry->status.load(std::memory_order_relaxed)
-                                 == static_cast<uint8_t>(actors::authorizer_status::revoked)) {
+                                 == actors::authorizer_status::revoked) {
     respond_counted(r, respond,
                     error_response(410, "authorizer_revoked",
                                    "authorizer " + authorizer + " revoked its authorization"));
@@ -445,7 +445,7 @@ namespace {
 /// Whether `entry` is of the kind a route expects (an app or an authorizer
 /// for the token routes, a component for the component routes).
 bool is_component(const actors::key_entry& e) {
-  return e.kind == static_cast<uint8_t>(actors::key_kind::component);
+  return e.kind == actors::key_kind::component;
 }
 
 } // namespace

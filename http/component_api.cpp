@@ -305,7 +305,7 @@ void hub_api::admin(const std::string& path, const request& req, const params& q
     std::vector<std::shared_ptr<actors::key_entry>> all = reg_.entries();
     std::sort(all.begin(), all.end(), [](auto& a, auto& b) { return a->key < b->key; });
     for (auto& e : all) {
-      if (e->kind != static_cast<uint8_t>(apps ? actors::key_kind::app : actors::key_kind::component))
+      if (e->kind != (apps ? actors::key_kind::app : actors::key_kind::component))
         continue;
       json::object o;
       o["appid"] = e->key;
@@ -412,7 +412,7 @@ void hub_api::admin(const std::string& path, const request& req, const params& q
                              error_response(400, "invalid_request", "malformed authorizer appid"));
   }
   auto comp = reg_.find(component);
-  if (!valid_appid(component) || !comp || comp->kind != static_cast<uint8_t>(actors::key_kind::component))
+  if (!valid_appid(component) || !comp || comp->kind != actors::key_kind::component)
     return respond_counted(r_admin, respond,
                            error_response(404, "unknown_appid", "component is not configured on this hub"));
   auto done_json = [this, respond](std::string body) {

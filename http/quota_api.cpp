@@ -94,7 +94,7 @@ void hub_api::admin_quota(const std::string& path, const request& req, const par
     out["last_45009"] = render_error(v.last_45009);
     out["last_45011"] = render_error(v.last_45011);
     out["daily_quota_exhausted"] = quota_->exhausted(key);
-    if (entry->kind == static_cast<uint8_t>(actors::key_kind::app)) {
+    if (entry->kind == actors::key_kind::app) {
       json::object cq;
       cq["used_this_month"] = quota_->clears_used(appid);
       cq["limit"] = clears_per_month;
@@ -105,7 +105,7 @@ void hub_api::admin_quota(const std::string& path, const request& req, const par
   }
   // clear_quota needs the account's own access token, so only official
   // accounts whose secret the hub holds qualify.
-  if (entry->kind != static_cast<uint8_t>(actors::key_kind::app))
+  if (entry->kind != actors::key_kind::app)
     return respond_counted(r_admin, respond,
                            error_response(400, "invalid_request",
                                           appid + " is not an official account whose secret this hub holds"));
