@@ -14,6 +14,7 @@
 #include "caf/actor.hpp"
 #include "caf/actor_system.hpp"
 
+#include "actors/kinds.hpp"
 #include "actors/messages.hpp"
 #include "actors/snapshot.hpp"
 #include "core/clock.hpp"
@@ -24,21 +25,6 @@ class metrics;
 }
 
 namespace wh::actors {
-
-/// What a token actor manages.
-enum class key_kind : uint8_t {
-  /// An official-account app (`[[app]]`): access_token + tickets.
-  app,
-  /// A third-party platform (`[[component]]`): component_access_token, fed
-  /// by pushed verify tickets; performs api_query_auth for authorizations.
-  component,
-  /// An account authorized to a component: authorizer_access_token from its
-  /// refresh token + tickets.
-  authorizer,
-};
-
-/// An authorizer's lifecycle.
-enum class authorizer_status : uint8_t { active, revoked, needs_reauthorization };
 
 /// The result of api_query_auth, persisted before it is returned.
 struct authorization {

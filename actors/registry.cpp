@@ -124,13 +124,12 @@ registry::registry(caf::actor_system& sys, caf::actor upstream, caf::actor store
       dir_.for_each([&](const std::shared_ptr<key_entry>& e) {
         if (e->shadow)
           return;
-        if (e->kind == static_cast<uint8_t>(key_kind::authorizer)) {
+        if (e->kind == key_kind::authorizer) {
           auto comp = e->key.substr(0, e->key.find('/'));
-          auto st = e->status.load();
-          authorizers[{comp, st == 1 ? "revoked" : st == 2 ? "needs_reauthorization" : "active"}]++;
+          authorizers[{comp, to_string(e->status.load())}]++;
           return;
         }
-        if (e->kind == static_cast<uint8_t>(key_kind::component)) {
+        if (e->kind == key_kind::component) {
           if (auto at = e->verify_ticket_at.load(); at > 0)
             out.add("wechat_hub_verify_ticket_age_seconds", {{"component", e->key}},
                     static_cast<double>(t - at));
@@ -146,9 +145,9 @@ registry::registry(caf::actor_system& sys, caf::actor upstream, caf::actor store
       });
       out.add("wechat_hub_refresh_margin_seconds", {}, static_cast<double>(opts_.refresh_margin_s));
       auto active = active_actors();
-      static constexpr const char* kinds[] = {"app", "component", "authorizer"};
       for (size_t i = 0; i < active.size(); ++i)
-        out.add("wechat_hub_active_actors", {{"kind", kinds[i]}}, static_cast<double>(active[i]));
+        out.add("wechat_hub_active_actors", {{"kind", to_string(static_cast<key_kind>(i))}},
+                static_cast<double>(active[i]));
       for (auto& [k, n] : authorizers)
         out.add("wechat_hub_authorizers", {{"component", k.first}, {"status", k.second}},
                 static_cast<double>(n));
@@ -226,7 +225,7 @@ void read_field(app_params& p, std::string_view field, std::string_view value,
 } // namespace
 
 std::string registry::prefix_of(const key_entry& e) {
-  switch (static_cast<key_kind>(e.kind)) {
+  switch (e.kind) {
     case key_kind::app: return persistence::keys::app_prefix(e.key);
     case key_kind::component: return persistence::keys::component_prefix(e.key);
     default: {
@@ -247,7 +246,7 @@ caf::actor registry::component_handle(const std::string& component) const {
 
 app_params registry::load_params(const std::shared_ptr<key_entry>& e) const {
   auto p = base_params(e);
-  p.kind = static_cast<key_kind>(e->kind);
+  p.kind = e->kind;
   p.prefix = prefix_of(*e);
   switch (p.kind) {
     case key_kind::app: {
@@ -300,7 +299,7 @@ void registry::publish_stored(key_entry& e, const app_params& p) const {
     key_entry::publish_newer(e.jsapi, *p.jsapi);
   if (p.wx_card && p.wx_card->valid_at(t))
     key_entry::publish_newer(e.wx_card, *p.wx_card);
-  e.status.store(static_cast<uint8_t>(p.status));
+  e.status.store(p.status);
   if (p.status != authorizer_status::active)
     e.token.clear();
   if (p.verify_ticket)
@@ -412,7 +411,7 @@ caf::actor registry::spawn_component_link(const std::string& component) {
 caf::expected<key_state> registry::read_state(const key_entry& e) const {
   key_state st;
   st.key = e.key;
-  st.kind = e.kind;
+  st.kind = static_cast<uint8_t>(e.kind);
   auto pre = prefix_of(e);
   auto err = db_->scan(pre, [&](std::string_view k, std::string_view v) {
     auto field = k.substr(pre.size());
@@ -432,19 +431,20 @@ caf::expected<key_state> registry::read_state(const key_entry& e) const {
 
 registry::adopt_result registry::adopt(const key_state& s) {
   auto e = find(s.key);
+  auto kind = static_cast<key_kind>(s.kind);
   if (!e || e->shadow) {
     auto slash = s.key.find('/');
-    if (s.kind != static_cast<uint8_t>(key_kind::authorizer) || slash == std::string::npos) {
+    if (kind != key_kind::authorizer || slash == std::string::npos) {
       WH_WARN("cluster", "replicated state of " << s.key << " is not configured on this node; "
                          "every node needs the same [[app]]/[[component]] definitions");
       return adopt_result::refused;
     }
     auto comp = find(s.key.substr(0, slash));
-    if (!comp || comp->kind != static_cast<uint8_t>(key_kind::component))
+    if (!comp || comp->kind != key_kind::component)
       return adopt_result::refused;
     e = ensure_authorizer(s.key.substr(0, slash), s.key.substr(slash + 1));
   }
-  if (e->kind != s.kind || s.fields.size() % 2 != 0)
+  if (e->kind != kind || s.fields.size() % 2 != 0)
     return adopt_result::refused;
   if (auto running = e->actor()) {
     // Never write under a running actor (it would not learn of the change
@@ -489,7 +489,7 @@ registry::adopt_result registry::adopt(const key_state& s) {
     exact(e->token, p.token);
     exact(e->jsapi, p.jsapi);
     exact(e->wx_card, p.wx_card);
-    e->status.store(static_cast<uint8_t>(p.status));
+    e->status.store(p.status);
     if (p.verify_ticket)
       e->verify_ticket_at.store(p.verify_ticket->obtained_at);
   }
@@ -517,7 +517,7 @@ std::shared_ptr<key_entry> registry::make_authorizer(const std::string& componen
                                                      const std::string& authorizer, app_params&& p) {
   auto entry = std::make_shared<key_entry>();
   entry->key = component + "/" + authorizer;
-  entry->kind = static_cast<uint8_t>(key_kind::authorizer);
+  entry->kind = key_kind::authorizer;
   auto base = base_params(entry);
   base.kind = key_kind::authorizer;
   base.app.appid = authorizer;
@@ -544,7 +544,7 @@ caf::error registry::start_component(const component_config& comp, bool runtime)
   auto entry = std::make_shared<key_entry>();
   entry->key = comp.appid;
   entry->runtime = runtime;
-  entry->kind = static_cast<uint8_t>(key_kind::component);
+  entry->kind = key_kind::component;
   {
     std::lock_guard<std::mutex> guard{defs_mtx_};
     comp_defs_[comp.appid] = comp;
@@ -610,7 +610,7 @@ void registry::warm_snapshots(const std::string& component) {
       auto k = component + "/" + std::string{rest.substr(0, slash)};
       if (!e || e->key != k)
         e = find(k);
-      if (!e || e->status.load() != 0)
+      if (!e || e->status.load() != authorizer_status::active)
         return true;
       auto x = persistence::decode_credential(value);
       if (!x || !x->valid_at(now))
@@ -644,7 +644,7 @@ caf::error registry::load_authorizer_keys(const std::string& component, const st
       auto e = std::make_shared<key_entry>();
       e->key.reserve(component.size() + 1 + aid.size());
       e->key.append(component).append("/").append(aid);
-      e->kind = static_cast<uint8_t>(key_kind::authorizer);
+      e->kind = key_kind::authorizer;
       entries.push_back(std::move(e));
     }
     if (rest.substr(slash + 1) == "status")
@@ -662,8 +662,7 @@ caf::error registry::load_authorizer_keys(const std::string& component, const st
       WH_ERROR("registry", "ignoring corrupt record " << e->key << "/status");
       continue;
     }
-    e->status.store(static_cast<uint8_t>(*st == "revoked" ? authorizer_status::revoked
-                                                          : authorizer_status::needs_reauthorization));
+    e->status.store(*st == "revoked" ? authorizer_status::revoked : authorizer_status::needs_reauthorization);
   }
   WH_INFO("registry", component << ": component with " << entries.size() << " stored authorizer(s)");
   insert(std::move(entries));
@@ -702,7 +701,7 @@ void registry::recover_pending(const std::string& component) {
 void registry::recover_authorizer(const std::string& component, const std::string& authorizer,
                                   done_callback cb) {
   auto comp = find(component);
-  if (!comp || comp->kind != static_cast<uint8_t>(key_kind::component))
+  if (!comp || comp->kind != key_kind::component)
     return cb(make_detail_error(ec::unknown_key, "component " + component + " is not configured"));
   auto dst = comp->actor();
   if (!dst)
@@ -732,7 +731,7 @@ void registry::reconciled(const std::string& component,
   std::vector<std::string> absent;
   auto pre = component + "/";
   for (auto& e : entries())
-    if (!e->shadow && e->key.compare(0, pre.size(), pre) == 0 && e->status.load() != 1
+    if (!e->shadow && e->key.compare(0, pre.size(), pre) == 0 && e->status.load() != authorizer_status::revoked
         && !upstream.count(e->key.substr(pre.size())))
       absent.push_back(e->key.substr(pre.size()));
   if (stats_) {
@@ -810,14 +809,14 @@ void registry::finish_startup() {
 }
 
 bool registry::virtual_key(const key_entry& e) const {
-  return router_ && !cluster_.node && e.kind != static_cast<uint8_t>(key_kind::component);
+  return router_ && !cluster_.node && e.kind != key_kind::component;
 }
 
 std::array<size_t, 3> registry::active_actors() const {
   std::array<size_t, 3> n{};
   dir_.for_each([&](const std::shared_ptr<key_entry>& e) {
-    if (e->kind < n.size() && e->actor())
-      ++n[e->kind];
+    if (auto k = static_cast<size_t>(e->kind); k < n.size() && e->actor())
+      ++n[k];
   });
   return n;
 }
@@ -851,7 +850,7 @@ void registry::remember(const std::string& key, const std::string& slot, const c
       return;
     e = std::make_shared<key_entry>();
     e->key = key;
-    e->kind = static_cast<uint8_t>(key_kind::authorizer);
+    e->kind = key_kind::authorizer;
     e->shadow = true;
     insert({e});
   }
@@ -954,7 +953,7 @@ void registry::describe(const key_entry& e, std::function<void(caf::expected<std
 void registry::deliver_verify_ticket(const std::string& component, std::string ticket,
                                      done_callback cb) {
   auto e = find(component);
-  if (!e || e->kind != static_cast<uint8_t>(key_kind::component))
+  if (!e || e->kind != key_kind::component)
     return cb(make_detail_error(ec::unknown_key, "component " + component + " is not configured"));
   bool keyed = false;
   auto dst = target(*e, keyed);
@@ -970,7 +969,7 @@ void registry::deliver_verify_ticket(const std::string& component, std::string t
 
 void registry::authorize(const std::string& component, std::string code, done_callback cb) {
   auto e = find(component);
-  if (!e || e->kind != static_cast<uint8_t>(key_kind::component))
+  if (!e || e->kind != key_kind::component)
     return cb(make_detail_error(ec::unknown_key, "component " + component + " is not configured"));
   bool keyed = false;
   auto dst = target(*e, keyed);
@@ -1046,7 +1045,7 @@ void registry::revoke(const std::string& component, const std::string& authorize
     // Only the owner and its replicas store an authorizer: ask the owner.
     e = std::make_shared<key_entry>();
     e->key = key;
-    e->kind = static_cast<uint8_t>(key_kind::authorizer);
+    e->kind = key_kind::authorizer;
     e->shadow = true;
   }
   if (!e)
@@ -1067,7 +1066,7 @@ void registry::import_authorizers(const std::string& component,
                                   std::vector<std::pair<std::string, std::string>> refresh_tokens,
                                   done_callback cb) {
   auto e = find(component);
-  if (!e || e->kind != static_cast<uint8_t>(key_kind::component))
+  if (!e || e->kind != key_kind::component)
     return cb(make_detail_error(ec::unknown_key, "component " + component + " is not configured"));
   if (!cluster_.node)
     return import_local(component, std::move(refresh_tokens), std::move(cb));
@@ -1175,9 +1174,7 @@ registry::list_authorizers(const std::string& component, size_t offset, size_t l
     authorizer_info info;
     info.appid = all[i]->key.substr(pre.size());
     auto x = all[i]->token.load();
-    info.status = all[i]->status.load() == 1 ? "revoked"
-                  : all[i]->status.load() == 2 ? "needs_reauthorization"
-                                               : "active";
+    info.status = to_string(all[i]->status.load());
     if (x && x->valid_at(t))
       info.token_expires_at = x->expires_at;
     out.push_back(std::move(info));
@@ -1242,7 +1239,7 @@ void registry::put_app(app_config app, done_callback cb) {
   if (auto e = find(app.appid)) {
     if (!e->runtime)
       return cb(make_detail_error(ec::invalid_request, app.appid + " is defined in the config file"));
-    if (e->kind != static_cast<uint8_t>(key_kind::app))
+    if (e->kind != key_kind::app)
       return cb(make_detail_error(ec::invalid_request, app.appid + " is a component"));
   }
   boost::json::object o;
@@ -1275,7 +1272,7 @@ void registry::put_component(component_config comp, done_callback cb) {
   if (auto e = find(comp.appid)) {
     if (!e->runtime)
       return cb(make_detail_error(ec::invalid_request, comp.appid + " is defined in the config file"));
-    if (e->kind != static_cast<uint8_t>(key_kind::component))
+    if (e->kind != key_kind::component)
       return cb(make_detail_error(ec::invalid_request, comp.appid + " is an app"));
   }
   boost::json::object o;
@@ -1321,11 +1318,11 @@ void registry::erase_entries(const std::vector<std::string>& keys) {
 
 void registry::remove(const std::string& appid, done_callback cb) {
   auto e = find(appid);
-  if (!e || e->kind == static_cast<uint8_t>(key_kind::authorizer))
+  if (!e || e->kind == key_kind::authorizer)
     return cb(make_detail_error(ec::unknown_key, appid + " is not defined on this hub"));
   if (!e->runtime)
     return cb(make_detail_error(ec::invalid_request, appid + " is defined in the config file"));
-  bool comp = e->kind == static_cast<uint8_t>(key_kind::component);
+  bool comp = e->kind == key_kind::component;
   // Delete the definition and every stored value of the key. The scan runs
   // on a thread of its own: the caller may be a scheduler thread (the node
   // actor applies a peer's relayed DELETE).

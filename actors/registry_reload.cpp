@@ -14,8 +14,8 @@ namespace wh::actors {
 
 namespace {
 
-constexpr auto app_kind = static_cast<uint8_t>(key_kind::app);
-constexpr auto component_kind = static_cast<uint8_t>(key_kind::component);
+constexpr auto app_kind = key_kind::app;
+constexpr auto component_kind = key_kind::component;
 
 } // namespace
 

@@ -8,6 +8,7 @@
 
 #include "caf/actor.hpp"
 
+#include "actors/kinds.hpp"
 #include "actors/messages.hpp"
 
 namespace wh::actors {
@@ -36,6 +37,9 @@ private:
   std::atomic<std::shared_ptr<const credential>> ptr_;
 };
 
+// A million entries live in RAM: the status stays one lock-free byte.
+static_assert(sizeof(std::atomic<authorizer_status>) == 1 && std::atomic<authorizer_status>::is_always_lock_free);
+
 /// Everything the front end knows about one key: its actor and what it published.
 struct key_entry {
   /// The appid (or "component/authorizer" for authorizers).
@@ -56,8 +60,7 @@ struct key_entry {
     // `x` (the previous handle) is released outside the lock.
   }
 
-  /// 0 = app, 1 = component, 2 = authorizer (see key_kind).
-  uint8_t kind = 0;
+  key_kind kind = key_kind::app;
   /// Defined by the admin API at runtime (not in the config file).
   bool runtime = false;
   /// Multi-node hubs: an authorizer this node knows only from remote answers
@@ -67,8 +70,8 @@ struct key_entry {
   std::string token_api;
   /// Components: WeChat rejected the verify ticket (61005/61006).
   std::atomic<bool> degraded{false};
-  /// Authorizers: 0 active, 1 revoked, 2 needs_reauthorization (written by the actor).
-  std::atomic<uint8_t> status{0};
+  /// Authorizers: written by the actor.
+  std::atomic<authorizer_status> status{authorizer_status::active};
   /// Components: unix time the latest verify ticket arrived (0 = never).
   std::atomic<int64_t> verify_ticket_at{0};
   snapshot_slot token;

@@ -16,16 +16,16 @@ inline std::string key_of(const std::string& appid, const std::string& authorize
 }
 
 inline bool is_app(const actors::key_entry& e) {
-  return e.kind == static_cast<uint8_t>(actors::key_kind::app);
+  return e.kind == actors::key_kind::app;
 }
 
 inline bool is_component(const actors::key_entry& e) {
-  return e.kind == static_cast<uint8_t>(actors::key_kind::component);
+  return e.kind == actors::key_kind::component;
 }
 
 /// An authorizer that revoked its authorization (an unauthorized push or 61003).
 inline bool is_revoked(const actors::key_entry& e) {
-  return e.status.load(std::memory_order_relaxed) == 1;
+  return e.status.load(std::memory_order_relaxed) == actors::authorizer_status::revoked;
 }
 
 /// Known here only from remote answers (multi-node hubs); not listed.
@@ -54,7 +54,7 @@ inline const std::string& token_api_of(const actors::key_entry& e) {
 inline std::shared_ptr<actors::key_entry> shadow_authorizer(const std::string& key) {
   auto e = std::make_shared<actors::key_entry>();
   e->key = key;
-  e->kind = static_cast<uint8_t>(actors::key_kind::authorizer);
+  e->kind = actors::key_kind::authorizer;
   e->shadow = true;
   return e;
 }

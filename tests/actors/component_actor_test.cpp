@@ -90,7 +90,7 @@ struct fixture : test_coordinator_fixture<> {
     p.store = store;
     auto e = std::make_shared<key_entry>();
     e->key = std::move(key);
-    e->kind = static_cast<uint8_t>(k);
+    e->kind = k;
     p.entry = e;
     p.clock = &wall;
     p.refresh_margin_s = 180;
