@@ -96,6 +96,8 @@ struct router_state {
   std::unordered_set<std::string> pending_keys;
   /// The registry loaded every stored key (the schedule runs from then on).
   bool ready = false;
+  size_t failed_stops = 0;
+  int64_t failed_stops_logged_at = 0;
 };
 
 using self_ptr = caf::stateful_actor<router_state>*;
@@ -168,7 +170,17 @@ void passivate(self_ptr self, const std::string& key, const caf::actor& a) {
         // No answer: it may have died (removed key); start afresh if asked.
         auto& st = self->state;
         st.stopping.erase(key);
-        WH_WARN("router", key << ": passivation failed: " << self->system().render(err));
+        // Logged at most once per 10 s with a count (an overloaded node
+        // could otherwise log one line per key).
+        ++st.failed_stops;
+        auto t = st.clock->now();
+        if (t - st.failed_stops_logged_at >= 10) {
+          WH_WARN("router", st.failed_stops << " passivation(s) failed since the last report, e.g. " << key
+                                           << ": " << self->system().render(err)
+                                           << " (the actors keep running)");
+          st.failed_stops = 0;
+          st.failed_stops_logged_at = t;
+        }
         auto e = st.reg->find(key);
         if (e && e->actor() == a && !a->getf(caf::abstract_actor::is_terminated_flag))
           return flush_parked(self, key, a, caf::error{});
@@ -271,6 +283,7 @@ void check_schedule(self_ptr self) {
             st.pending.ops.push_back({persistence::keys::schedule(dues[i], key), "", true});
             continue;
           }
+          WH_DEBUG("router", key << ": due at " << dues[i] << ", woken");
           st.woken.emplace(key, dues[i]);
           ++woke;
           with_actor(self, key, [](const caf::actor& a, const caf::error&) {
@@ -333,6 +346,7 @@ caf::behavior key_router(self_ptr self, registry* reg, caf::actor io, const wh::
       // A timer step of a key's actor: delivered only to the same actor (a
       // stopped actor's timer is dropped; the schedule wakes its key).
       auto e = self->state.reg->find(key);
+      WH_DEBUG("router", key << ": timer step (running: " << (e && e->actor()) << ")");
       if (!e)
         return;
       if (auto a = e->actor(); a && a.address() == from)
