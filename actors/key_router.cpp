@@ -196,6 +196,16 @@ void passivate(self_ptr self, const std::string& key, const caf::actor& a) {
 /// max_active run (a cold pass over a million keys must not keep them all).
 void enforce_cap(self_ptr self) {
   auto& st = self->state;
+  // A key that stopped and started again is in `order` twice; drop stale
+  // entries once they outnumber the running keys (keeps `order` bounded).
+  if (st.order.size() > 2 * st.live.size() + 1024) {
+    std::deque<std::string> kept;
+    std::unordered_set<std::string> seen;
+    for (auto& k : st.order)
+      if (st.live.count(k) && seen.insert(k).second)
+        kept.push_back(std::move(k));
+    st.order = std::move(kept);
+  }
   for (int tries = 0; st.live.size() > st.opts.max_active && !st.order.empty() && tries < 4; ++tries) {
     auto key = std::move(st.order.front());
     st.order.pop_front();
