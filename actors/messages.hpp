@@ -73,11 +73,6 @@ typename Inspector::result_type inspect(Inspector& f, key_state& x) {
 }
 
 template <class Inspector>
-typename Inspector::result_type inspect(Inspector& f, credential& x) {
-  return f(caf::meta::type_name("credential"), x.value, x.obtained_at, x.expires_at, x.version);
-}
-
-template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, upstream_call& x) {
   return f(caf::meta::type_name("upstream_call"), x.endpoint, x.method, x.target, x.body,
            x.key);
@@ -99,7 +94,3 @@ typename Inspector::result_type inspect(Inspector& f, upstream_reply& x) {
 }
 
 } // namespace wh::actors
-
-namespace wh::persistence {
-using actors::inspect;
-} // namespace wh::persistence

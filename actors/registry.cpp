@@ -8,9 +8,9 @@
 
 #include "caf/all.hpp"
 
-#include <boost/json.hpp>
 
 #include "actors/app_actor.hpp"
+#include "persistence/definitions.hpp"
 #include "core/error.hpp"
 #include "core/log.hpp"
 #include "core/metrics.hpp"
@@ -77,81 +77,6 @@ registry::registry(caf::actor_system& sys, caf::actor upstream, caf::actor store
     router_ = spawn_key_router(sys_, *this, db_, clock_, opts_.router);
     auto marker = db_->get(persistence::keys::schedule_marker);
     schedule_ready_ = marker && *marker;
-  }
-  if (stats_) {
-    stats_->describe("wechat_hub_active_actors",
-                     "Running token actors per kind (virtual activation: a key's actor runs only "
-                     "while it has work)",
-                     "gauge");
-    stats_->describe("wechat_hub_token_age_seconds", "Age of the access token served per appid",
-                     "gauge");
-    stats_->describe("wechat_hub_token_ttl_seconds",
-                     "Seconds until the served access token expires per appid", "gauge");
-    stats_->describe("wechat_hub_verify_ticket_age_seconds",
-                     "Age of the latest component_verify_ticket (pushed every 10 min, valid 12 h)",
-                     "gauge");
-    stats_->describe("wechat_hub_component_degraded", "1 while WeChat rejects the verify ticket",
-                     "gauge");
-    stats_->describe("wechat_hub_authorizers", "Authorizers by component and status", "gauge");
-    stats_->describe("wechat_hub_refreshes_total",
-                     "Token and ticket refreshes by kind, reason and result");
-    stats_->describe("wechat_upstream_calls_total", "Calls to WeChat by endpoint and errcode");
-    stats_->describe("wechat_hub_force_refresh_refused_total",
-                     "Forced stable_token refreshes refused by the hub's budget, by appid and limit "
-                     "(daily = the 20/day budget is spent, spacing = under 30 s since the last)");
-    stats_->describe("wechat_hub_refresh_margin_seconds",
-                     "Configured refresh margin: tokens are renewed at least this long before expiry",
-                     "gauge");
-    stats_->describe("wechat_hub_refresh_loops_total",
-                     "Refresh loops (a verified token reported again and again) by key and action "
-                     "(escalated = one real refresh, refused = answered 429)");
-    stats_->describe("wechat_hub_authorizer_list_walks_total",
-                     "Walks of api_get_authorizer_list (recovery and reconciliation) per component");
-    stats_->describe("wechat_hub_authorizers_recovered_total",
-                     "Authorizers recovered from api_get_authorizer_list per component");
-    stats_->describe("wechat_hub_reconciliations_total", "Completed reconciliations per component");
-    stats_->describe("wechat_hub_reconcile_imported_total",
-                     "Authorizers listed by WeChat but missing here, imported by reconciliation");
-    stats_->describe("wechat_hub_authorizers_absent_upstream",
-                     "Authorizers held here that WeChat's list did not contain at the last "
-                     "reconciliation (kept, not deleted)",
-                     "gauge");
-    stats_->add_collector([this](metrics::sink& out) {
-      auto t = clock_.now();
-      // Authorizers are aggregated per component and status: 100,000 of
-      // them must not become 100,000 series.
-      std::map<std::pair<std::string, std::string>, size_t> authorizers;
-      dir_.for_each([&](const std::shared_ptr<key_entry>& e) {
-        if (e->shadow)
-          return;
-        if (e->kind == key_kind::authorizer) {
-          auto comp = e->key.substr(0, e->key.find('/'));
-          authorizers[{comp, to_string(e->status.load())}]++;
-          return;
-        }
-        if (e->kind == key_kind::component) {
-          if (auto at = e->verify_ticket_at.load(); at > 0)
-            out.add("wechat_hub_verify_ticket_age_seconds", {{"component", e->key}},
-                    static_cast<double>(t - at));
-          out.add("wechat_hub_component_degraded", {{"component", e->key}},
-                  e->degraded.load() ? 1.0 : 0.0);
-        }
-        if (auto x = e->token.load()) {
-          out.add("wechat_hub_token_age_seconds", {{"appid", e->key}},
-                  static_cast<double>(t - x->obtained_at));
-          out.add("wechat_hub_token_ttl_seconds", {{"appid", e->key}},
-                  static_cast<double>(x->expires_at - t));
-        }
-      });
-      out.add("wechat_hub_refresh_margin_seconds", {}, static_cast<double>(opts_.refresh_margin_s));
-      auto active = active_actors();
-      for (size_t i = 0; i < active.size(); ++i)
-        out.add("wechat_hub_active_actors", {{"kind", to_string(static_cast<key_kind>(i))}},
-                static_cast<double>(active[i]));
-      for (auto& [k, n] : authorizers)
-        out.add("wechat_hub_authorizers", {{"component", k.first}, {"status", k.second}},
-                static_cast<double>(n));
-    });
   }
 }
 
@@ -1190,49 +1115,9 @@ std::vector<std::shared_ptr<key_entry>> registry::entries() const {
   return dir_.all();
 }
 
-namespace {
-
-constexpr std::string_view app_def_prefix = "cfg/app/";
-constexpr std::string_view comp_def_prefix = "cfg/component/";
-
-} // namespace
-
 caf::error registry::load_runtime(std::vector<app_config>& apps,
                                   std::vector<component_config>& comps) const {
-  auto err = db_->scan(app_def_prefix, [&](std::string_view key, std::string_view value) {
-    boost::system::error_code ec;
-    auto v = boost::json::parse(value, ec);
-    auto o = ec ? nullptr : v.if_object();
-    if (!o || !o->contains("appid") || !o->contains("secret")) {
-      WH_ERROR("registry", "ignoring corrupt runtime app " << key);
-      return true;
-    }
-    app_config a;
-    a.appid = std::string{o->at("appid").as_string()};
-    a.secret = std::string{o->at("secret").as_string()};
-    a.api = o->contains("token_api") && o->at("token_api") == "classic" ? token_api::classic : token_api::stable;
-    apps.push_back(std::move(a));
-    return true;
-  });
-  if (err)
-    return err;
-  return db_->scan(comp_def_prefix, [&](std::string_view key, std::string_view value) {
-    boost::system::error_code ec;
-    auto v = boost::json::parse(value, ec);
-    auto o = ec ? nullptr : v.if_object();
-    if (!o || !o->contains("appid") || !o->contains("secret") || !o->contains("token")
-        || !o->contains("encoding_aes_key")) {
-      WH_ERROR("registry", "ignoring corrupt runtime component " << key);
-      return true;
-    }
-    component_config c;
-    c.appid = std::string{o->at("appid").as_string()};
-    c.secret = std::string{o->at("secret").as_string()};
-    c.token = std::string{o->at("token").as_string()};
-    c.encoding_aes_key = std::string{o->at("encoding_aes_key").as_string()};
-    comps.push_back(std::move(c));
-    return true;
-  });
+  return persistence::definitions::load(*db_, apps, comps);
 }
 
 void registry::put_app(app_config app, done_callback cb) {
@@ -1242,13 +1127,8 @@ void registry::put_app(app_config app, done_callback cb) {
     if (e->kind != key_kind::app)
       return cb(make_detail_error(ec::invalid_request, app.appid + " is a component"));
   }
-  boost::json::object o;
-  o["v"] = 1;
-  o["appid"] = app.appid;
-  o["secret"] = app.secret;
-  o["token_api"] = app.api == token_api::classic ? "classic" : "stable";
   store_write w;
-  w.put(std::string{app_def_prefix} + app.appid, boost::json::serialize(o));
+  w.put(persistence::definitions::app_key(app.appid), persistence::definitions::encode(app));
   write(std::move(w), [this, app, cb](caf::error err) {
     if (err)
       return cb(std::move(err));
@@ -1275,14 +1155,8 @@ void registry::put_component(component_config comp, done_callback cb) {
     if (e->kind != key_kind::component)
       return cb(make_detail_error(ec::invalid_request, comp.appid + " is an app"));
   }
-  boost::json::object o;
-  o["v"] = 1;
-  o["appid"] = comp.appid;
-  o["secret"] = comp.secret;
-  o["token"] = comp.token;
-  o["encoding_aes_key"] = comp.encoding_aes_key;
   store_write w;
-  w.put(std::string{comp_def_prefix} + comp.appid, boost::json::serialize(o));
+  w.put(persistence::definitions::component_key(comp.appid), persistence::definitions::encode(comp));
   write(std::move(w), [this, comp, cb](caf::error err) {
     if (err)
       return cb(std::move(err));
@@ -1328,7 +1202,9 @@ void registry::remove(const std::string& appid, done_callback cb) {
   // actor applies a peer's relayed DELETE).
   off_scheduler(sys_, [this, appid, comp, cb] {
     store_write w;
-    w.ops.push_back({std::string{comp ? comp_def_prefix : app_def_prefix} + appid, "", true});
+    w.ops.push_back({comp ? persistence::definitions::component_key(appid)
+                          : persistence::definitions::app_key(appid),
+                     "", true});
     std::vector<std::string> prefixes{comp ? persistence::keys::component_prefix(appid)
                                            : persistence::keys::app_prefix(appid)};
     if (comp)

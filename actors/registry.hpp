@@ -75,6 +75,12 @@ public:
   /// All entries (for metrics and shutdown).
   std::vector<std::shared_ptr<key_entry>> entries() const;
 
+  /// Calls `fn` for every entry without copying the directory (under a
+  /// shard's shared lock: `fn` must not call back into the registry).
+  void for_each_entry(const std::function<void(const std::shared_ptr<key_entry>&)>& fn) const {
+    dir_.for_each(fn);
+  }
+
   /// Asks for the current access token (in a cluster: of the key's owner).
   void ask_token(const key_entry& e, credential_callback cb);
 

@@ -29,6 +29,7 @@
 #include "core/log.hpp"
 #include "core/metrics.hpp"
 #include "http/api.hpp"
+#include "http/key_metrics.hpp"
 #include "http/fd_limit.hpp"
 #include "http/reload.hpp"
 #include "http/server.hpp"
@@ -424,6 +425,7 @@ int run_hub(const hub_config& cfg, const hub_run_options& opts) {
   reg_opts.router.rate = cfg.schedule_rate;
   reg_opts.upstream_timeout = std::chrono::milliseconds{cfg.upstream_timeout_ms + 2000};
   actors::registry reg{sys, core.upstream, core.store, db, wall, &stats, reg_opts};
+  http::export_key_metrics(reg, stats, wall, cfg.refresh_margin_s);
 
   std::unique_ptr<cluster::node> node;
   if (cfg.cluster.enabled()) {

@@ -5,6 +5,7 @@
 #include <string_view>
 
 #include "caf/expected.hpp"
+#include "caf/meta/type_name.hpp"
 
 namespace wh::persistence {
 
@@ -18,6 +19,13 @@ struct credential {
 
   bool valid_at(int64_t now) const { return !value.empty() && now < expires_at; }
 };
+
+/// CAF's inspector of a credential (actors exchange credentials, nodes
+/// replicate them).
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, credential& x) {
+  return f(caf::meta::type_name("credential"), x.value, x.obtained_at, x.expires_at, x.version);
+}
 
 /// How many forced refreshes were spent on which (Beijing) day.
 struct force_budget_record {
