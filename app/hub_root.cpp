@@ -455,7 +455,11 @@ int run_hub(const hub_config& cfg, const hub_run_options& opts) {
                                    << (ccfg.tls_cert.empty() ? "" : " (TLS)") << ", " << ccfg.peers.size()
                                    << " peer(s), replicas " << ccfg.replicas);
   }
-  http::server srv{server_options_of(cfg),
+  auto srv_opts = server_options_of(cfg);
+  srv_opts.cached_get = [&api](const http::cached_get_request& req, std::string& out) {
+    return api.serve_cached(req, out);
+  };
+  http::server srv{std::move(srv_opts),
                    [&api](http::request&& req, http::responder respond) {
                      api.handle(std::move(req), std::move(respond));
                    },

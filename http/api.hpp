@@ -76,6 +76,13 @@ public:
   /// Entry point for the server.
   void handle(request&& req, responder respond);
 
+  /// The hot path (server_options::cached_get, http/cached_get.cpp): a GET
+  /// of a published, unexpired token or ticket, by a client allowed to read
+  /// it, is rendered straight into `out` and counted; anything else (an
+  /// error, a miss, an encoded query) is declined and takes `handle`, which
+  /// answers it byte for byte as it always did.
+  bool serve_cached(const cached_get_request& req, std::string& out);
+
   /// Counts a response the server produced itself (413, 400 from the parser)
   /// under the route labelled `label` ("other" if none is).
   void count(std::string_view label, unsigned status);

@@ -5,23 +5,58 @@
 #include <openssl/rand.h>
 
 #include <algorithm>
+#include <cstring>
 #include <stdexcept>
 
 #include <boost/asio/ip/address.hpp>
 
 namespace wh::http {
 
-std::string sha256_hex(std::string_view data) {
-  unsigned char md[EVP_MAX_MD_SIZE];
+namespace {
+
+std::array<unsigned char, 32> sha256(std::string_view data) {
+  std::array<unsigned char, 32> md{};
   unsigned int len = 0;
-  if (EVP_Digest(data.data(), data.size(), md, &len, EVP_sha256(), nullptr) != 1)
+  if (EVP_Digest(data.data(), data.size(), md.data(), &len, EVP_sha256(), nullptr) != 1
+      || len != md.size())
     throw std::runtime_error("EVP_Digest(sha256) failed");
+  return md;
+}
+
+int hex_value(char c) {
+  if (c >= '0' && c <= '9')
+    return c - '0';
+  if (c >= 'a' && c <= 'f')
+    return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F')
+    return c - 'A' + 10;
+  return -1;
+}
+
+/// The 32 bytes of a hex SHA-256, or false if `hex` is not one.
+bool parse_digest(std::string_view hex, std::array<unsigned char, 32>& out) {
+  if (hex.size() != out.size() * 2)
+    return false;
+  for (size_t i = 0; i < out.size(); ++i) {
+    int hi = hex_value(hex[2 * i]);
+    int lo = hex_value(hex[2 * i + 1]);
+    if (hi < 0 || lo < 0)
+      return false;
+    out[i] = static_cast<unsigned char>(hi << 4 | lo);
+  }
+  return true;
+}
+
+} // namespace
+
+std::string sha256_hex(std::string_view data) {
+  auto md = sha256(data);
   static constexpr char hex[] = "0123456789abcdef";
   std::string out;
-  out.reserve(len * 2);
-  for (unsigned i = 0; i < len; ++i) {
-    out += hex[md[i] >> 4];
-    out += hex[md[i] & 0xf];
+  out.reserve(md.size() * 2);
+  for (auto b : md) {
+    out += hex[b >> 4];
+    out += hex[b & 0xf];
   }
   return out;
 }
@@ -78,8 +113,17 @@ bool prefix_equal(const std::array<unsigned char, 16>& a, const std::array<unsig
 
 } // namespace
 
+size_t authenticator::digest_hash::operator()(const digest& d) const noexcept {
+  // A SHA-256 is uniformly distributed: its first bytes are a good hash.
+  size_t h = 0;
+  std::memcpy(&h, d.data(), sizeof(h));
+  return h;
+}
+
 authenticator::table::table(std::vector<client_config> cs) : clients(std::move(cs)) {
-  for (size_t i = 0; i < clients.size(); ++i)
+  for (size_t i = 0; i < clients.size(); ++i) {
+    if (digest d; parse_digest(clients[i].key_sha256, d))
+      by_digest[d] = i;
     for (auto& cidr : clients[i].networks) {
       auto slash = cidr.find('/');
       network n;
@@ -89,6 +133,7 @@ authenticator::table::table(std::vector<client_config> cs) : clients(std::move(c
       n.bits = static_cast<unsigned>(std::stoul(cidr.substr(slash + 1)));
       networks.push_back(n);
     }
+  }
 }
 
 authenticator::authenticator(std::vector<client_config> clients)
@@ -102,17 +147,18 @@ void authenticator::replace(std::vector<client_config> clients) {
 template <class Pred>
 std::shared_ptr<const client_config> authenticator::match_key(std::string_view key,
                                                               Pred eligible) const {
-  auto digest = sha256_hex(key);
+  // One SHA-256 and one hash lookup, whatever the number of clients. Only
+  // the digest steers the lookup, and a digest reveals nothing about the
+  // key; the candidate is then compared in constant time.
+  auto d = sha256(key);
   auto t = table_.load();
-  // Compare against every client so timing does not depend on which matched.
-  const client_config* found = nullptr;
-  for (auto& c : t->clients)
-    if (c.key_sha256.size() == digest.size()
-        && CRYPTO_memcmp(c.key_sha256.data(), digest.data(), digest.size()) == 0 && eligible(c))
-      found = &c;
-  if (!found)
+  auto it = t->by_digest.find(d);
+  if (it == t->by_digest.end())
     return nullptr;
-  return {std::move(t), found};
+  const auto& c = t->clients[it->second];
+  if (CRYPTO_memcmp(it->first.data(), d.data(), d.size()) != 0 || !eligible(c))
+    return nullptr;
+  return {std::move(t), &c};
 }
 
 std::shared_ptr<const client_config> authenticator::authenticate(std::string_view authorization) const {

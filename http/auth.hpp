@@ -5,6 +5,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include "core/config.hpp"
@@ -50,11 +51,18 @@ private:
     unsigned bits = 0;
   };
 
+  using digest = std::array<unsigned char, 32>;
+  struct digest_hash {
+    size_t operator()(const digest& d) const noexcept;
+  };
   /// One consistent generation of the configuration: clients and their networks.
   struct table {
     explicit table(std::vector<client_config> cs);
     std::vector<client_config> clients;
     std::vector<network> networks;
+    /// Each client key's SHA-256 -> the client (the last one configured with
+    /// that key wins, as a scan in config order would).
+    std::unordered_map<digest, size_t, digest_hash> by_digest;
   };
 
   /// Finds the client whose key is `key` among those `eligible`, in constant time.

@@ -1,5 +1,8 @@
 #include "http/render.hpp"
 
+#include <charconv>
+#include <cstring>
+
 #include <boost/json.hpp>
 
 #include "core/error.hpp"
@@ -121,26 +124,90 @@ response json_ok(std::string body) {
   return res;
 }
 
+namespace {
+
+/// Appends `value` as a JSON string, as json::serialize does.
+void append_json_string(std::string& out, std::string_view value) {
+  // Tokens and tickets are printable ASCII: no escapes, no copy through a
+  // temporary. Anything else takes Boost.JSON's serializer.
+  for (unsigned char c : value)
+    if (c < 0x20 || c >= 0x7f || c == '"' || c == '\\') {
+      out += json::serialize(json::string_view{value.data(), value.size()});
+      return;
+    }
+  out += '"';
+  out += value;
+  out += '"';
+}
+
+void append_int(std::string& out, int64_t v) {
+  char buf[24];
+  auto [end, ec] = std::to_chars(buf, buf + sizeof(buf), v);
+  out.append(buf, end);
+}
+
+constexpr std::string_view json_ok_head = "HTTP/1.1 200 OK\r\nServer: wechat-hub\r\n"
+                                          "Content-Type: application/json\r\nContent-Length: ";
+/// Room for any body length (right-aligned, then the gap is closed).
+constexpr size_t length_digits = 10;
+
+} // namespace
+
+void render_token(const actors::credential& x, std::string& out) {
+  out += R"({"access_token":)";
+  append_json_string(out, x.value);
+  out += R"(,"expires_in":)";
+  append_int(out, x.expires_at - x.obtained_at);
+  out += R"(,"timestamp":)";
+  append_int(out, x.obtained_at);
+  out += '}';
+}
+
 std::string render_token(const actors::credential& x) {
   std::string out;
   out.reserve(x.value.size() + 64);
-  out += R"({"access_token":)";
-  out += json::serialize(json::string_view{x.value});
-  out += R"(,"expires_in":)";
-  out += std::to_string(x.expires_at - x.obtained_at);
-  out += R"(,"timestamp":)";
-  out += std::to_string(x.obtained_at);
-  out += '}';
+  render_token(x, out);
   return out;
 }
 
-std::string render_ticket(const actors::credential& x, std::string_view type) {
-  json::object obj;
-  obj["ticket"] = x.value;
-  obj["type"] = type;
-  obj["expires_in"] = x.expires_at - x.obtained_at;
-  obj["timestamp"] = x.obtained_at;
-  return json::serialize(obj);
+void render_ticket(const actors::credential& x, std::string_view type, std::string& out) {
+  out += R"({"ticket":)";
+  append_json_string(out, x.value);
+  out += R"(,"type":)";
+  append_json_string(out, type);
+  out += R"(,"expires_in":)";
+  append_int(out, x.expires_at - x.obtained_at);
+  out += R"(,"timestamp":)";
+  append_int(out, x.obtained_at);
+  out += '}';
 }
+
+std::string render_ticket(const actors::credential& x, std::string_view type) {
+  std::string out;
+  out.reserve(x.value.size() + 80);
+  render_ticket(x, type, out);
+  return out;
+}
+
+namespace detail {
+
+size_t begin_json_ok_raw(std::string& out) {
+  out += json_ok_head;
+  auto at = out.size();
+  out.append(length_digits, ' ');
+  out += "\r\n\r\n";
+  return at;
+}
+
+void end_json_ok_raw(std::string& out, size_t at) {
+  auto body = out.size() - (at + length_digits + 4);
+  char buf[length_digits] = {};
+  auto [end, ec] = std::to_chars(buf, buf + sizeof(buf), body);
+  auto n = static_cast<size_t>(end - buf);
+  std::memcpy(out.data() + at, buf, n);
+  out.erase(at + n, length_digits - n);
+}
+
+} // namespace detail
 
 } // namespace wh::http

@@ -45,8 +45,31 @@ response json_ok(std::string body);
 
 /// `{"access_token","expires_in","timestamp"}`.
 std::string render_token(const actors::credential& x);
+void render_token(const actors::credential& x, std::string& out);
 
 /// `{"ticket","type","expires_in","timestamp"}`.
 std::string render_ticket(const actors::credential& x, std::string_view type);
+void render_ticket(const actors::credential& x, std::string_view type, std::string& out);
+
+/// Appends `json_ok(body)` as the server writes it on a keep-alive HTTP/1.1
+/// connection: status line, Server, Content-Type, Content-Length, body.
+/// `body` is rendered into `out` in place (no copy): `render(out)` appends it.
+template <class Render>
+void render_json_ok_raw(std::string& out, Render&& render);
+
+namespace detail {
+/// Appends the head of a 200 JSON answer with a placeholder for its
+/// Content-Length; returns where the placeholder starts.
+size_t begin_json_ok_raw(std::string& out);
+/// Fills the placeholder begun at `at`, the body having been appended.
+void end_json_ok_raw(std::string& out, size_t at);
+} // namespace detail
+
+template <class Render>
+void render_json_ok_raw(std::string& out, Render&& render) {
+  auto at = detail::begin_json_ok_raw(out);
+  render(out);
+  detail::end_json_ok_raw(out, at);
+}
 
 } // namespace wh::http

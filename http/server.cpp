@@ -36,8 +36,15 @@ namespace wh::http {
 using tcp = asio::ip::tcp;
 
 struct server::impl : session_host, std::enable_shared_from_this<server::impl> {
-  asio::io_context ioc;
-  std::optional<asio::executor_work_guard<asio::io_context::executor_type>> work;
+  using work_guard = asio::executor_work_guard<asio::io_context::executor_type>;
+  /// The first I/O thread's event loop; it also runs the acceptor. The hint
+  /// 1 says one thread runs it: no locking between threads of one loop.
+  asio::io_context ioc{1};
+  /// The other I/O threads' loops (one each).
+  std::vector<std::unique_ptr<asio::io_context>> more;
+  std::vector<work_guard> work;
+  /// Which loop the next accepted connection goes to (accept handler only).
+  std::size_t next_loop = 0;
   tcp::acceptor acceptor{ioc};
   std::vector<std::thread> threads;
   std::atomic<std::size_t> connections{0};
@@ -60,6 +67,8 @@ struct server::impl : session_host, std::enable_shared_from_this<server::impl> {
   };
   throttled accept_errors, refused_total, refused_peer;
 
+  asio::io_context& loop(std::size_t i) { return i == 0 ? ioc : *more[i - 1]; }
+  std::size_t loops() const { return 1 + more.size(); }
   void do_accept();
   void on_accept(beast::error_code ec, tcp::socket sock);
   /// Counts `t` and logs (with the count) at most once per log interval.
@@ -165,7 +174,9 @@ caf::expected<std::unique_ptr<ssl::context>> make_tls_context(const tls_options&
 } // namespace
 
 void server::impl::do_accept() {
-  acceptor.async_accept(asio::make_strand(ioc),
+  // Each loop has one thread, so a connection on it needs no strand.
+  auto& target = loop(next_loop++ % loops());
+  acceptor.async_accept(target.get_executor(),
                         beast::bind_front_handler(&impl::on_accept, shared_from_this()));
 }
 
@@ -311,11 +322,14 @@ caf::error server::start() {
   if (ec)
     return make_detail_error(ec::invalid_config, "cannot listen on " + where + ": " + ec.message());
   im.bound_port = im.acceptor.local_endpoint().port();
-  im.work.emplace(im.ioc.get_executor());
-  im.do_accept();
   auto n = im.opts.threads != 0 ? im.opts.threads : std::max(1u, std::thread::hardware_concurrency());
-  for (unsigned i = 0; i < n; ++i)
-    im.threads.emplace_back([this] { impl_->ioc.run(); });
+  for (unsigned i = 1; i < n; ++i)
+    im.more.push_back(std::make_unique<asio::io_context>(1));
+  for (std::size_t i = 0; i < im.loops(); ++i)
+    im.work.emplace_back(im.loop(i).get_executor());
+  im.do_accept();
+  for (std::size_t i = 0; i < im.loops(); ++i)
+    im.threads.emplace_back([&loop = im.loop(i)] { loop.run(); });
   return caf::none;
 }
 
@@ -347,10 +361,13 @@ void release_pending(server::impl& im) {
   beast::error_code ignored;
   im.acceptor.close(ignored);
   im.accept_timer.cancel();
-  im.ioc.restart();
-  // Bounded: an aborted handler may start one more operation, which fails at once.
-  for (int round = 0; round < 16 && im.ioc.poll() > 0; ++round)
-    ;
+  for (std::size_t i = 0; i < im.loops(); ++i) {
+    auto& loop = im.loop(i);
+    loop.restart();
+    // Bounded: an aborted handler may start one more operation, which fails at once.
+    for (int round = 0; round < 16 && loop.poll() > 0; ++round)
+      ;
+  }
 }
 
 } // namespace
@@ -371,8 +388,9 @@ void server::stop(std::chrono::milliseconds grace) {
     std::unique_lock<std::mutex> guard{im.sessions_mtx};
     im.sessions_cv.wait_for(guard, grace, [&] { return im.connections.load() == 0; });
   }
-  im.work.reset();
-  im.ioc.stop();
+  im.work.clear();
+  for (std::size_t i = 0; i < im.loops(); ++i)
+    im.loop(i).stop();
   for (auto& t : im.threads)
     if (t.joinable())
       t.join();

@@ -51,6 +51,22 @@ using handler = std::function<void(request&&, responder)>;
 /// error has one shape (the hub passes http/render.hpp's error_response).
 using error_renderer = std::function<response(const caf::error& err)>;
 
+/// What the hot path sees of a GET: views into the parsed request, valid
+/// only during the call.
+struct cached_get_request {
+  /// Origin-form target as sent (not decoded).
+  std::string_view target;
+  /// The Authorization header's value, empty if absent.
+  std::string_view authorization;
+};
+
+/// The hot path: appends a complete HTTP/1.1 response (status line, headers
+/// and body, keep-alive) to `out` and returns true, or returns false, leaving
+/// `out` as it was, so that the request takes the regular way through
+/// `handler`. Runs on an I/O thread: it must not block and must answer only
+/// what `handler` would answer byte for byte.
+using cached_get_handler = std::function<bool(const cached_get_request& req, std::string& out)>;
+
 /// Observes every response the server writes (for request metrics).
 using response_observer = std::function<void(unsigned status)>;
 
@@ -95,11 +111,16 @@ struct server_options {
   std::chrono::seconds log_interval{10};
   /// TLS 1.2+ (and mTLS) when enabled; the handshake has `request_timeout`.
   tls_options tls;
+  /// Tried first for keep-alive HTTP/1.1 GETs without a body; unset = none.
+  cached_get_handler cached_get;
 };
 
 /// A Beast HTTP/1.1 server: keep-alive, one request in flight per connection,
 /// body and header limits, deadlines on every read and write, and a graceful
-/// drain. Handler responses are dispatched onto the connection's strand.
+/// drain. Each I/O thread runs its own event loop, and a connection lives on
+/// one loop for its whole life (accepted connections are dealt round robin),
+/// so no lock or thread hand-off sits on a request's way. Handler responses
+/// are dispatched onto the connection's loop.
 class server {
 public:
   server(server_options opts, handler h, error_renderer render_error);

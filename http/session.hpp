@@ -16,6 +16,7 @@
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ssl.hpp>
+#include <boost/asio/write.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
@@ -254,6 +255,8 @@ private:
     busy_ = true;
     auto& msg = parser_->get();
     keep_alive_ = msg.keep_alive() && !srv_->draining;
+    if (try_cached_get(msg))
+      return;
     request req;
     req.method = std::string{msg.method_string()};
     req.target = std::string{msg.target()};
@@ -270,7 +273,7 @@ private:
       req.client_cn = client_cn_;
     auto self = this->shared_from_this();
     srv_->handle(std::move(req), [self](response res) {
-      // Inline when already on this connection's strand (the cached fast
+      // Inline when already on this connection's loop (the cached fast
       // path), posted otherwise (answers from actors).
       asio::dispatch(self->stream_.get_executor(),
                      [self, res = std::move(res)]() mutable { self->write(std::move(res)); });
@@ -291,6 +294,34 @@ private:
     ops::expires_after(lowest(), srv_->opts.request_timeout);
     bhttp::async_write(stream_, res_,
                        beast::bind_front_handler(&session::on_write, this->shared_from_this()));
+  }
+
+  /// The hot path: a keep-alive HTTP/1.1 GET that the cached-GET handler
+  /// answers is written as the handler rendered it, in one write. Anything
+  /// else (HTTP/1.0, `Connection: close`, a body, a drain) goes the regular way.
+  template <class Message>
+  bool try_cached_get(const Message& msg) {
+    if (!srv_->opts.cached_get || !keep_alive_ || msg.version() != 11
+        || msg.method() != bhttp::verb::get || !msg.body().empty())
+      return false;
+    cached_get_request req{msg.target(), msg[bhttp::field::authorization]};
+    raw_.clear();
+    if (!srv_->opts.cached_get(req, raw_))
+      return false;
+    ops::expires_after(lowest(), srv_->opts.request_timeout);
+    asio::async_write(stream_, asio::buffer(raw_),
+                      beast::bind_front_handler(&session::on_raw_write, this->shared_from_this()));
+    return true;
+  }
+
+  void on_raw_write(beast::error_code ec, std::size_t) {
+    busy_ = false;
+    if (ec)
+      return close();
+    // A drain that began meanwhile found this connection busy: close it now.
+    if (srv_->draining)
+      return close();
+    do_read();
   }
 
   void on_write(beast::error_code ec, std::size_t) {
@@ -363,6 +394,8 @@ private:
   beast::flat_buffer buffer_;
   std::optional<bhttp::request_parser<bhttp::string_body>> parser_;
   bhttp::response<bhttp::string_body> res_;
+  /// A response of the cached-GET handler (kept between requests: no allocation).
+  std::string raw_;
   std::shared_ptr<session_host> srv_;
   std::vector<char> drain_;
   std::string client_cn_;
