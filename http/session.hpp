@@ -71,6 +71,22 @@ struct stream_ops {
     beast::error_code ignored;
     s.socket().close(ignored);
   }
+  /// Writes what the socket takes at once, without waiting (0 when it takes
+  /// nothing now); `ec` is set only for a real failure.
+  static std::size_t write_now(Lowest& s, asio::const_buffer b, beast::error_code& ec) {
+    auto& sock = s.socket();
+    if (!sock.non_blocking()) {
+      sock.non_blocking(true, ec);
+      if (ec)
+        return 0;
+    }
+    auto n = sock.write_some(b, ec);
+    if (ec == asio::error::would_block || ec == asio::error::try_again) {
+      ec = {};
+      return 0;
+    }
+    return n;
+  }
   static std::optional<asio::ip::address> remote_address(Lowest& s) {
     beast::error_code ec;
     auto ep = s.socket().remote_endpoint(ec);
@@ -308,6 +324,29 @@ private:
     raw_.clear();
     if (!srv_->opts.cached_get(req, raw_))
       return false;
+    if constexpr (!is_tls) {
+      // A few hundred bytes almost always fit the socket's send buffer: write
+      // them now, and spare the asynchronous write its timer and dispatch.
+      beast::error_code ec;
+      auto n = ops::write_now(lowest(), asio::buffer(raw_), ec);
+      if (ec) {
+        busy_ = false;
+        close();
+        return true;
+      }
+      if (n == raw_.size()) {
+        busy_ = false;
+        if (srv_->draining)
+          close();
+        else if (buffer_.size() > 0) // pipelined requests: no recursion per request
+          asio::post(stream_.get_executor(),
+                     beast::bind_front_handler(&session::do_read, this->shared_from_this()));
+        else
+          do_read();
+        return true;
+      }
+      raw_.erase(0, n);
+    }
     ops::expires_after(lowest(), srv_->opts.request_timeout);
     asio::async_write(stream_, asio::buffer(raw_),
                       beast::bind_front_handler(&session::on_raw_write, this->shared_from_this()));

@@ -24,6 +24,9 @@ struct stream_ops<beast::test::stream> {
   static void expires_after(beast::test::stream&, std::chrono::steady_clock::duration) {}
   static void shutdown_send(beast::test::stream& s) { s.close(); }
   static void close(beast::test::stream& s) { s.close(); }
+  static std::size_t write_now(beast::test::stream& s, asio::const_buffer b, beast::error_code& ec) {
+    return s.write_some(b, ec);
+  }
   static std::optional<asio::ip::address> remote_address(beast::test::stream&) {
     return asio::ip::make_address("127.0.0.1");
   }
@@ -174,6 +177,41 @@ CAF_TEST(draining answers the request in flight and closes) {
   host->draining = true;
   auto out = exchange(get_a);
   CAF_CHECK(out.rfind("HTTP/1.1 200 OK", 0) == 0);
+  CAF_CHECK(out.find("Connection: close") != std::string::npos);
+  CAF_CHECK_EQUAL(host->closed, 1);
+}
+
+
+CAF_TEST(the cached get path answers in order and declines to the handler) {
+  // Answers GETs of /hot itself; declines everything else.
+  int hot = 0;
+  host->opts.cached_get = [&hot](const cached_get_request& req, std::string& out) {
+    if (req.target != "/hot")
+      return false;
+    ++hot;
+    std::string body = "hot " + std::to_string(hot) + " " + std::string{req.authorization};
+    out += "HTTP/1.1 200 OK\r\nContent-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
+    return true;
+  };
+  // 200 pipelined hot requests in one segment, then a declined one: in
+  // order, each once.
+  std::string burst;
+  for (int i = 0; i < 200; ++i)
+    burst += "GET /hot HTTP/1.1\r\nHost: hub\r\nAuthorization: Bearer k\r\n\r\n";
+  auto out = exchange(burst + get_a);
+  CAF_CHECK_EQUAL(hot, 200);
+  CAF_CHECK_EQUAL(count(out, "HTTP/1.1 200 OK"), 201u);
+  CAF_CHECK(out.find("hot 1 Bearer k") < out.find("hot 200 Bearer k"));
+  CAF_CHECK(out.find("hot 200 Bearer k") < out.find("ok GET /a"));
+  CAF_REQUIRE_EQUAL(seen.size(), 1u);
+  CAF_CHECK_EQUAL(seen[0].target, "/a");
+  // Not on the hot path: HTTP/1.0, Connection: close, a body, another method.
+  exchange("POST /hot HTTP/1.1\r\nHost: hub\r\nContent-Length: 2\r\n\r\nhi");
+  exchange("GET /hot HTTP/1.1\r\nHost: hub\r\nContent-Length: 2\r\n\r\nhi");
+  CAF_CHECK_EQUAL(hot, 200);
+  CAF_CHECK_EQUAL(seen.size(), 3u);
+  out = exchange("GET /hot HTTP/1.1\r\nHost: hub\r\nConnection: close\r\n\r\n");
+  CAF_CHECK_EQUAL(hot, 200);
   CAF_CHECK(out.find("Connection: close") != std::string::npos);
   CAF_CHECK_EQUAL(host->closed, 1);
 }
