@@ -125,10 +125,22 @@ caf::expected<std::unique_ptr<ssl::context>> make_tls_context(const tls_options&
   SSL_CTX_set_min_proto_version(native, TLS1_2_VERSION);
   SSL_CTX_set_options(native, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION
                                 | SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_SINGLE_ECDH_USE);
-  // Mozilla "intermediate" TLS 1.2 suites; TLS 1.3 suites keep OpenSSL's defaults.
+  // Mozilla "intermediate" TLS 1.2 suites. The hub's order wins, and it puts
+  // AES-128-GCM first, which AES-NI makes the cheapest; ChaCha20 goes first
+  // only for a client that prefers it (one without AES hardware).
+  SSL_CTX_set_options(native, SSL_OP_PRIORITIZE_CHACHA);
   SSL_CTX_set_cipher_list(native, "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"
                                   "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"
                                   "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305");
+  SSL_CTX_set_ciphersuites(native, "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:"
+                                   "TLS_CHACHA20_POLY1305_SHA256");
+  // Resumption: stateless tickets (keys kept in memory, rotated by a
+  // restart) and the server-side cache for TLS 1.2 session ids. One ticket
+  // per TLS 1.3 handshake is enough for a client that reconnects.
+  SSL_CTX_set_session_cache_mode(native, SSL_SESS_CACHE_SERVER);
+  SSL_CTX_set_num_tickets(native, 1);
+  static constexpr unsigned char sid_ctx[] = "wechat-hub";
+  SSL_CTX_set_session_id_context(native, sid_ctx, sizeof(sid_ctx) - 1);
   // An encrypted key must fail to load, not prompt on the terminal.
   ctx->set_password_callback(
     [](std::size_t, ssl::context::password_purpose) { return std::string{}; });
@@ -162,10 +174,8 @@ caf::expected<std::unique_ptr<ssl::context>> make_tls_context(const tls_options&
     // several certificates pick the right one.
     if (auto* names = SSL_load_client_CA_file(opts.client_ca.c_str()))
       SSL_CTX_set_client_CA_list(native, names);
+    // (Resumption with client verification needs the context id set above.)
     ctx->set_verify_mode(ssl::verify_peer | ssl::verify_fail_if_no_peer_cert);
-    // Session resumption with client verification needs a context id.
-    static constexpr unsigned char sid_ctx[] = "wechat-hub";
-    SSL_CTX_set_session_id_context(native, sid_ctx, sizeof(sid_ctx) - 1);
   }
   ERR_clear_error();
   return ctx;

@@ -148,6 +148,39 @@ CAF_TEST(only tls 1.2 and 1.3 are accepted) {
   CAF_CHECK_NOT_EQUAL(rsa_kx.code, 0);
 }
 
+CAF_TEST(sessions resume from tickets and aes gcm is preferred) {
+  env.start_hub(tls_toml(false));
+  auto session = env.dir / "tls.session";
+  // The client stays half a second after its request, to read the answer
+  // and (TLS 1.3) the session ticket that follows the handshake.
+  auto connect = [&](const std::string& args) {
+    return run("(printf 'GET /healthz HTTP/1.1\\r\\nHost: hub\\r\\n\\r\\n'; sleep 0.5) | timeout 10 "
+               "openssl s_client -connect 127.0.0.1:" + std::to_string(env.hub_port) + " -CAfile "
+               + cert("ca.crt") + " " + args);
+  };
+  for (std::string version : {"-tls1_3", "-tls1_2"}) {
+    CAF_MESSAGE(version);
+    std::remove(session.c_str());
+    // A client that lists AES-256 first still gets AES-128-GCM: the hub's order.
+    auto suites = version == "-tls1_3"
+                    ? " -ciphersuites TLS_AES_256_GCM_SHA384:TLS_AES_128_GCM_SHA256"
+                    : " -cipher ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-ECDSA-AES128-GCM-SHA256";
+    auto first = connect(version + suites + " -sess_out " + session);
+    CAF_CHECK_EQUAL(first.code, 0);
+    CAF_CHECK(contains(first.out, "New, TLSv1."));
+    CAF_CHECK(contains(first.out, version == "-tls1_3" ? "Cipher is TLS_AES_128_GCM_SHA256"
+                                                       : "Cipher is ECDHE-ECDSA-AES128-GCM-SHA256"));
+    CAF_CHECK(contains(first.out, "HTTP/1.1 200 OK"));
+    auto again = connect(version + suites + " -sess_in " + session);
+    CAF_CHECK_EQUAL(again.code, 0);
+    CAF_CHECK(contains(again.out, "Reused, TLSv1."));
+    CAF_CHECK(contains(again.out, "HTTP/1.1 200 OK"));
+  }
+  // A client that prefers ChaCha20 (one without AES hardware) gets it.
+  auto chacha = connect("-tls1_3 -ciphersuites TLS_CHACHA20_POLY1305_SHA256:TLS_AES_128_GCM_SHA256");
+  CAF_CHECK(contains(chacha.out, "Cipher is TLS_CHACHA20_POLY1305_SHA256"));
+}
+
 CAF_TEST(mtls requires a client certificate signed by the configured ca) {
   env.start_hub(tls_toml(true));
   // No client certificate: no HTTP answer, over TLS 1.3 and 1.2.
