@@ -14,13 +14,28 @@ namespace wh::http {
 
 namespace {
 
+/// SHA-256 on the request path: the algorithm is fetched from the provider
+/// once (an implicit fetch per call takes a lock and compares names), and
+/// each thread reuses one digest context (no allocation per request).
 std::array<unsigned char, 32> sha256(std::string_view data) {
-  std::array<unsigned char, 32> md{};
+  struct fetched {
+    EVP_MD* md = EVP_MD_fetch(nullptr, "SHA256", nullptr);
+    ~fetched() { EVP_MD_free(md); }
+  };
+  struct context {
+    EVP_MD_CTX* ctx = EVP_MD_CTX_new();
+    ~context() { EVP_MD_CTX_free(ctx); }
+  };
+  static const fetched algorithm;
+  thread_local const context local;
+  std::array<unsigned char, 32> out{};
   unsigned int len = 0;
-  if (EVP_Digest(data.data(), data.size(), md.data(), &len, EVP_sha256(), nullptr) != 1
-      || len != md.size())
-    throw std::runtime_error("EVP_Digest(sha256) failed");
-  return md;
+  if (algorithm.md == nullptr || local.ctx == nullptr
+      || EVP_DigestInit_ex2(local.ctx, algorithm.md, nullptr) != 1
+      || EVP_DigestUpdate(local.ctx, data.data(), data.size()) != 1
+      || EVP_DigestFinal_ex(local.ctx, out.data(), &len) != 1 || len != out.size())
+    throw std::runtime_error("SHA-256 failed (OpenSSL EVP)");
+  return out;
 }
 
 int hex_value(char c) {
