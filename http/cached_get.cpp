@@ -1,8 +1,13 @@
 // The hot path of the front end: cached GETs of tokens and tickets, answered
 // on the I/O thread from the published snapshots, with no allocation, no
-// actor hop and no lock beyond the directory shard's read lock.
+// actor hop and no lock beyond the directory shard's read lock. A version's
+// complete response is rendered once per I/O thread while it stays hot.
 
+#include <array>
 #include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
 #include <string_view>
 
 #include "actors/registry.hpp"
@@ -74,6 +79,32 @@ std::string_view key_of(std::string_view appid, std::string_view authorizer, std
   return buf;
 }
 
+/// The complete responses of the versions this I/O thread served last, so
+/// that serving a hot token again is a lookup and one copy. Direct-mapped by
+/// the published version's address; each entry holds that version, so an
+/// address cannot be reused while it is cached. Bounded (a million keys
+/// would otherwise carry a million rendered answers) and per thread (no lock).
+class rendered_cache {
+public:
+  template <class Render>
+  void append(const std::shared_ptr<const actors::credential>& x, std::string& out, Render&& render) {
+    auto& e = slots_[(reinterpret_cast<uintptr_t>(x.get()) >> 4) % slots_.size()];
+    if (e.version != x) {
+      e.bytes.clear();
+      render_json_ok_raw(e.bytes, render);
+      e.version = x;
+    }
+    out += e.bytes;
+  }
+
+private:
+  struct entry {
+    std::shared_ptr<const actors::credential> version;
+    std::string bytes;
+  };
+  std::array<entry, 64> slots_;
+};
+
 } // namespace
 
 bool hub_api::serve_cached(const cached_get_request& req, std::string& out) {
@@ -122,10 +153,11 @@ bool hub_api::serve_cached(const cached_get_request& req, std::string& out) {
   auto x = slot->load();
   if (!x || clock_.now() >= x->expires_at)
     return false;
+  thread_local rendered_cache rendered;
   if (which == hot_route::ticket)
-    render_json_ok_raw(out, [&](std::string& o) { render_ticket(*x, q.type, o); });
+    rendered.append(x, out, [&](std::string& o) { render_ticket(*x, q.type, o); });
   else
-    render_json_ok_raw(out, [&](std::string& o) { render_token(*x, o); });
+    rendered.append(x, out, [&](std::string& o) { render_token(*x, o); });
   static const uint8_t routes_of[] = {index_of("/client/access_token"), index_of("/client/ticket"),
                                       index_of("/client/component_access_token")};
   auto r = routes_of[static_cast<int>(which)];
