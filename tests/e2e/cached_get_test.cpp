@@ -257,4 +257,28 @@ CAF_TEST(cached answers are counted like the others) {
                   1.0);
 }
 
+CAF_TEST(a new version is served at once after a refresh) {
+  connection c{env.hub_port};
+  auto target = "/client/access_token?appid=wxe2e";
+  auto before = c.roundtrip(get(target, app_key.key));
+  CAF_REQUIRE_EQUAL(status_of(before), 200u);
+  auto old_token = std::string{parse_object(body_of(before)).at("access_token").as_string()};
+  // Served from this thread's rendered answers several times over.
+  for (int i = 0; i < 5; ++i)
+    CAF_REQUIRE_EQUAL(c.roundtrip(get(target, app_key.key)), before);
+  // WeChat stops accepting the token, a client reports it; the hub replaces it.
+  env.sim("POST", "/sim/invalidate", R"({"appid":"wxe2e"})");
+  env.bearer = app_key.key;
+  auto refreshed = env.hub("POST", "/refresh/access_token",
+                           R"({"appid":"wxe2e","access_token":")" + old_token + "\"}");
+  env.bearer.clear();
+  CAF_REQUIRE_EQUAL(refreshed.status, 200u);
+  auto new_token = std::string{parse_object(refreshed.body).at("access_token").as_string()};
+  CAF_REQUIRE_NOT_EQUAL(new_token, old_token);
+  for (int i = 0; i < 5; ++i) {
+    auto after = c.roundtrip(get(target, app_key.key));
+    CAF_CHECK_EQUAL(std::string{parse_object(body_of(after)).at("access_token").as_string()}, new_token);
+  }
+}
+
 CAF_TEST_FIXTURE_SCOPE_END()
