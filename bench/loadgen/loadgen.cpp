@@ -1,7 +1,7 @@
 // wh-loadgen: an open-loop HTTP/1.1 load generator.
 //
 // Request i is due at start + i / rate, whatever happened to earlier ones. It
-// goes out on the first free keep-alive connection once due (one request in
+// goes out once due on the keep-alive connection idle longest (one request in
 // flight per connection, no pipelining), and its latency runs from when it was
 // due to when its whole response arrived. Time spent waiting for a connection
 // therefore counts: no coordinated omission (the wrk2 model). Each thread runs
@@ -20,6 +20,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <deque>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -310,8 +311,10 @@ public:
     for (;;) {
       auto now = steady::now();
       while (next < total_ && !free_.empty() && due(next) <= now) {
-        auto idx = free_.back();
-        free_.pop_back();
+        // Oldest idle connection first: requests spread over all of them, as
+        // from many clients, rather than the few a stack would keep busy.
+        auto idx = free_.front();
+        free_.pop_front();
         begin_request(conns_[idx], next);
         next += stride_;
       }
@@ -661,7 +664,7 @@ private:
   int64_t stride_;
   int ep_ = -1;
   std::vector<connection> conns_;
-  std::vector<size_t> free_;
+  std::deque<size_t> free_; // idle connections, in the order they became idle
   int64_t total_ = 0;
   int64_t measured_from_ = 0;
   int64_t in_flight_ = 0;
