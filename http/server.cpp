@@ -6,7 +6,7 @@
 #include <map>
 #include <mutex>
 #include <optional>
-#include <set>
+#include <unordered_map>
 #include <thread>
 
 #include <fstream>
@@ -49,7 +49,9 @@ struct server::impl : session_host, std::enable_shared_from_this<server::impl> {
   std::vector<std::thread> threads;
   std::atomic<std::size_t> connections{0};
   std::mutex sessions_mtx;
-  std::set<std::weak_ptr<session_base>, std::owner_less<std::weak_ptr<session_base>>> sessions;
+  /// Live sessions, for drain and stop: added at accept, removed by the
+  /// session's destructor (O(1) each, however many connections are open).
+  std::unordered_map<const session_base*, std::weak_ptr<session_base>> sessions;
   std::condition_variable sessions_cv;
   uint16_t bound_port = 0;
   /// Set when serving HTTPS.
@@ -76,10 +78,11 @@ struct server::impl : session_host, std::enable_shared_from_this<server::impl> {
   /// Takes a slot for `peer`; false when the per-peer cap is reached.
   bool admit_peer(const asio::ip::address& peer);
   void release_peer(const asio::ip::address& peer);
-  void session_closed(const std::optional<asio::ip::address>& peer) override {
+  void session_closed(const session_base* s, const std::optional<asio::ip::address>& peer) override {
     if (peer)
       release_peer(*peer);
     std::lock_guard<std::mutex> guard{sessions_mtx};
+    sessions.erase(s);
     connections--;
     sessions_cv.notify_all();
   }
@@ -290,9 +293,7 @@ void server::impl::launch(tcp::socket&& sock, std::optional<asio::ip::address> p
                                     std::forward<Ts>(xs)...);
   {
     std::lock_guard<std::mutex> guard{sessions_mtx};
-    for (auto i = sessions.begin(); i != sessions.end();)
-      i = i->expired() ? sessions.erase(i) : std::next(i);
-    sessions.insert(s);
+    sessions.emplace(s.get(), s);
   }
   s->run();
 }
@@ -353,7 +354,7 @@ namespace {
 std::vector<std::shared_ptr<session_base>> live_sessions(server::impl& im) {
   std::vector<std::shared_ptr<session_base>> live;
   std::lock_guard<std::mutex> guard{im.sessions_mtx};
-  for (auto& w : im.sessions)
+  for (auto& [_, w] : im.sessions)
     if (auto s = w.lock())
       live.push_back(std::move(s));
   return live;

@@ -54,8 +54,8 @@ public:
   error_renderer render_error;
   /// Set on stop: answers close their connections.
   std::atomic<bool> draining{false};
-  /// A session ended (`peer`: its slot in the per-peer count, if counted).
-  virtual void session_closed(const std::optional<asio::ip::address>& peer) = 0;
+  /// Session `s` ended (`peer`: its slot in the per-peer count, if counted).
+  virtual void session_closed(const session_base* s, const std::optional<asio::ip::address>& peer) = 0;
 };
 
 /// The socket-level operations of a session's lowest layer; tests specialise
@@ -109,7 +109,7 @@ public:
   session(std::shared_ptr<session_host> srv, std::optional<asio::ip::address> peer, Args&&... args)
     : stream_(std::forward<Args>(args)...), srv_(std::move(srv)), peer_(std::move(peer)) {}
 
-  ~session() override { srv_->session_closed(peer_); }
+  ~session() override { srv_->session_closed(this, peer_); }
 
   void run() {
     if constexpr (is_tls)

@@ -38,7 +38,7 @@ namespace {
 
 struct test_host : session_host {
   int closed = 0;
-  void session_closed(const std::optional<asio::ip::address>&) override { ++closed; }
+  void session_closed(const session_base*, const std::optional<asio::ip::address>&) override { ++closed; }
 };
 
 struct fixture {
