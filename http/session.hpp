@@ -199,10 +199,11 @@ private:
     parser_->body_limit(boost::none);
     limit_ = srv_->opts.max_body_bytes;
     parser_->header_limit(srv_->opts.max_header_bytes);
-    ops::expires_after(lowest(), srv_->opts.request_timeout);
+    armed_ = false;
     // A whole request usually arrives in one segment: parse what is already
     // buffered here. Each asynchronous read costs a timer and a dispatch,
-    // and the hot path (a cached token) must cost no more than one.
+    // and the hot path (a cached token) must cost no more than one. The
+    // request deadline is armed only for what is read asynchronously.
     if (buffer_.size() > 0) {
       beast::error_code ec;
       while (buffer_.size() > 0 && !parser_->is_header_done()) {
@@ -218,6 +219,8 @@ private:
       if (parser_->is_header_done())
         return on_header({}, 0);
     }
+    ops::expires_after(lowest(), srv_->opts.request_timeout);
+    armed_ = true;
     bhttp::async_read_header(stream_, buffer_, *parser_,
                              beast::bind_front_handler(&session::on_header, this->shared_from_this()));
   }
@@ -233,6 +236,8 @@ private:
     parser_->body_limit(limit_);
     if (parser_->is_done()) // no body (a GET): nothing more to read
       return on_read({}, 0);
+    if (!armed_)
+      ops::expires_after(lowest(), srv_->opts.request_timeout);
     bhttp::async_read(stream_, buffer_, *parser_,
                       beast::bind_front_handler(&session::on_read, this->shared_from_this()));
   }
@@ -443,6 +448,8 @@ private:
   /// Body limit of the request being read.
   uint32_t limit_ = 0;
   bool first_ = true;
+  /// The request deadline runs (armed for the first asynchronous read of a request).
+  bool armed_ = false;
   bool busy_ = false;
   bool keep_alive_ = true;
 };
