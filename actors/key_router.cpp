@@ -34,7 +34,7 @@ struct io_state {
 caf::behavior router_io(caf::stateful_actor<io_state>*, registry* reg,
                         std::shared_ptr<persistence::store> db) {
   return {
-    [=](load_atom, const std::string& key) -> caf::actor {
+    [=](load_atom, const std::string& key) -> key_actor {
       auto e = reg->find(key);
       if (!e || e->shadow)
         return {};
@@ -73,7 +73,7 @@ caf::behavior router_io(caf::stateful_actor<io_state>*, registry* reg,
 
 // -- router -------------------------------------------------------------------------
 
-using parked_fn = std::function<void(const caf::actor&, const caf::error&)>;
+using parked_fn = std::function<void(const key_actor&, const caf::error&)>;
 
 struct router_state {
   static inline const char* name = "wh.router";
@@ -100,7 +100,7 @@ struct router_state {
   int64_t failed_stops_logged_at = 0;
 };
 
-using self_ptr = caf::stateful_actor<router_state>*;
+using self_ptr = key_router_actor::stateful_pointer<router_state>;
 
 bool busy(self_ptr self, const std::string& key) {
   auto& st = self->state;
@@ -111,12 +111,12 @@ void flush_schedule(self_ptr self) {
   auto& st = self->state;
   if (st.pending.ops.empty())
     return;
-  self->send(st.io, sched_atom::value, std::move(st.pending));
+  caf::anon_send(st.io, sched_atom::value, std::move(st.pending));
   st.pending = store_write{};
   st.pending_keys.clear();
 }
 
-void flush_parked(self_ptr self, const std::string& key, const caf::actor& a, const caf::error& err) {
+void flush_parked(self_ptr self, const std::string& key, const key_actor& a, const caf::error& err) {
   auto i = self->state.parked.find(key);
   if (i == self->state.parked.end())
     return;
@@ -128,7 +128,7 @@ void flush_parked(self_ptr self, const std::string& key, const caf::actor& a, co
 
 void start(self_ptr self, const std::string& key);
 
-void passivate(self_ptr self, const std::string& key, const caf::actor& a) {
+void passivate(self_ptr self, const std::string& key, const key_actor& a) {
   auto& st = self->state;
   if (busy(self, key) || st.parked.count(key))
     return;
@@ -143,7 +143,7 @@ void passivate(self_ptr self, const std::string& key, const caf::actor& a) {
         st.live.erase(key);
         auto e = st.reg->find(key);
         if (e && e->actor() == a)
-          e->set_actor(caf::actor{});
+          e->set_actor(key_actor{});
         int64_t woke = 0;
         if (auto i = st.woken.find(key); i != st.woken.end()) {
           woke = i->second;
@@ -185,7 +185,7 @@ void passivate(self_ptr self, const std::string& key, const caf::actor& a) {
         if (e && e->actor() == a && !a->getf(caf::abstract_actor::is_terminated_flag))
           return flush_parked(self, key, a, caf::error{});
         if (e && e->actor() == a)
-          e->set_actor(caf::actor{});
+          e->set_actor(key_actor{});
         st.live.erase(key);
         if (st.parked.count(key))
           start(self, key);
@@ -212,7 +212,7 @@ void enforce_cap(self_ptr self) {
     if (!st.live.count(key))
       continue;
     auto e = st.reg->find(key);
-    auto a = e ? e->actor() : caf::actor{};
+    auto a = e ? e->actor() : key_actor{};
     if (!a) {
       st.live.erase(key);
       continue;
@@ -230,11 +230,11 @@ void start(self_ptr self, const std::string& key) {
     flush_schedule(self); // the storage worker writes before it reads
   self->request(st.io, caf::infinite, load_atom::value, key)
     .then(
-      [self, key](caf::actor& a) {
+      [self, key](key_actor& a) {
         auto& st = self->state;
         st.starting.erase(key);
         if (!a)
-          return flush_parked(self, key, caf::actor{},
+          return flush_parked(self, key, key_actor{},
                               make_detail_error(ec::unknown_key, key + " is not known to this hub"));
         if (st.live.insert(key).second)
           st.order.push_back(key);
@@ -243,7 +243,7 @@ void start(self_ptr self, const std::string& key) {
       },
       [self, key](caf::error& err) {
         self->state.starting.erase(key);
-        flush_parked(self, key, caf::actor{}, err);
+        flush_parked(self, key, key_actor{}, err);
       });
 }
 
@@ -252,7 +252,7 @@ void with_actor(self_ptr self, const std::string& key, parked_fn deliver) {
   auto& st = self->state;
   auto e = st.reg->find(key);
   if (!e || e->shadow)
-    return deliver(caf::actor{}, make_detail_error(ec::unknown_key, key + " is not known to this hub"));
+    return deliver(key_actor{}, make_detail_error(ec::unknown_key, key + " is not known to this hub"));
   if (!busy(self, key)) {
     if (auto a = e->actor())
       return deliver(a, caf::error{});
@@ -262,19 +262,62 @@ void with_actor(self_ptr self, const std::string& key, parked_fn deliver) {
     start(self, key);
 }
 
-template <class... Ts>
-caf::response_promise serve(self_ptr self, const std::string& key, Ts... xs) {
-  auto rp = self->make_response_promise();
-  with_actor(self, key, [rp, xs...](const caf::actor& a, const caf::error& err) mutable {
-    if (err)
-      rp.deliver(err);
-    else
-      rp.delegate(a, xs...);
-  });
-  return rp;
+// -- delivery by key ---------------------------------------------------------------
+
+using caf::detail::type_list;
+
+/// The router's handler of one key request: takes its keyed form
+/// `(atoms..., key, rest...)` and delegates `(atoms..., rest...)` to the
+/// key's actor, starting it first if needed. Generated from key_requests
+/// (key_protocol.hpp), so the router understands exactly what a key does.
+template <class Atoms, class Rest, class Out>
+struct route_fn;
+
+template <class... As, class... Rs, class... Os>
+struct route_fn<type_list<As...>, type_list<Rs...>, caf::output_tuple<Os...>> {
+  self_ptr self;
+
+  caf::typed_response_promise<Os...> operator()(As... atoms, const std::string& key, const Rs&... xs) const {
+    auto rp = self->template make_response_promise<Os...>();
+    with_actor(self, key, [rp, atoms..., xs...](const key_actor& a, const caf::error& err) mutable {
+      if (err)
+        rp.deliver(err);
+      else
+        rp.delegate(a, atoms..., xs...);
+    });
+    return rp;
+  }
+};
+
+/// One-way messages (no answer): dropped for a key this hub does not know.
+template <class... As, class... Rs>
+struct route_fn<type_list<As...>, type_list<Rs...>, caf::output_tuple<void>> {
+  self_ptr self;
+
+  void operator()(As... atoms, const std::string& key, const Rs&... xs) const {
+    with_actor(self, key, [atoms..., xs...](const key_actor& a, const caf::error&) {
+      if (a)
+        caf::anon_send(a, atoms..., xs...);
+    });
+  }
+};
+
+template <class Sig>
+struct route_of;
+
+template <class... Is, class Out>
+struct route_of<caf::typed_mpi<type_list<Is...>, Out>> {
+  using parts = protocol::split_atoms<type_list<>, type_list<Is...>>;
+  using type = route_fn<typename parts::atoms, typename parts::rest, Out>;
+};
+
+/// The router's behavior: a route for every key request, then `own`.
+template <class... Sigs, class... Fs>
+key_router_actor::behavior_type with_routes(self_ptr self, type_list<Sigs...>, Fs... own) {
+  return {typename route_of<Sigs>::type{self}..., std::move(own)...};
 }
 
-/// Wakes the keys whose refresh is due (at most `rate` per tick, in due order).
+/// Wakes the keys whose refresh is due/// Wakes the keys whose refresh is due (at most `rate` per tick, in due order).
 void check_schedule(self_ptr self) {
   auto& st = self->state;
   flush_schedule(self);
@@ -296,7 +339,7 @@ void check_schedule(self_ptr self) {
           WH_DEBUG("router", key << ": due at " << dues[i] << ", woken");
           st.woken.emplace(key, dues[i]);
           ++woke;
-          with_actor(self, key, [](const caf::actor& a, const caf::error&) {
+          with_actor(self, key, [](const key_actor& a, const caf::error&) {
             if (a)
               caf::anon_send(a, wake_atom::value);
           });
@@ -305,7 +348,7 @@ void check_schedule(self_ptr self) {
       [](caf::error&) {});
 }
 
-caf::behavior key_router(self_ptr self, registry* reg, caf::actor io, const wh::clock* clk,
+key_router_actor::behavior_type key_router(self_ptr self, registry* reg, caf::actor io, const wh::clock* clk,
                          router_options opts) {
   auto& st = self->state;
   st.reg = reg;
@@ -313,7 +356,8 @@ caf::behavior key_router(self_ptr self, registry* reg, caf::actor io, const wh::
   st.clock = clk;
   st.opts = opts;
   self->link_to(st.io);
-  return {
+  return with_routes(
+    self, key_requests::signatures{},
     [=](ready_atom) {
       // Every stored key is in the directory: the schedule may run (before
       // that, a record of a key not loaded yet would look like a leftover).
@@ -322,32 +366,8 @@ caf::behavior key_router(self_ptr self, registry* reg, caf::actor io, const wh::
       self->state.ready = true;
       self->send(self, tick_atom::value);
     },
-    [=](get_atom, token_atom, const std::string& key) {
-      return serve(self, key, get_atom::value, token_atom::value);
-    },
-    [=](get_atom, ticket_atom, const std::string& key, const std::string& type) {
-      return serve(self, key, get_atom::value, ticket_atom::value, type);
-    },
-    [=](stale_atom, const std::string& key, const std::string& token) {
-      return serve(self, key, stale_atom::value, token);
-    },
-    [=](refresh_atom, const std::string& key) { return serve(self, key, refresh_atom::value); },
-    [=](state_atom, const std::string& key) { return serve(self, key, state_atom::value); },
-    [=](revoke_atom, const std::string& key) { return serve(self, key, revoke_atom::value); },
-    [=](auth_atom, const std::string& key, const authorization& a) {
-      return serve(self, key, auth_atom::value, a);
-    },
-    [=](auth_atom, const std::string& key, const credential& refresh) {
-      return serve(self, key, auth_atom::value, refresh);
-    },
-    [=](quota_atom, const std::string& key) {
-      with_actor(self, key, [](const caf::actor& a, const caf::error&) {
-        if (a)
-          caf::anon_send(a, quota_atom::value);
-      });
-    },
     [=](idle_atom, const std::string& key) {
-      auto sender = caf::actor_cast<caf::actor>(self->current_sender());
+      auto sender = caf::actor_cast<key_actor>(self->current_sender());
       auto e = self->state.reg->find(key);
       if (sender && e && e->actor() == sender)
         passivate(self, key, sender);
@@ -365,13 +385,12 @@ caf::behavior key_router(self_ptr self, registry* reg, caf::actor io, const wh::
     [=](tick_atom) {
       check_schedule(self);
       self->delayed_send(self, self->state.opts.tick, tick_atom::value);
-    },
-  };
+    });
 }
 
 } // namespace
 
-caf::actor spawn_key_router(caf::actor_system& sys, registry& reg,
+key_router_actor spawn_key_router(caf::actor_system& sys, registry& reg,
                             std::shared_ptr<persistence::store> db, const wh::clock& clk,
                             router_options opts) {
   auto io = opts.detached_io ? sys.spawn<caf::detached>(router_io, &reg, std::move(db))

@@ -8,6 +8,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <tuple>
 #include <unordered_map>
 #include <vector>
 
@@ -199,10 +200,10 @@ public:
   bool clustered() const { return static_cast<bool>(cluster_.node); }
 
   /// Spawns `e`'s actor from the stored state (no-op when running).
-  caf::actor activate(const std::shared_ptr<key_entry>& e);
+  key_actor activate(const std::shared_ptr<key_entry>& e);
 
   /// Forgets `e`'s actor and returns it (the caller stops it).
-  caf::actor deactivate(key_entry& e);
+  key_actor deactivate(key_entry& e);
 
   /// The stored state of `e` (every record under its prefix) and its version.
   caf::expected<key_state> read_state(const key_entry& e) const;
@@ -236,7 +237,7 @@ public:
 
   /// The key router (virtual activation), or an invalid handle where actors
   /// stay resident.
-  const caf::actor& router() const { return router_; }
+  const key_router_actor& router() const { return router_; }
 
   /// The hub's (sealed) store, for records outside any key (the push journal).
   const std::shared_ptr<persistence::store>& db() const { return db_; }
@@ -263,12 +264,22 @@ private:
   void warm_snapshots(const std::string& component);
   /// A key whose actor the router starts and stops (virtual activation).
   bool virtual_key(const key_entry& e) const;
-  /// Where a request for `e` goes; `keyed` = to a node actor or the router, by key.
-  caf::actor target(const key_entry& e, bool& keyed) const;
+  /// Where a request for `e` goes: its actor here, or by key to the router
+  /// or to the owner's node actor (at most one is set; none: no live owner).
+  struct key_route {
+    key_actor local;
+    key_router_actor router;
+    caf::actor node;
+  };
+  key_route target(const key_entry& e) const;
+  /// Asks `e`'s key `(atoms..., xs...)` wherever it is served (the keyed form
+  /// `(atoms..., key, xs...)` to the router or the owner's node); `T` is the answer.
+  template <class T, class OnOk, class OnErr, class... As, class... Rs>
+  void ask_key(const key_entry& e, OnOk on_ok, OnErr on_err, std::tuple<As...>, Rs... xs);
   /// Caches an owner's answer for a key without a local actor.
   void remember(const std::string& key, const std::string& slot, const credential& x);
-  caf::actor component_handle(const std::string& component) const;
-  caf::actor spawn_component_link(const std::string& component);
+  key_source component_handle(const std::string& component) const;
+  key_source spawn_component_link(const std::string& component);
   /// Adds entries with one copy of the map (100,000 authorizers must not be O(n^2)).
   void insert(std::vector<std::shared_ptr<key_entry>> entries);
   app_params base_params(std::shared_ptr<key_entry> entry) const;
@@ -312,9 +323,9 @@ private:
   std::unordered_map<std::string, app_config> app_defs_;
   std::unordered_map<std::string, component_config> comp_defs_;
   /// Cluster: per component, the forwarder authorizer actors ask for its token.
-  std::unordered_map<std::string, caf::actor> comp_links_;
+  std::unordered_map<std::string, key_source> comp_links_;
   cluster_link cluster_;
-  caf::actor router_;
+  key_router_actor router_;
   /// The refresh schedule holds every stored key's due time.
   bool schedule_ready_ = false;
   std::mutex migration_mtx_;

@@ -76,7 +76,7 @@ struct node_state {
   std::map<caf::actor_addr, size_t> handing;
   ownership own;
   /// Requests for keys this node owns but has not started yet.
-  std::map<std::string, std::vector<std::function<void(const caf::actor&, const caf::error&)>>> parked;
+  std::map<std::string, std::vector<std::function<void(const actors::key_actor&, const caf::error&)>>> parked;
   /// Async registry operations answering remote requests.
   uint64_t next_op = 0;
   std::map<uint64_t, caf::response_promise> ops;
@@ -136,7 +136,7 @@ bool may_start(self_ptr self, std::string_view key) {
   return st.expect_sync.empty() || !st.expect_sync.count(previous_owner(self, key));
 }
 
-void flush_parked(self_ptr self, const std::string& key, const caf::actor& a, const caf::error& err) {
+void flush_parked(self_ptr self, const std::string& key, const actors::key_actor& a, const caf::error& err) {
   auto i = self->state.parked.find(key);
   if (i == self->state.parked.end())
     return;
@@ -257,11 +257,11 @@ void start_key(self_ptr self, const std::string& key) {
     return;
   self->request(st.io, caf::infinite, activate_atom::value, key)
     .then(
-      [self, key](caf::actor& a) {
+      [self, key](actors::key_actor& a) {
         auto& st = self->state;
         st.activating.erase(key);
         if (!a)
-          return flush_parked(self, key, caf::actor{},
+          return flush_parked(self, key, actors::key_actor{},
                               make_detail_error(ec::unknown_key, key + " is not known to this hub"));
         flush_parked(self, key, a, caf::error{});
         // Ownership moved while it started: stop it and hand it over.
@@ -270,7 +270,7 @@ void start_key(self_ptr self, const std::string& key) {
       },
       [self, key](caf::error& err) {
         self->state.activating.erase(key);
-        flush_parked(self, key, caf::actor{}, err);
+        flush_parked(self, key, actors::key_actor{}, err);
       });
 }
 
@@ -307,7 +307,7 @@ void reconcile(self_ptr self) {
   if (st.stopped)
     return;
   std::vector<std::shared_ptr<actors::key_entry>> moved;
-  std::vector<caf::actor> stopping;
+  std::vector<actors::key_actor> stopping;
   size_t owned = 0;
   for (auto& e : st.reg->entries()) {
     if (e->shadow)
@@ -469,7 +469,7 @@ caf::response_promise serve(self_ptr self, const char* request, const std::strin
     return rp;
   }
   auto park = [&] {
-    st.parked[key].push_back([rp, xs...](const caf::actor& a, const caf::error& err) mutable {
+    st.parked[key].push_back([rp, xs...](const actors::key_actor& a, const caf::error& err) mutable {
       if (err)
         rp.deliver(err);
       else
@@ -656,7 +656,7 @@ caf::behavior node_actor(self_ptr self, node_options opts, actors::registry* reg
       });
     },
     [=](park_atom, const std::string& key) {
-      flush_parked(self, key, caf::actor{},
+      flush_parked(self, key, actors::key_actor{},
                    make_detail_error(ec::cluster_unavailable,
                                      key + " is being handed over between nodes; retry"));
     },
@@ -710,7 +710,7 @@ caf::behavior node_actor(self_ptr self, node_options opts, actors::registry* reg
       auto e = st.reg->find(component);
       auto rp = self->make_response_promise();
       auto reg = st.reg;
-      auto run = [self, reg, component, code, rp](const caf::actor&, const caf::error& err) mutable {
+      auto run = [self, reg, component, code, rp](const actors::key_actor&, const caf::error& err) mutable {
         if (err)
           return rp.deliver(err);
         run_op(self, rp, [reg, component, code](auto done) { reg->authorize(component, code, done); });
