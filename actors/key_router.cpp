@@ -13,6 +13,7 @@
 #include "actors/registry.hpp"
 #include "core/error.hpp"
 #include "core/log.hpp"
+#include "core/metrics.hpp"
 #include "persistence/store.hpp"
 
 namespace wh::actors {
@@ -20,6 +21,7 @@ namespace wh::actors {
 namespace {
 
 using load_atom = caf::atom_constant<caf::atom("load")>;
+using activate_atom = caf::atom_constant<caf::atom("activate")>;
 using due_atom = caf::atom_constant<caf::atom("due")>;
 using sched_atom = caf::atom_constant<caf::atom("sched")>;
 
@@ -247,9 +249,78 @@ void start(self_ptr self, const std::string& key) {
       });
 }
 
-/// Runs `deliver` with the key's running actor, starting it first if needed.
-void with_actor(self_ptr self, const std::string& key, parked_fn deliver) {
+// -- multi-node hubs ---------------------------------------------------------------
+
+/// Whether the current message came from another node (a peer's router
+/// delegated it; the sender is then the peer's requester). Ask before making
+/// a response promise: it takes the sender.
+bool from_peer(self_ptr self) {
+  auto& src = self->current_sender();
+  return src && src->node() != self->node();
+}
+
+/// Counts a request a peer delegated here (wechat_hub_cluster_forwarded_total).
+void count_forwarded(self_ptr self, std::string_view request, const char* result, bool peer) {
+  if (auto m = self->state.reg->stats(); m && peer)
+    m->inc("wechat_hub_cluster_forwarded_total", {{"request", std::string{request}}, {"result", result}});
+}
+
+/// The router of the node that owns `key` (membership.hpp), or an invalid
+/// handle where this node serves it (always on a single node).
+caf::expected<key_router_actor> owner_router(self_ptr self, const std::string& key, std::string_view request,
+                                             bool peer) {
+  auto& link = self->state.reg->cluster();
+  if (!link.node)
+    return key_router_actor{};
+  auto owner = link.owner_of(key);
+  if (owner.here)
+    return key_router_actor{};
+  if (peer) {
+    // The peer's view differs from ours for a moment: never send it back.
+    count_forwarded(self, request, "not_owner", peer);
+    return make_detail_error(ec::cluster_unavailable, "ownership of " + key + " is moving between nodes; retry");
+  }
+  if (!owner.router)
+    return make_detail_error(ec::cluster_unavailable, key + " has no running owner yet; retry");
+  return owner.router;
+}
+
+/// A cluster key this node owns: its running actor, else the node actor
+/// starts it (it decides whether this node may, e.g. not while the key is
+/// still being handed over) and answers with it. `create`: an authorizer
+/// new to this node gets an entry first.
+void with_owned(self_ptr self, const std::string& key, bool create, std::string_view request, bool peer,
+                parked_fn deliver) {
   auto& st = self->state;
+  auto e = st.reg->find(key);
+  if (e && !e->shadow && !busy(self, key)) {
+    if (auto a = e->actor()) {
+      count_forwarded(self, request, "served", peer);
+      return deliver(a, caf::error{});
+    }
+  }
+  count_forwarded(self, request, "started", peer);
+  st.parked[key].push_back(std::move(deliver));
+  if (!st.starting.insert(key).second)
+    return;
+  self->request(st.reg->cluster().node, caf::infinite, activate_atom::value, key, create)
+    .then(
+      [self, key](key_actor& a) {
+        self->state.starting.erase(key);
+        flush_parked(self, key, a, caf::error{});
+      },
+      [self, key](caf::error& err) {
+        self->state.starting.erase(key);
+        flush_parked(self, key, key_actor{}, err);
+      });
+}
+
+/// Runs `deliver` with the key's running actor, starting it first if needed.
+void with_actor(self_ptr self, const std::string& key, parked_fn deliver, bool create = false,
+                std::string_view request = {}, bool peer = false) {
+  auto& st = self->state;
+  if (st.reg->cluster().node)
+    return with_owned(self, key, create, request, peer, std::move(deliver));
   auto e = st.reg->find(key);
   if (!e || e->shadow)
     return deliver(key_actor{}, make_detail_error(ec::unknown_key, key + " is not known to this hub"));
@@ -278,14 +349,33 @@ struct route_fn<type_list<As...>, type_list<Rs...>, caf::output_tuple<Os...>> {
   self_ptr self;
 
   caf::typed_response_promise<Os...> operator()(As... atoms, const std::string& key, const Rs&... xs) const {
+    auto peer = from_peer(self);
     auto rp = self->template make_response_promise<Os...>();
-    with_actor(self, key, [rp, atoms..., xs...](const key_actor& a, const caf::error& err) mutable {
-      if (err)
-        rp.deliver(err);
-      else
-        rp.delegate(a, atoms..., xs...);
-    });
+    auto owner = owner_router(self, key, request_name(), peer);
+    if (!owner)
+      return rp.deliver(owner.error());
+    if (*owner)
+      return rp.delegate(*owner, atoms..., key, xs...);
+    with_actor(
+      self, key,
+      [rp, atoms..., xs...](const key_actor& a, const caf::error& err) mutable {
+        if (err)
+          rp.deliver(err);
+        else
+          rp.delegate(a, atoms..., xs...);
+      },
+      creates, request_name(), peer);
     return rp;
+  }
+
+  /// An authorization is the one request that creates its (authorizer) key.
+  static constexpr bool creates = std::is_same_v<type_list<As..., Rs...>, type_list<auth_atom, authorization>>;
+
+  /// The metrics label: the last atom ("token", "ticket", "stale", ...).
+  static std::string request_name() {
+    std::string name;
+    ((name = caf::to_string(As::value)), ...);
+    return name;
   }
 };
 
@@ -295,6 +385,12 @@ struct route_fn<type_list<As...>, type_list<Rs...>, caf::output_tuple<void>> {
   self_ptr self;
 
   void operator()(As... atoms, const std::string& key, const Rs&... xs) const {
+    auto owner = owner_router(self, key, "", from_peer(self));
+    if (!owner)
+      return;
+    // Sent as this router: the owner never sends it back (from_peer).
+    if (*owner)
+      return self->send(*owner, atoms..., key, xs...);
     with_actor(self, key, [atoms..., xs...](const key_actor& a, const caf::error&) {
       if (a)
         caf::anon_send(a, atoms..., xs...);
@@ -361,7 +457,8 @@ key_router_actor::behavior_type key_router(self_ptr self, registry* reg, caf::ac
     [=](ready_atom) {
       // Every stored key is in the directory: the schedule may run (before
       // that, a record of a key not loaded yet would look like a leftover).
-      if (self->state.ready)
+      // A cluster's router keeps no schedule (yet).
+      if (self->state.ready || self->state.reg->cluster().node)
         return;
       self->state.ready = true;
       self->send(self, tick_atom::value);

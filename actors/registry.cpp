@@ -272,22 +272,21 @@ key_actor registry::deactivate(key_entry& e) {
 void registry::enable_cluster(cluster_link link) {
   cluster_ = std::move(link);
   // A cluster's node actor starts and stops actors by ownership (no
-  // virtual activation yet): no router.
-  if (router_) {
-    caf::anon_send_exit(router_, caf::exit_reason::user_shutdown);
-    router_ = key_router_actor{};
-  }
+  // virtual activation yet); the router delivers every key request, here or
+  // to the owner's router.
+  if (!router_)
+    router_ = spawn_key_router(sys_, *this, db_, clock_, opts_.router);
 }
 
 key_source registry::spawn_component_link(const std::string& component) {
   // Authorizer actors ask "their component" for its token; in a cluster the
   // component may live on another node, so they ask this forwarder.
   return sys_.spawn([this, component](key_source::pointer self) -> key_source::behavior_type {
-    // The component's actor here, else the owner's node actor (by key).
-    auto route = [this, component](key_actor& local) -> caf::actor {
+    // The component's actor here, else the router (by key, to the owner).
+    auto route = [this, component](key_actor& local) -> key_router_actor {
       if (auto e = find(component))
         local = e->actor();
-      return local || !cluster_.owner_node ? caf::actor{} : cluster_.owner_node(component);
+      return local ? key_router_actor{} : router_;
     };
     auto unreachable = [component] {
       return make_detail_error(ec::cluster_unavailable, "no live owner of component " + component);
@@ -296,8 +295,8 @@ key_source registry::spawn_component_link(const std::string& component) {
       [=](get_atom, token_atom) -> caf::typed_response_promise<credential> {
         auto rp = self->make_response_promise<credential>();
         key_actor local;
-        if (auto node = route(local))
-          rp.delegate(node, get_atom::value, token_atom::value, component);
+        if (auto router = route(local))
+          rp.delegate(router, get_atom::value, token_atom::value, component);
         else if (local)
           rp.delegate(local, get_atom::value, token_atom::value);
         else
@@ -307,8 +306,8 @@ key_source registry::spawn_component_link(const std::string& component) {
       [=](stale_atom, force_atom, std::string& token) -> caf::typed_response_promise<credential> {
         auto rp = self->make_response_promise<credential>();
         key_actor local;
-        if (auto node = route(local)) // the owner checks the report before it refreshes
-          rp.delegate(node, stale_atom::value, component, std::move(token));
+        if (auto router = route(local)) // the owner checks the report before it refreshes
+          rp.delegate(router, stale_atom::value, component, std::move(token));
         else if (local)
           rp.delegate(local, stale_atom::value, force_atom::value, std::move(token));
         else
@@ -621,19 +620,13 @@ std::array<size_t, 3> registry::active_actors() const {
 
 registry::key_route registry::target(const key_entry& e) const {
   key_route r;
-  if (virtual_key(e)) {
+  if (virtual_key(e) || cluster_.node) {
     // Always through the router: it knows whether the actor is starting,
-    // running or stopping.
+    // running or stopping, and which node owns the key.
     r.router = router_;
     return r;
   }
-  if ((r.local = e.actor()))
-    return r;
-  if (cluster_.node) {
-    // Not running here: the owner's node actor (this node's own while the
-    // key is being activated) takes the request by key.
-    r.node = cluster_.owner_node(e.key);
-  }
+  r.local = e.actor();
   return r;
 }
 
@@ -675,8 +668,6 @@ void registry::ask_key(const key_entry& e, OnOk on_ok, OnErr on_err, std::tuple<
   // The keyed form: the key follows the leading atoms (key_protocol.hpp).
   if (r.router)
     return ask_then<T>(sys_, r.router, opts_.ask_timeout, on_ok, on_err, As{}..., e.key, xs...);
-  if (r.node)
-    return ask_then<T>(sys_, r.node, opts_.ask_timeout, on_ok, on_err, As{}..., e.key, xs...);
   on_err(no_target(e));
 }
 
@@ -735,12 +726,14 @@ void registry::authorize(const std::string& component, std::string code, done_ca
   if (!e || e->kind != key_kind::component)
     return cb(make_detail_error(ec::unknown_key, "component " + component + " is not configured"));
   auto fail = [cb](caf::error err) { cb(std::move(err)); };
-  auto r = target(*e);
-  if (r.node) {
+  if (cluster_.node && !e->actor()) {
     // The component's owner runs the whole flow (api_query_auth, then the
     // authorizer's owner adopts the result).
+    auto owner = cluster_.owner_node(component);
+    if (!owner)
+      return cb(no_target(*e));
     return ask_then<done_atom>(
-      sys_, r.node, opts_.ask_timeout, [cb](done_atom) { cb(caf::none); }, fail, auth_atom::value,
+      sys_, owner, opts_.ask_timeout, [cb](done_atom) { cb(caf::none); }, fail, auth_atom::value,
       component, std::move(code));
   }
   ask_key<authorization>(
@@ -778,12 +771,10 @@ std::shared_ptr<key_entry> registry::ensure_authorizer(const std::string& compon
 void registry::adopt_authorization(const std::string& component, authorization a, done_callback cb) {
   auto key = component + "/" + a.authorizer_appid;
   if (cluster_.node) {
-    // The authorizer's owner adopts it (possibly this node, via its node actor).
-    auto owner = cluster_.owner_node(key);
-    if (!owner)
-      return cb(make_detail_error(ec::cluster_unavailable, "no owner for " + key + "; retry"));
+    // The authorizer's owner adopts it (possibly this node): the router
+    // delivers it there, and the owner creates the entry if it is new.
     return ask_then<done_atom>(
-      sys_, owner, opts_.ask_timeout, [cb](done_atom) { cb(caf::none); },
+      sys_, router_, opts_.ask_timeout, [cb](done_atom) { cb(caf::none); },
       [cb](caf::error err) { cb(std::move(err)); }, auth_atom::value, key, std::move(a));
   }
   auto entry = ensure_authorizer(component, a.authorizer_appid);

@@ -19,6 +19,7 @@
 #include "actors/app_actor.hpp"
 #include "actors/directory.hpp"
 #include "actors/key_router.hpp"
+#include "actors/membership.hpp"
 #include "actors/messages.hpp"
 #include "actors/snapshot.hpp"
 #include "core/clock.hpp"
@@ -186,16 +187,28 @@ public:
 
   /// How the registry reaches other nodes. Set once, before any add_*.
   struct cluster_link {
-    /// This node's node actor: told `(repl_atom, key, prefix)` by owners.
+    /// This node's node actor: told `(repl_atom, key, prefix)` by owners,
+    /// asked `(activate_atom, key, create)` by the router (it decides when
+    /// this node may start a key's actor).
     caf::actor node;
     /// The node actor of `key`'s owner (this node's own when it owns the
-    /// key), or an invalid handle without a live owner. Thread-safe.
+    /// key), or an invalid handle without a live owner. Thread-safe. For
+    /// the registry operations an owner runs (authorize, import).
     std::function<caf::actor(std::string_view)> owner_node;
+    /// Who serves a key (the router delegates to the owner's router).
+    owner_lookup owner_of;
   };
 
   /// Switches to multi-node mode: actors run only where the node actor
-  /// activates them; requests for other keys go to their owner by key.
+  /// activates them; the router delivers requests for other keys to their
+  /// owner's router.
   void enable_cluster(cluster_link link);
+
+  /// The multi-node link (empty on a single node); set before any key is asked.
+  const cluster_link& cluster() const { return cluster_; }
+
+  /// The hub's metrics (may be null).
+  metrics* stats() const { return stats_; }
 
   bool clustered() const { return static_cast<bool>(cluster_.node); }
 
@@ -235,8 +248,8 @@ public:
   /// Running token actors per kind (app, component, authorizer).
   std::array<size_t, 3> active_actors() const;
 
-  /// The key router (virtual activation), or an invalid handle where actors
-  /// stay resident.
+  /// The key router: virtual activation on a single node, delivery to the
+  /// owner in a cluster; invalid on a single node whose actors stay resident.
   const key_router_actor& router() const { return router_; }
 
   /// The hub's (sealed) store, for records outside any key (the push journal).
@@ -265,15 +278,14 @@ private:
   /// A key whose actor the router starts and stops (virtual activation).
   bool virtual_key(const key_entry& e) const;
   /// Where a request for `e` goes: its actor here, or by key to the router
-  /// or to the owner's node actor (at most one is set; none: no live owner).
+  /// (at most one is set; none: the key has no running actor).
   struct key_route {
     key_actor local;
     key_router_actor router;
-    caf::actor node;
   };
   key_route target(const key_entry& e) const;
   /// Asks `e`'s key `(atoms..., xs...)` wherever it is served (the keyed form
-  /// `(atoms..., key, xs...)` to the router or the owner's node); `T` is the answer.
+  /// `(atoms..., key, xs...)` to the router); `T` is the answer.
   template <class T, class OnOk, class OnErr, class... As, class... Rs>
   void ask_key(const key_entry& e, OnOk on_ok, OnErr on_err, std::tuple<As...>, Rs... xs);
   /// Caches an owner's answer for a key without a local actor.

@@ -45,7 +45,7 @@ void registry::flush_migration() {
 }
 
 void registry::finish_startup() {
-  if (!router_)
+  if (!router_ || cluster_.node) // a cluster's router keeps no schedule (yet)
     return;
   caf::anon_send(router_, ready_atom::value);
   if (schedule_ready_)

@@ -147,7 +147,8 @@ struct sim_hub {
         return caf::make_error(caf::sec::cannot_connect_to_node);
       });
     auto n = node.get();
-    reg->enable_cluster({node->actor(), [n](std::string_view k) { return n->owner_node(k); }});
+    reg->enable_cluster({node->actor(), [n](std::string_view k) { return n->owner_node(k); },
+                        [n](std::string_view k) { return n->owner_of(k); }});
     for (auto& a : appids())
       CAF_REQUIRE(!reg->add_app(app_config{a, "secret-" + a, token_api::stable}));
   }
@@ -422,6 +423,46 @@ CAF_TEST(a token asked on the non owner is obtained once by the owner) {
     CAF_CHECK_EQUAL(other.total_calls(), 0);
     owner.calls.clear();
   }
+}
+
+CAF_TEST(the routers deliver a request on the non owner to the owner which starts the key once) {
+  handshake();
+  auto k = key_owned_by("n2");
+  // The membership view both routers ask: n2 serves the key, n1 delegates
+  // to n2's router (its handle came with the hello).
+  CAF_CHECK(n2->node->owner_of(k).here);
+  auto seen_on_n1 = n1->node->owner_of(k);
+  CAF_REQUIRE(!seen_on_n1.here);
+  CAF_REQUIRE(seen_on_n1.router != nullptr);
+  CAF_CHECK_EQUAL(seen_on_n1.router.node(), n2->reg->router().node());
+  // The owner's actor is not running (as after an idle stop): the request
+  // must start it there.
+  auto e = n2->reg->find(k);
+  CAF_REQUIRE(e != nullptr);
+  caf::anon_send_exit(n2->reg->deactivate(*e), caf::exit_reason::user_shutdown);
+  pump(planets);
+  CAF_REQUIRE(!n2->running(k));
+  CAF_REQUIRE(!n1->running(k));
+  // Twenty concurrent cold reads on the non owner: one activation on the
+  // owner, one upstream call, every reader answered with its token.
+  std::vector<answer> answers;
+  for (int i = 0; i < 20; ++i)
+    answers.push_back(ask_token(*n1, k));
+  pump(planets);
+  auto token = value_of(answers.front());
+  CAF_CHECK_EQUAL(token.rfind("T-n2-" + k + "-", 0), 0u);
+  for (auto& a : answers)
+    CAF_CHECK_EQUAL(value_of(a), token);
+  CAF_CHECK_EQUAL(n2->calls["stable_token"], 1);
+  CAF_CHECK_EQUAL(n2->total_calls(), 1);
+  CAF_CHECK_EQUAL(n1->total_calls(), 0);
+  CAF_CHECK(n2->running(k));
+  CAF_CHECK(!n1->running(k));
+  // The running owner serves the next request from memory.
+  auto again = ask_token(*n1, k);
+  pump(planets);
+  CAF_CHECK_EQUAL(value_of(again), token);
+  CAF_CHECK_EQUAL(n2->total_calls(), 1);
 }
 
 CAF_TEST(the replica stores the owners state and keeps the newest version) {
