@@ -128,7 +128,7 @@ void flush_parked(self_ptr self, const std::string& key, const key_actor& a, con
     f(a, err);
 }
 
-void start(self_ptr self, const std::string& key);
+void start(self_ptr self, const std::string& key, bool create = false);
 
 void passivate(self_ptr self, const std::string& key, const key_actor& a) {
   auto& st = self->state;
@@ -224,31 +224,6 @@ void enforce_cap(self_ptr self) {
   }
 }
 
-void start(self_ptr self, const std::string& key) {
-  auto& st = self->state;
-  if (!st.starting.insert(key).second)
-    return;
-  if (st.pending_keys.count(key))
-    flush_schedule(self); // the storage worker writes before it reads
-  self->request(st.io, caf::infinite, load_atom::value, key)
-    .then(
-      [self, key](key_actor& a) {
-        auto& st = self->state;
-        st.starting.erase(key);
-        if (!a)
-          return flush_parked(self, key, key_actor{},
-                              make_detail_error(ec::unknown_key, key + " is not known to this hub"));
-        if (st.live.insert(key).second)
-          st.order.push_back(key);
-        flush_parked(self, key, a, caf::error{});
-        enforce_cap(self);
-      },
-      [self, key](caf::error& err) {
-        self->state.starting.erase(key);
-        flush_parked(self, key, key_actor{}, err);
-      });
-}
-
 // -- multi-node hubs ---------------------------------------------------------------
 
 /// Whether the current message came from another node (a peer's router
@@ -285,29 +260,41 @@ caf::expected<key_router_actor> owner_router(self_ptr self, const std::string& k
   return owner.router;
 }
 
-/// A cluster key this node owns: its running actor, else the node actor
-/// starts it (it decides whether this node may, e.g. not while the key is
-/// still being handed over) and answers with it. `create`: an authorizer
-/// new to this node gets an entry first.
-void with_owned(self_ptr self, const std::string& key, bool create, std::string_view request, bool peer,
-                parked_fn deliver) {
+/// Starts `key`'s actor: from its stored state on the storage worker, or
+/// in a cluster by the node actor (it decides whether this node may, e.g.
+/// not while the key is still being handed over; `create`: an authorizer new
+/// to this node gets an entry first).
+void start(self_ptr self, const std::string& key, bool create) {
   auto& st = self->state;
-  auto e = st.reg->find(key);
-  if (e && !e->shadow && !busy(self, key)) {
-    if (auto a = e->actor()) {
-      count_forwarded(self, request, "served", peer);
-      return deliver(a, caf::error{});
-    }
-  }
-  count_forwarded(self, request, "started", peer);
-  st.parked[key].push_back(std::move(deliver));
   if (!st.starting.insert(key).second)
     return;
-  self->request(st.reg->cluster().node, caf::infinite, activate_atom::value, key, create)
+  if (auto& node = st.reg->cluster().node) {
+    self->request(node, caf::infinite, activate_atom::value, key, create)
+      .then(
+        [self, key](key_actor& a) {
+          self->state.starting.erase(key);
+          flush_parked(self, key, a, caf::error{});
+        },
+        [self, key](caf::error& err) {
+          self->state.starting.erase(key);
+          flush_parked(self, key, key_actor{}, err);
+        });
+    return;
+  }
+  if (st.pending_keys.count(key))
+    flush_schedule(self); // the storage worker writes before it reads
+  self->request(st.io, caf::infinite, load_atom::value, key)
     .then(
       [self, key](key_actor& a) {
-        self->state.starting.erase(key);
+        auto& st = self->state;
+        st.starting.erase(key);
+        if (!a)
+          return flush_parked(self, key, key_actor{},
+                              make_detail_error(ec::unknown_key, key + " is not known to this hub"));
+        if (st.live.insert(key).second)
+          st.order.push_back(key);
         flush_parked(self, key, a, caf::error{});
+        enforce_cap(self);
       },
       [self, key](caf::error& err) {
         self->state.starting.erase(key);
@@ -319,18 +306,21 @@ void with_owned(self_ptr self, const std::string& key, bool create, std::string_
 void with_actor(self_ptr self, const std::string& key, parked_fn deliver, bool create = false,
                 std::string_view request = {}, bool peer = false) {
   auto& st = self->state;
-  if (st.reg->cluster().node)
-    return with_owned(self, key, create, request, peer, std::move(deliver));
   auto e = st.reg->find(key);
-  if (!e || e->shadow)
+  // A cluster's node actor knows keys new to this node (authorizations).
+  bool cluster = static_cast<bool>(st.reg->cluster().node);
+  if (!cluster && (!e || e->shadow))
     return deliver(key_actor{}, make_detail_error(ec::unknown_key, key + " is not known to this hub"));
-  if (!busy(self, key)) {
-    if (auto a = e->actor())
+  if (e && !e->shadow && !busy(self, key)) {
+    if (auto a = e->actor()) {
+      count_forwarded(self, request, "served", peer);
       return deliver(a, caf::error{});
+    }
   }
+  count_forwarded(self, request, "started", peer);
   st.parked[key].push_back(std::move(deliver));
   if (!busy(self, key))
-    start(self, key);
+    start(self, key, create);
 }
 
 // -- delivery by key ---------------------------------------------------------------
@@ -427,8 +417,10 @@ void check_schedule(self_ptr self) {
           auto& key = keys[i];
           if (st.woken.count(key))
             continue;
-          if (!st.reg->find(key)) {
-            // A removed key's leftover record.
+          auto& link = st.reg->cluster();
+          if (!st.reg->find(key) || (link.node && !link.owner_of(key).here)) {
+            // A removed key's leftover record, or a key another node owns
+            // now (it took the key over running and keeps its own schedule).
             st.pending.ops.push_back({persistence::keys::schedule(dues[i], key), "", true});
             continue;
           }
@@ -457,8 +449,7 @@ key_router_actor::behavior_type key_router(self_ptr self, registry* reg, caf::ac
     [=](ready_atom) {
       // Every stored key is in the directory: the schedule may run (before
       // that, a record of a key not loaded yet would look like a leftover).
-      // A cluster's router keeps no schedule (yet).
-      if (self->state.ready || self->state.reg->cluster().node)
+      if (self->state.ready)
         return;
       self->state.ready = true;
       self->send(self, tick_atom::value);

@@ -88,7 +88,9 @@ app_params registry::base_params(std::shared_ptr<key_entry> entry) const {
   p.upstream_timeout = opts_.upstream_timeout;
   // Stable per key: an actor started again draws the same refresh jitter.
   p.seed = key_seed(p.entry->key);
-  if (virtual_key(*p.entry)) {
+  // Virtual activation: a single node's router or, in a cluster, the
+  // router of the owner (the node actor starts the key there on demand).
+  if (virtual_key(*p.entry) || (cluster_.node && opts_.idle_timeout.count() > 0 && p.entry->kind != key_kind::component)) {
     p.router = router_;
     p.idle_timeout = opts_.idle_timeout;
   }

@@ -45,9 +45,13 @@ void registry::flush_migration() {
 }
 
 void registry::finish_startup() {
-  if (!router_ || cluster_.node) // a cluster's router keeps no schedule (yet)
+  if (!router_)
     return;
   caf::anon_send(router_, ready_atom::value);
+  // A cluster node writes schedule entries only for the keys it stops; it
+  // starts every key it owns when it takes it over.
+  if (cluster_.node)
+    return;
   if (schedule_ready_)
     return;
   flush_migration();

@@ -77,6 +77,9 @@ struct node_state {
   /// Handovers in flight per peer (only the end of the last one ends its wait).
   std::map<caf::actor_addr, size_t> handing;
   ownership own;
+  /// Ownership as of the last reconcile: keys this node owned then and no
+  /// longer does are handed over, running or not.
+  ownership was;
   /// Requests for keys this node owns but has not started yet.
   std::map<std::string, std::vector<std::function<void(const actors::key_actor&, const caf::error&)>>> parked;
   /// Async registry operations answering remote requests.
@@ -316,17 +319,18 @@ void reconcile(self_ptr self) {
     if (e->shadow)
       continue;
     if (st.own.owner(e->key) == st.self_id()) {
-      if (e->actor() || st.activating.count(e->key)) {
-        ++owned;
-      } else if (may_start(self, e->key)) {
+      ++owned;
+      if (!e->actor() && !st.activating.count(e->key) && may_start(self, e->key))
         start_key(self, e->key);
-        ++owned;
-      }
     } else if (auto a = st.reg->deactivate(*e)) {
       moved.push_back(e);
       stopping.push_back(std::move(a));
+    } else if (st.was.owner(e->key) == st.self_id()) {
+      moved.push_back(e); // stopped after idle: its stored state moves too
     }
   }
+  if (st.ready) // before, no key started here
+    st.was = st.own;
   st.owned = owned;
   publish_view(self);
   if (!moved.empty())
@@ -477,8 +481,6 @@ caf::response_promise activate_owned(self_ptr self, const std::string& key, bool
     });
   };
   if (may_start(self, key)) {
-    if (!st.activating.count(key))
-      ++st.owned;
     park();
     start_key(self, key);
     return rp;
@@ -762,7 +764,8 @@ node::node(caf::actor_system& sys, actors::registry& reg, caf::actor store, metr
                     "Owner-to-replica delay of the last replicated state", "gauge");
     stats->describe("wechat_hub_cluster_live_nodes", "Live nodes this node sees (itself included)",
                     "gauge");
-    stats->describe("wechat_hub_cluster_owned_keys", "Keys whose actor runs on this node", "gauge");
+    stats->describe("wechat_hub_cluster_owned_keys",
+                    "Keys this node owns (their actors run here while they have work)", "gauge");
     stats->describe("wechat_hub_cluster_ready", "1 once this node caught up and runs its keys",
                     "gauge");
     stats->describe("wechat_hub_cluster_configured_nodes",

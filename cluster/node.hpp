@@ -78,7 +78,7 @@ struct view {
   /// Key router per live peer (this node's is the registry's).
   std::map<std::string, actors::key_router_actor> routers;
   uint32_t replicas = 1;
-  /// Keys with a running actor on this node.
+  /// Keys this node owns (their actors run here while they have work).
   size_t owned_keys = 0;
 };
 

@@ -129,8 +129,9 @@ struct sim_hub {
       };
     });
     store = actors::spawn_store_actor(p.sys, db, /*detached=*/false);
-    reg = std::make_unique<actors::registry>(p.sys, upstream, store, db, wall, nullptr,
-                                             actors::registry::options{});
+    actors::registry::options reg_opts;
+    reg_opts.router.detached_io = false; // the schedule's reads and writes step with the test
+    reg = std::make_unique<actors::registry>(p.sys, upstream, store, db, wall, nullptr, reg_opts);
     cluster_config cfg;
     cfg.node_id = id;
     cfg.replicas = 2;
@@ -463,6 +464,60 @@ CAF_TEST(the routers deliver a request on the non owner to the owner which start
   pump(planets);
   CAF_CHECK_EQUAL(value_of(again), token);
   CAF_CHECK_EQUAL(n2->total_calls(), 1);
+}
+
+CAF_TEST(an idle key stops on its owner and its router starts it again when asked or due) {
+  handshake();
+  auto k = key_owned_by("n2");
+  auto a = ask_token(*n1, k);
+  pump(planets);
+  auto token = value_of(a);
+  CAF_REQUIRE_EQUAL(token.rfind("T-n2-" + k + "-", 0), 0u);
+  CAF_REQUIRE_EQUAL(n2->total_calls(), 1);
+  // Idle for longer than actor_idle_s (60): the owner's router stops the
+  // actor and writes its next refresh into n2's durable schedule.
+  n2->wall.advance(61);
+  mars.sched.advance_time(std::chrono::seconds(61));
+  pump(planets);
+  CAF_CHECK(!n2->running(k));
+  CAF_CHECK(!n1->running(k));
+  caf::anon_send(n2->reg->router(), tick_atom::value); // the schedule's periodic check writes
+  pump(planets);
+  std::vector<int64_t> dues;
+  CAF_CHECK(!n2->db->scan(persistence::keys::schedule_prefix, [&](std::string_view rec, std::string_view) {
+    int64_t due = 0;
+    std::string key;
+    if (persistence::keys::parse_schedule(rec, due, key) && key == k)
+      dues.push_back(due);
+    return true;
+  }));
+  CAF_REQUIRE_EQUAL(dues.size(), 1u);
+  CAF_CHECK_LESS(dues.front(), n2->wall.now() + 7200);
+  // Asked on the non owner: started on the owner from its stored state,
+  // served without WeChat.
+  auto b = ask_token(*n1, k);
+  pump(planets);
+  CAF_CHECK_EQUAL(value_of(b), token);
+  CAF_CHECK_EQUAL(n2->total_calls(), 1);
+  CAF_CHECK(n2->running(k));
+  CAF_CHECK(!n1->running(k));
+  // Idle again, then its refresh falls due while it is stopped: the
+  // schedule wakes it on its owner, which refreshes it exactly once.
+  n2->wall.advance(61);
+  mars.sched.advance_time(std::chrono::seconds(61));
+  pump(planets);
+  CAF_REQUIRE(!n2->running(k));
+  n2->wall.advance(7200);
+  caf::anon_send(n2->reg->router(), tick_atom::value); // the schedule's periodic check
+  pump(planets);
+  CAF_CHECK(n2->running(k));
+  CAF_CHECK_EQUAL(n2->calls["stable_token"], 2);
+  CAF_CHECK_EQUAL(n1->total_calls(), 0);
+  auto c = ask_token(*n1, k);
+  pump(planets);
+  CAF_CHECK_EQUAL(value_of(c).rfind("T-n2-" + k + "-", 0), 0u);
+  CAF_CHECK_NOT_EQUAL(value_of(c), token);
+  CAF_CHECK_EQUAL(n2->calls["stable_token"], 2);
 }
 
 CAF_TEST(the replica stores the owners state and keeps the newest version) {
