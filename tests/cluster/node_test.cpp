@@ -520,6 +520,32 @@ CAF_TEST(an idle key stops on its owner and its router starts it again when aske
   CAF_CHECK_EQUAL(n2->calls["stable_token"], 2);
 }
 
+CAF_TEST(a key stopped after idle is handed over when it moves) {
+  // n1 alone gets a token for a key n2 will own; then every key idles out
+  // on both nodes before they meet.
+  auto k = key_owned_by("n2");
+  auto a = ask_token(*n1, k);
+  pump(planets);
+  auto token = value_of(a);
+  CAF_REQUIRE_EQUAL(token.rfind("T-n1-" + k + "-", 0), 0u);
+  for (auto* h : {n1.get(), n2.get()})
+    h->wall.advance(61);
+  for (auto* p : planets)
+    p->sched.advance_time(std::chrono::seconds(61));
+  pump(planets);
+  CAF_REQUIRE(!n1->running(k));
+  CAF_REQUIRE(!n2->running(k));
+  // They meet: n1 hands k's stored state to its new owner, which serves
+  // it without calling WeChat.
+  handshake();
+  CAF_CHECK_EQUAL(credential_field(n2->state_of(k), "access_token"), token);
+  auto b = ask_token(*n2, k);
+  pump(planets);
+  CAF_CHECK_EQUAL(value_of(b), token);
+  CAF_CHECK_EQUAL(n2->total_calls(), 0);
+  CAF_CHECK_EQUAL(n1->total_calls(), 1);
+}
+
 CAF_TEST(the replica stores the owners state and keeps the newest version) {
   handshake();
   auto k = key_owned_by("n2");
