@@ -728,16 +728,8 @@ void registry::authorize(const std::string& component, std::string code, done_ca
   if (!e || e->kind != key_kind::component)
     return cb(make_detail_error(ec::unknown_key, "component " + component + " is not configured"));
   auto fail = [cb](caf::error err) { cb(std::move(err)); };
-  if (cluster_.node && !e->actor()) {
-    // The component's owner runs the whole flow (api_query_auth, then the
-    // authorizer's owner adopts the result).
-    auto owner = cluster_.owner_node(component);
-    if (!owner)
-      return cb(no_target(*e));
-    return ask_then<done_atom>(
-      sys_, owner, opts_.ask_timeout, [cb](done_atom) { cb(caf::none); }, fail, auth_atom::value,
-      component, std::move(code));
-  }
+  // api_query_auth on the component's owner (the router delivers it there),
+  // then the authorizer's owner adopts the result.
   ask_key<authorization>(
     *e, [this, component, cb](authorization a) { adopt_authorization(component, std::move(a), cb); },
     fail, std::tuple{auth_atom::value}, std::move(code));
@@ -746,12 +738,11 @@ void registry::authorize(const std::string& component, std::string code, done_ca
 void registry::authorize(const std::string& component, std::string code, std::string authorizer,
                          int64_t create_time, done_callback cb) {
   auto e = find(component);
-  if (cluster_.node || !e || !e->actor())
+  if (!e || e->kind != key_kind::component || (!cluster_.node && !e->actor()))
     return authorize(component, std::move(code), std::move(cb));
-  ask_then<authorization>(
-    sys_, e->actor(), opts_.ask_timeout,
-    [this, component, cb](authorization a) { adopt_authorization(component, std::move(a), cb); },
-    [cb](caf::error err) { cb(std::move(err)); }, auth_atom::value, std::move(code),
+  ask_key<authorization>(
+    *e, [this, component, cb](authorization a) { adopt_authorization(component, std::move(a), cb); },
+    [cb](caf::error err) { cb(std::move(err)); }, std::tuple{auth_atom::value}, std::move(code),
     std::move(authorizer), create_time);
 }
 

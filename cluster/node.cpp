@@ -687,32 +687,8 @@ caf::behavior node_actor(self_ptr self, node_options opts, actors::registry* reg
         i->second.deliver(done_atom::value);
       self->state.ops.erase(i);
     },
-    // -- keys (the router asks; registry operations peers ask the owner) -----
+    // -- keys (the router asks) and imports (peers ask the owner) --------------
     [=](activate_atom, const std::string& key, bool create) { return activate_owned(self, key, create); },
-    [=](auth_atom, const std::string& component, const std::string& code) {
-      auto& st = self->state;
-      auto e = st.reg->find(component);
-      auto rp = self->make_response_promise();
-      auto reg = st.reg;
-      auto run = [self, reg, component, code, rp](const actors::key_actor&, const caf::error& err) mutable {
-        if (err)
-          return rp.deliver(err);
-        run_op(self, rp, [reg, component, code](auto done) { reg->authorize(component, code, done); });
-      };
-      if (e && e->actor()) {
-        run(e->actor(), caf::error{});
-        return rp;
-      }
-      // Start it if this node owns it, else refuse (views disagree briefly).
-      if (!e || !may_start(self, component)) {
-        rp.deliver(make_detail_error(ec::cluster_unavailable,
-                                     "component " + component + " is not running on this node; retry"));
-        return rp;
-      }
-      st.parked[component].push_back(std::move(run));
-      start_key(self, component);
-      return rp;
-    },
     [=](import_atom, const std::string& component, const std::vector<std::string>& flat) {
       std::vector<std::pair<std::string, std::string>> items;
       for (size_t i = 0; i + 1 < flat.size(); i += 2)

@@ -28,9 +28,8 @@
 // - `(activate_atom, key, create)` -> `key_actor` (from the local router):
 //   the key's actor, started when this node owns the key (requests that
 //   arrive while the node is still catching up wait briefly).
-// - Registry operations run on the owner: `(auth_atom, component, code)`
-//   (the whole authorization flow) and `(import_atom, component,
-//   [appid, refresh_token, ...])`.
+// - `(import_atom, component, [appid, refresh_token, ...])`: imports the
+//   authorizers this node owns (registry::import_local; one durable batch).
 //
 // Ownership: rendezvous hashing over the live nodes (cluster/ownership.hpp).
 // A node runs a key's actor only while it owns the key, so only the owner
