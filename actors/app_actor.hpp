@@ -97,7 +97,7 @@ struct app_params {
   /// Multi-node hubs: the local cluster node actor, told `(repl_atom, key,
   /// prefix)` after every persisted change so it can replicate the state.
   caf::actor cluster;
-  /// Virtual activation (single-node hubs): the node's key router. After
+  /// Virtual activation: the node's key router. After
   /// `idle_timeout` without a message and with nothing pending, the actor
   /// asks the router to passivate it (`(idle_atom, key)`); the router then
   /// asks `(stop_atom, idle_atom)`. Without a router the actor stays.

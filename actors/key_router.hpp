@@ -1,7 +1,8 @@
 #pragma once
 
-// Virtual activation of token actors (single-node hubs), after Orleans'
-// virtual actors and Akka Cluster Sharding's passivation.
+// The node's key router: virtual activation of token actors, after Orleans'
+// virtual actors and Akka Cluster Sharding's passivation, and in a cluster
+// the delivery of key requests to their owner.
 //
 // A key's actor exists only while the key has work. The router is the one
 // place that starts and stops them:
@@ -10,6 +11,11 @@
 //   is delegated to the key's actor; a key without one is started from its
 //   stored state on the storage worker first. Requests for a key that is
 //   starting or stopping are parked and delivered once it runs (never dropped).
+// - In a cluster the router asks the membership view (membership.hpp) who
+//   owns the key: another node's key goes to that node's router (a request
+//   from a peer is never sent on: views that differ briefly cannot bounce
+//   it); a key this node owns is started by the node actor
+//   (`(activate_atom, key, create)`), which knows when it may.
 // - `(idle_atom, key)` from an actor idle for the idle time: the router asks
 //   it `(stop_atom, idle_atom)`; an actor with work refuses. Past
 //   `max_active` running actors the least recently started are asked too.

@@ -50,9 +50,8 @@ public:
     /// Components: a walk of api_get_authorizer_list answers lookups of
     /// unknown authorizers for this long (rate limit of recovery).
     uint32_t recovery_interval_s = 60;
-    /// Virtual activation (single-node hubs): an app's or authorizer's actor
-    /// stops after this long without work (0 = actors stay resident, as in a
-    /// cluster). Components always stay.
+    /// Virtual activation: an app's or authorizer's actor stops after this
+    /// long without work (0 = actors stay resident). Components always stay.
     caf::timespan idle_timeout = std::chrono::seconds(60);
     /// The key router's limits and the refresh schedule's rate.
     router_options router;
