@@ -242,7 +242,7 @@ std::string describe(self_ptr self) {
 // -- message handlers -------------------------------------------------------------
 
 /// What every kind understands.
-caf::message_handler common_handlers(self_ptr self) {
+credential_api::behavior_type credential_handlers(self_ptr self) {
   return {
     [=](get_atom, token_atom) -> caf::result<credential> {
       auto& tok = self->state.token;
@@ -340,6 +340,23 @@ caf::message_handler common_handlers(self_ptr self) {
         WH_INFO("app", appid(self) << ": daily quota cleared; WeChat calls resume");
       }
     },
+    [=](wake_atom) {
+      // The durable schedule woke the key: restore() armed what is due; a
+      // token that expired while the key slept (or the hub was down) is
+      // fetched now, so that no client waits for it.
+      auto& st = self->state;
+      if (!st.pol->wakes || st.token.fetching || st.status != authorizer_status::active)
+        return;
+      if (!(st.token.value && st.token.value->valid_at(now(self))))
+        fetch(self, st.token, "overdue", false);
+    },
+    [=](state_atom) -> std::string { return describe(self); },
+  };
+}
+
+/// What only the router and the node send: stops, timer steps, version sync.
+key_control::behavior_type control_handlers(self_ptr self) {
+  return {
     [=](sync_atom, uint64_t seen) {
       // Another node held a version up to `seen` of this key (two nodes ran
       // it apart): persist this actor's state above it so it replicates as newest.
@@ -365,17 +382,6 @@ caf::message_handler common_handlers(self_ptr self) {
       self->quit();
       return {true, next_due(self), self->state.p.due};
     },
-    [=](wake_atom) {
-      // The durable schedule woke the key: restore() armed what is due; a
-      // token that expired while the key slept (or the hub was down) is
-      // fetched now, so that no client waits for it.
-      auto& st = self->state;
-      if (!st.pol->wakes || st.token.fetching || st.status != authorizer_status::active)
-        return;
-      if (!(st.token.value && st.token.value->valid_at(now(self))))
-        fetch(self, st.token, "overdue", false);
-    },
-    [=](state_atom) -> std::string { return describe(self); },
     [=](tick_atom, uint8_t kind, uint64_t gen) {
       auto& st = self->state;
       switch (kind) {
@@ -389,7 +395,7 @@ caf::message_handler common_handlers(self_ptr self) {
 }
 
 /// What a kind without these handlers answers to the component's messages.
-caf::message_handler not_a_component() {
+component_api::behavior_type not_a_component() {
   auto no = [] { return make_detail_error(ec::invalid_request, "not a component"); };
   return {
     [=](vticket_atom, const std::string&) -> caf::result<done_atom> { return no(); },
@@ -402,7 +408,7 @@ caf::message_handler not_a_component() {
 }
 
 /// ... and to the authorizer's.
-caf::message_handler not_an_authorizer() {
+authorizer_api::behavior_type not_an_authorizer() {
   auto no = [] { return make_detail_error(ec::invalid_request, "not an authorizer"); };
   return {
     [=](auth_atom, const authorization&) -> caf::result<done_atom> { return no(); },
@@ -411,22 +417,29 @@ caf::message_handler not_an_authorizer() {
   };
 }
 
-caf::behavior app_actor(self_ptr self, app_params params) {
+key_actor::behavior_type app_actor(self_ptr self, app_params params) {
   auto& st = self->state;
   st.p = std::move(params);
   st.pol = &policy_of(st.p.kind, st.p.app.api);
   st.key = st.pol->key_of(st.p);
   init_slots(self);
   restore(self);
-  return common_handlers(self).or_else(st.pol->handlers(self)).or_else(
-    caf::after(st.p.router && st.p.idle_timeout.count() > 0 ? caf::duration{st.p.idle_timeout}
-                                                            : caf::duration{caf::infinite})
-      >> [=] {
-           // No message for the idle time: offer to stop (the router decides,
-           // since a request for the key may be on its way here).
-           if (idle(self))
-             self->send(self->state.p.router, idle_atom::value, self->state.p.entry->key);
-         });
+  // Each part is checked against its interface; together they are key_actor.
+  auto part = [](auto&& b) { return caf::message_handler{b.unbox().as_behavior_impl()}; };
+  auto all = part(credential_handlers(self))
+               .or_else(part(st.pol->as_component(self)))
+               .or_else(part(st.pol->as_authorizer(self)))
+               .or_else(part(control_handlers(self)))
+               .or_else(caf::after(st.p.router && st.p.idle_timeout.count() > 0
+                                     ? caf::duration{st.p.idle_timeout}
+                                     : caf::duration{caf::infinite})
+                        >> [=] {
+                             // No message for the idle time: offer to stop (the router decides,
+                             // since a request for the key may be on its way here).
+                             if (idle(self))
+                               self->send(self->state.p.router, idle_atom::value, self->state.p.entry->key);
+                           });
+  return {key_actor::behavior_type::unsafe_init{}, std::move(all)};
 }
 
 } // namespace detail
@@ -444,7 +457,7 @@ int64_t refresh_due(const credential& x, uint64_t seed, uint32_t margin_s, uint3
   return x.expires_at - static_cast<int64_t>(margin_s) - jitter;
 }
 
-caf::actor spawn_app_actor(caf::actor_system& sys, app_params params) {
+key_actor spawn_app_actor(caf::actor_system& sys, app_params params) {
   return sys.spawn(detail::app_actor, std::move(params));
 }
 

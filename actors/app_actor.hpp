@@ -14,6 +14,7 @@
 #include "caf/actor.hpp"
 #include "caf/actor_system.hpp"
 
+#include "actors/key_protocol.hpp"
 #include "actors/kinds.hpp"
 #include "actors/messages.hpp"
 #include "actors/snapshot.hpp"
@@ -26,19 +27,6 @@ class metrics;
 
 namespace wh::actors {
 
-/// The result of api_query_auth, persisted before it is returned.
-struct authorization {
-  std::string authorizer_appid;
-  credential access_token;
-  credential refresh_token;
-};
-
-template <class Inspector>
-typename Inspector::result_type inspect(Inspector& f, authorization& x) {
-  return f(caf::meta::type_name("authorization"), x.authorizer_appid, x.access_token,
-           x.refresh_token);
-}
-
 /// Everything a token actor needs: identity, collaborators and the state
 /// recovered from storage.
 struct app_params {
@@ -50,8 +38,8 @@ struct app_params {
   std::string component_appid;
   /// Storage prefix of this key (see persistence::keys).
   std::string prefix;
-  /// The component's actor (authorizers only).
-  caf::actor component;
+  /// The component's actor, or a forwarder to its owner (authorizers only).
+  key_source component;
   /// Gateway to WeChat (see upstream_actor.hpp).
   caf::actor upstream;
   /// Durable writes (see store_actor.hpp).
@@ -109,11 +97,11 @@ struct app_params {
   /// Multi-node hubs: the local cluster node actor, told `(repl_atom, key,
   /// prefix)` after every persisted change so it can replicate the state.
   caf::actor cluster;
-  /// Virtual activation (single-node hubs): the node's key router. After
+  /// Virtual activation: the node's key router. After
   /// `idle_timeout` without a message and with nothing pending, the actor
   /// asks the router to passivate it (`(idle_atom, key)`); the router then
   /// asks `(stop_atom, idle_atom)`. Without a router the actor stays.
-  caf::actor router;
+  key_router_actor router;
   caf::timespan idle_timeout{0};
   /// The key's due time in the durable refresh schedule as stored (0 = none).
   int64_t due = 0;
@@ -129,7 +117,8 @@ inline uint64_t next_seq(uint64_t prev, uint64_t now_ms) {
 /// Spawns the actor owning one official-account app's access_token and its
 /// jsapi / wx_card tickets.
 ///
-/// Protocol (all answers are `credential` or a `caf::error` of `wh::ec`):
+/// Protocol (declared as `key_actor` in key_protocol.hpp; all answers are
+/// `credential` or a `caf::error` of `wh::ec`):
 /// - `(get_atom, token_atom)`: the current token; fetched on first use.
 /// - `(get_atom, ticket_atom, std::string type)`: "jsapi" or "wx_card".
 /// - `(stale_atom, std::string token)`: a client saw `token` fail. A newer
@@ -172,7 +161,7 @@ inline uint64_t next_seq(uint64_t prev, uint64_t now_ms) {
 /// Concurrent requests share one upstream call (single-flight); every change
 /// is persisted through the store actor before anyone is answered; the token
 /// and tickets are refreshed ahead of expiry with jitter.
-caf::actor spawn_app_actor(caf::actor_system& sys, app_params params);
+key_actor spawn_app_actor(caf::actor_system& sys, app_params params);
 
 /// When `x` is refreshed proactively: expiry - margin - jitter, the jitter in
 /// [0, jitter_s] drawn from `seed` and the value's version and expiry, so an

@@ -35,7 +35,7 @@ enum timer_kind : uint8_t { token_timer = 0, jsapi_timer = 1, wx_card_timer = 2,
 constexpr int64_t never = std::numeric_limits<int64_t>::max();
 
 struct app_state;
-using self_ptr = caf::stateful_actor<app_state>*;
+using self_ptr = key_actor::stateful_pointer<app_state>;
 struct credential_slot;
 
 /// One fetch of a credential in flight.
@@ -151,8 +151,11 @@ struct kind_policy {
   void (*start)(self_ptr);
   /// Adds the kind's fields to GET /admin/state.
   void (*describe)(self_ptr, boost::json::object&);
-  /// The kind's own handlers (and refusals of the other kinds' messages).
-  caf::message_handler (*handlers)(self_ptr);
+  /// The kind's answers to a component's requests (the component's
+  /// handlers, or refusals).
+  component_api::behavior_type (*as_component)(self_ptr);
+  /// ... and to an authorizer's.
+  authorizer_api::behavior_type (*as_authorizer)(self_ptr);
   /// The registry key of the actor's key: a structured log field.
   std::string (*key_of)(const app_params&);
 };
@@ -331,7 +334,7 @@ boost::json::value credential_json(self_ptr self, const std::optional<credential
 void needs_reauthorization(self_ptr self, const char* reason, int errcode);
 
 /// The authorizer's handlers (authorizations, imports, revocation).
-caf::message_handler authorizer_handlers(self_ptr self);
+authorizer_api::behavior_type authorizer_handlers(self_ptr self);
 
 /// Deletes everything of a revoked authorizer and remembers the revocation.
 void revoke(self_ptr self, std::function<void(caf::error)> k);
@@ -340,11 +343,11 @@ void revoke(self_ptr self, std::function<void(caf::error)> k);
 void adopt_authorization(self_ptr self, const authorization& a, caf::typed_response_promise<done_atom> rp);
 
 /// The component's handlers (verify tickets, authorizations, lookups).
-caf::message_handler component_handlers(self_ptr self);
+component_api::behavior_type component_handlers(self_ptr self);
 
 /// What a kind answers to messages of a kind it is not.
-caf::message_handler not_a_component();
-caf::message_handler not_an_authorizer();
+component_api::behavior_type not_a_component();
+authorizer_api::behavior_type not_an_authorizer();
 
 /// The periodic reconciliation walk of api_get_authorizer_list.
 void schedule_reconcile(self_ptr self, int64_t delay);

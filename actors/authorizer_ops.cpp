@@ -101,7 +101,7 @@ void adopt_authorization(self_ptr self, const authorization& a, caf::typed_respo
   });
 }
 
-caf::message_handler authorizer_handlers(self_ptr self) {
+authorizer_api::behavior_type authorizer_handlers(self_ptr self) {
   return {
     [=](auth_atom, const authorization& a) -> caf::result<done_atom> {
       auto rp = self->make_response_promise<done_atom>();

@@ -253,7 +253,7 @@ void query_auth(self_ptr self, std::string code, caf::typed_response_promise<aut
 
 } // namespace
 
-caf::message_handler component_handlers(self_ptr self) {
+component_api::behavior_type component_handlers(self_ptr self) {
   return {
     [=](vticket_atom, const std::string& ticket) -> caf::result<done_atom> {
       if (ticket.empty() || ticket.size() > 1024)

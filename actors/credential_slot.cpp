@@ -153,7 +153,7 @@ void persist(self_ptr self, store_write batch, std::function<void(caf::error)> k
         --self->state.inflight;
         auto& p = self->state.p;
         if (p.cluster)
-          self->send(p.cluster, repl_atom::value, p.entry->key, p.prefix);
+          caf::anon_send(p.cluster, repl_atom::value, p.entry->key, p.prefix);
         k(caf::none);
       },
       [self, k](caf::error& err) {

@@ -13,6 +13,7 @@
 #include "actors/registry.hpp"
 #include "core/error.hpp"
 #include "core/log.hpp"
+#include "core/metrics.hpp"
 #include "persistence/store.hpp"
 
 namespace wh::actors {
@@ -20,6 +21,7 @@ namespace wh::actors {
 namespace {
 
 using load_atom = caf::atom_constant<caf::atom("load")>;
+using activate_atom = caf::atom_constant<caf::atom("activate")>;
 using due_atom = caf::atom_constant<caf::atom("due")>;
 using sched_atom = caf::atom_constant<caf::atom("sched")>;
 
@@ -34,7 +36,7 @@ struct io_state {
 caf::behavior router_io(caf::stateful_actor<io_state>*, registry* reg,
                         std::shared_ptr<persistence::store> db) {
   return {
-    [=](load_atom, const std::string& key) -> caf::actor {
+    [=](load_atom, const std::string& key) -> key_actor {
       auto e = reg->find(key);
       if (!e || e->shadow)
         return {};
@@ -73,7 +75,7 @@ caf::behavior router_io(caf::stateful_actor<io_state>*, registry* reg,
 
 // -- router -------------------------------------------------------------------------
 
-using parked_fn = std::function<void(const caf::actor&, const caf::error&)>;
+using parked_fn = std::function<void(const key_actor&, const caf::error&)>;
 
 struct router_state {
   static inline const char* name = "wh.router";
@@ -100,7 +102,7 @@ struct router_state {
   int64_t failed_stops_logged_at = 0;
 };
 
-using self_ptr = caf::stateful_actor<router_state>*;
+using self_ptr = key_router_actor::stateful_pointer<router_state>;
 
 bool busy(self_ptr self, const std::string& key) {
   auto& st = self->state;
@@ -111,12 +113,12 @@ void flush_schedule(self_ptr self) {
   auto& st = self->state;
   if (st.pending.ops.empty())
     return;
-  self->send(st.io, sched_atom::value, std::move(st.pending));
+  caf::anon_send(st.io, sched_atom::value, std::move(st.pending));
   st.pending = store_write{};
   st.pending_keys.clear();
 }
 
-void flush_parked(self_ptr self, const std::string& key, const caf::actor& a, const caf::error& err) {
+void flush_parked(self_ptr self, const std::string& key, const key_actor& a, const caf::error& err) {
   auto i = self->state.parked.find(key);
   if (i == self->state.parked.end())
     return;
@@ -126,9 +128,9 @@ void flush_parked(self_ptr self, const std::string& key, const caf::actor& a, co
     f(a, err);
 }
 
-void start(self_ptr self, const std::string& key);
+void start(self_ptr self, const std::string& key, bool create = false);
 
-void passivate(self_ptr self, const std::string& key, const caf::actor& a) {
+void passivate(self_ptr self, const std::string& key, const key_actor& a) {
   auto& st = self->state;
   if (busy(self, key) || st.parked.count(key))
     return;
@@ -143,7 +145,7 @@ void passivate(self_ptr self, const std::string& key, const caf::actor& a) {
         st.live.erase(key);
         auto e = st.reg->find(key);
         if (e && e->actor() == a)
-          e->set_actor(caf::actor{});
+          e->set_actor(key_actor{});
         int64_t woke = 0;
         if (auto i = st.woken.find(key); i != st.woken.end()) {
           woke = i->second;
@@ -185,7 +187,7 @@ void passivate(self_ptr self, const std::string& key, const caf::actor& a) {
         if (e && e->actor() == a && !a->getf(caf::abstract_actor::is_terminated_flag))
           return flush_parked(self, key, a, caf::error{});
         if (e && e->actor() == a)
-          e->set_actor(caf::actor{});
+          e->set_actor(key_actor{});
         st.live.erase(key);
         if (st.parked.count(key))
           start(self, key);
@@ -212,7 +214,7 @@ void enforce_cap(self_ptr self) {
     if (!st.live.count(key))
       continue;
     auto e = st.reg->find(key);
-    auto a = e ? e->actor() : caf::actor{};
+    auto a = e ? e->actor() : key_actor{};
     if (!a) {
       st.live.erase(key);
       continue;
@@ -222,19 +224,72 @@ void enforce_cap(self_ptr self) {
   }
 }
 
-void start(self_ptr self, const std::string& key) {
+// -- multi-node hubs ---------------------------------------------------------------
+
+/// Whether the current message came from another node (a peer's router
+/// delegated it; the sender is then the peer's requester). Ask before making
+/// a response promise: it takes the sender.
+bool from_peer(self_ptr self) {
+  auto& src = self->current_sender();
+  return src && src->node() != self->node();
+}
+
+/// Counts a request a peer delegated here (wechat_hub_cluster_forwarded_total).
+void count_forwarded(self_ptr self, std::string_view request, const char* result, bool peer) {
+  if (auto m = self->state.reg->stats(); m && peer)
+    m->inc("wechat_hub_cluster_forwarded_total", {{"request", std::string{request}}, {"result", result}});
+}
+
+/// The router of the node that owns `key` (membership.hpp), or an invalid
+/// handle where this node serves it (always on a single node).
+caf::expected<key_router_actor> owner_router(self_ptr self, const std::string& key, std::string_view request,
+                                             bool peer) {
+  auto& link = self->state.reg->cluster();
+  if (!link.node)
+    return key_router_actor{};
+  auto owner = link.owner_of(key);
+  if (owner.here)
+    return key_router_actor{};
+  if (peer) {
+    // The peer's view differs from ours for a moment: never send it back.
+    count_forwarded(self, request, "not_owner", peer);
+    return make_detail_error(ec::cluster_unavailable, "ownership of " + key + " is moving between nodes; retry");
+  }
+  if (!owner.router)
+    return make_detail_error(ec::cluster_unavailable, key + " has no running owner yet; retry");
+  return owner.router;
+}
+
+/// Starts `key`'s actor: from its stored state on the storage worker, or
+/// in a cluster by the node actor (it decides whether this node may, e.g.
+/// not while the key is still being handed over; `create`: an authorizer new
+/// to this node gets an entry first).
+void start(self_ptr self, const std::string& key, bool create) {
   auto& st = self->state;
   if (!st.starting.insert(key).second)
     return;
+  if (auto& node = st.reg->cluster().node) {
+    self->request(node, caf::infinite, activate_atom::value, key, create)
+      .then(
+        [self, key](key_actor& a) {
+          self->state.starting.erase(key);
+          flush_parked(self, key, a, caf::error{});
+        },
+        [self, key](caf::error& err) {
+          self->state.starting.erase(key);
+          flush_parked(self, key, key_actor{}, err);
+        });
+    return;
+  }
   if (st.pending_keys.count(key))
     flush_schedule(self); // the storage worker writes before it reads
   self->request(st.io, caf::infinite, load_atom::value, key)
     .then(
-      [self, key](caf::actor& a) {
+      [self, key](key_actor& a) {
         auto& st = self->state;
         st.starting.erase(key);
         if (!a)
-          return flush_parked(self, key, caf::actor{},
+          return flush_parked(self, key, key_actor{},
                               make_detail_error(ec::unknown_key, key + " is not known to this hub"));
         if (st.live.insert(key).second)
           st.order.push_back(key);
@@ -243,38 +298,112 @@ void start(self_ptr self, const std::string& key) {
       },
       [self, key](caf::error& err) {
         self->state.starting.erase(key);
-        flush_parked(self, key, caf::actor{}, err);
+        flush_parked(self, key, key_actor{}, err);
       });
 }
 
 /// Runs `deliver` with the key's running actor, starting it first if needed.
-void with_actor(self_ptr self, const std::string& key, parked_fn deliver) {
+void with_actor(self_ptr self, const std::string& key, parked_fn deliver, bool create = false,
+                std::string_view request = {}, bool peer = false) {
   auto& st = self->state;
   auto e = st.reg->find(key);
-  if (!e || e->shadow)
-    return deliver(caf::actor{}, make_detail_error(ec::unknown_key, key + " is not known to this hub"));
-  if (!busy(self, key)) {
-    if (auto a = e->actor())
+  // A cluster's node actor knows keys new to this node (authorizations).
+  bool cluster = static_cast<bool>(st.reg->cluster().node);
+  if (!cluster && (!e || e->shadow))
+    return deliver(key_actor{}, make_detail_error(ec::unknown_key, key + " is not known to this hub"));
+  if (e && !e->shadow && !busy(self, key)) {
+    if (auto a = e->actor()) {
+      count_forwarded(self, request, "served", peer);
       return deliver(a, caf::error{});
+    }
   }
+  count_forwarded(self, request, "started", peer);
   st.parked[key].push_back(std::move(deliver));
   if (!busy(self, key))
-    start(self, key);
+    start(self, key, create);
 }
 
-template <class... Ts>
-caf::response_promise serve(self_ptr self, const std::string& key, Ts... xs) {
-  auto rp = self->make_response_promise();
-  with_actor(self, key, [rp, xs...](const caf::actor& a, const caf::error& err) mutable {
-    if (err)
-      rp.deliver(err);
-    else
-      rp.delegate(a, xs...);
-  });
-  return rp;
+// -- delivery by key ---------------------------------------------------------------
+
+using caf::detail::type_list;
+
+/// The router's handler of one key request: takes its keyed form
+/// `(atoms..., key, rest...)` and delegates `(atoms..., rest...)` to the
+/// key's actor, starting it first if needed. Generated from key_requests
+/// (key_protocol.hpp), so the router understands exactly what a key does.
+template <class Atoms, class Rest, class Out>
+struct route_fn;
+
+template <class... As, class... Rs, class... Os>
+struct route_fn<type_list<As...>, type_list<Rs...>, caf::output_tuple<Os...>> {
+  self_ptr self;
+
+  caf::typed_response_promise<Os...> operator()(As... atoms, const std::string& key, const Rs&... xs) const {
+    auto peer = from_peer(self);
+    auto rp = self->template make_response_promise<Os...>();
+    auto owner = owner_router(self, key, request_name(), peer);
+    if (!owner)
+      return rp.deliver(owner.error());
+    if (*owner)
+      return rp.delegate(*owner, atoms..., key, xs...);
+    with_actor(
+      self, key,
+      [rp, atoms..., xs...](const key_actor& a, const caf::error& err) mutable {
+        if (err)
+          rp.deliver(err);
+        else
+          rp.delegate(a, atoms..., xs...);
+      },
+      creates, request_name(), peer);
+    return rp;
+  }
+
+  /// An authorization is the one request that creates its (authorizer) key.
+  static constexpr bool creates = std::is_same_v<type_list<As..., Rs...>, type_list<auth_atom, authorization>>;
+
+  /// The metrics label: the last atom ("token", "ticket", "stale", ...).
+  static std::string request_name() {
+    std::string name;
+    ((name = caf::to_string(As::value)), ...);
+    return name;
+  }
+};
+
+/// One-way messages (no answer): dropped for a key this hub does not know.
+template <class... As, class... Rs>
+struct route_fn<type_list<As...>, type_list<Rs...>, caf::output_tuple<void>> {
+  self_ptr self;
+
+  void operator()(As... atoms, const std::string& key, const Rs&... xs) const {
+    auto owner = owner_router(self, key, "", from_peer(self));
+    if (!owner)
+      return;
+    // Sent as this router: the owner never sends it back (from_peer).
+    if (*owner)
+      return self->send(*owner, atoms..., key, xs...);
+    with_actor(self, key, [atoms..., xs...](const key_actor& a, const caf::error&) {
+      if (a)
+        caf::anon_send(a, atoms..., xs...);
+    });
+  }
+};
+
+template <class Sig>
+struct route_of;
+
+template <class... Is, class Out>
+struct route_of<caf::typed_mpi<type_list<Is...>, Out>> {
+  using parts = protocol::split_atoms<type_list<>, type_list<Is...>>;
+  using type = route_fn<typename parts::atoms, typename parts::rest, Out>;
+};
+
+/// The router's behavior: a route for every key request, then `own`.
+template <class... Sigs, class... Fs>
+key_router_actor::behavior_type with_routes(self_ptr self, type_list<Sigs...>, Fs... own) {
+  return {typename route_of<Sigs>::type{self}..., std::move(own)...};
 }
 
-/// Wakes the keys whose refresh is due (at most `rate` per tick, in due order).
+/// Wakes the keys whose refresh is due/// Wakes the keys whose refresh is due (at most `rate` per tick, in due order).
 void check_schedule(self_ptr self) {
   auto& st = self->state;
   flush_schedule(self);
@@ -288,15 +417,17 @@ void check_schedule(self_ptr self) {
           auto& key = keys[i];
           if (st.woken.count(key))
             continue;
-          if (!st.reg->find(key)) {
-            // A removed key's leftover record.
+          auto& link = st.reg->cluster();
+          if (!st.reg->find(key) || (link.node && !link.owner_of(key).here)) {
+            // A removed key's leftover record, or a key another node owns
+            // now (it took the key over running and keeps its own schedule).
             st.pending.ops.push_back({persistence::keys::schedule(dues[i], key), "", true});
             continue;
           }
           WH_DEBUG("router", key << ": due at " << dues[i] << ", woken");
           st.woken.emplace(key, dues[i]);
           ++woke;
-          with_actor(self, key, [](const caf::actor& a, const caf::error&) {
+          with_actor(self, key, [](const key_actor& a, const caf::error&) {
             if (a)
               caf::anon_send(a, wake_atom::value);
           });
@@ -305,7 +436,7 @@ void check_schedule(self_ptr self) {
       [](caf::error&) {});
 }
 
-caf::behavior key_router(self_ptr self, registry* reg, caf::actor io, const wh::clock* clk,
+key_router_actor::behavior_type key_router(self_ptr self, registry* reg, caf::actor io, const wh::clock* clk,
                          router_options opts) {
   auto& st = self->state;
   st.reg = reg;
@@ -313,7 +444,8 @@ caf::behavior key_router(self_ptr self, registry* reg, caf::actor io, const wh::
   st.clock = clk;
   st.opts = opts;
   self->link_to(st.io);
-  return {
+  return with_routes(
+    self, key_requests::signatures{},
     [=](ready_atom) {
       // Every stored key is in the directory: the schedule may run (before
       // that, a record of a key not loaded yet would look like a leftover).
@@ -322,32 +454,8 @@ caf::behavior key_router(self_ptr self, registry* reg, caf::actor io, const wh::
       self->state.ready = true;
       self->send(self, tick_atom::value);
     },
-    [=](get_atom, token_atom, const std::string& key) {
-      return serve(self, key, get_atom::value, token_atom::value);
-    },
-    [=](get_atom, ticket_atom, const std::string& key, const std::string& type) {
-      return serve(self, key, get_atom::value, ticket_atom::value, type);
-    },
-    [=](stale_atom, const std::string& key, const std::string& token) {
-      return serve(self, key, stale_atom::value, token);
-    },
-    [=](refresh_atom, const std::string& key) { return serve(self, key, refresh_atom::value); },
-    [=](state_atom, const std::string& key) { return serve(self, key, state_atom::value); },
-    [=](revoke_atom, const std::string& key) { return serve(self, key, revoke_atom::value); },
-    [=](auth_atom, const std::string& key, const authorization& a) {
-      return serve(self, key, auth_atom::value, a);
-    },
-    [=](auth_atom, const std::string& key, const credential& refresh) {
-      return serve(self, key, auth_atom::value, refresh);
-    },
-    [=](quota_atom, const std::string& key) {
-      with_actor(self, key, [](const caf::actor& a, const caf::error&) {
-        if (a)
-          caf::anon_send(a, quota_atom::value);
-      });
-    },
     [=](idle_atom, const std::string& key) {
-      auto sender = caf::actor_cast<caf::actor>(self->current_sender());
+      auto sender = caf::actor_cast<key_actor>(self->current_sender());
       auto e = self->state.reg->find(key);
       if (sender && e && e->actor() == sender)
         passivate(self, key, sender);
@@ -365,13 +473,12 @@ caf::behavior key_router(self_ptr self, registry* reg, caf::actor io, const wh::
     [=](tick_atom) {
       check_schedule(self);
       self->delayed_send(self, self->state.opts.tick, tick_atom::value);
-    },
-  };
+    });
 }
 
 } // namespace
 
-caf::actor spawn_key_router(caf::actor_system& sys, registry& reg,
+key_router_actor spawn_key_router(caf::actor_system& sys, registry& reg,
                             std::shared_ptr<persistence::store> db, const wh::clock& clk,
                             router_options opts) {
   auto io = opts.detached_io ? sys.spawn<caf::detached>(router_io, &reg, std::move(db))

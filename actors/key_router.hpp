@@ -1,17 +1,21 @@
 #pragma once
 
-// Virtual activation of token actors (single-node hubs), after Orleans'
-// virtual actors and Akka Cluster Sharding's passivation.
+// The node's key router: virtual activation of token actors, after Orleans'
+// virtual actors and Akka Cluster Sharding's passivation, and in a cluster
+// the delivery of key requests to their owner.
 //
 // A key's actor exists only while the key has work. The router is the one
 // place that starts and stops them:
-// - Keyed requests `(get_atom, token_atom, key)`, `(get_atom, ticket_atom,
-//   key, type)`, `(stale_atom, key, token)`, `(refresh_atom, key)`,
-//   `(state_atom, key)`, `(revoke_atom, key)`, `(auth_atom, key,
-//   authorization)`, `(auth_atom, key, credential)` are delegated to the
-//   key's actor; a key without one is started from its stored state on the
-//   storage worker first. Requests for a key that is starting or stopping
-//   are parked and delivered once it runs (never dropped).
+// - Every key request (`key_requests` in key_protocol.hpp) in its keyed form,
+//   the key after the leading atoms (`(get_atom, ticket_atom, key, type)`),
+//   is delegated to the key's actor; a key without one is started from its
+//   stored state on the storage worker first. Requests for a key that is
+//   starting or stopping are parked and delivered once it runs (never dropped).
+// - In a cluster the router asks the membership view (membership.hpp) who
+//   owns the key: another node's key goes to that node's router (a request
+//   from a peer is never sent on: views that differ briefly cannot bounce
+//   it); a key this node owns is started by the node actor
+//   (`(activate_atom, key, create)`), which knows when it may.
 // - `(idle_atom, key)` from an actor idle for the idle time: the router asks
 //   it `(stop_atom, idle_atom)`; an actor with work refuses. Past
 //   `max_active` running actors the least recently started are asked too.
@@ -31,6 +35,7 @@
 #include "caf/actor.hpp"
 #include "caf/actor_system.hpp"
 
+#include "actors/key_protocol.hpp"
 #include "core/clock.hpp"
 
 namespace wh::persistence {
@@ -56,7 +61,7 @@ struct router_options {
 
 /// Spawns the router of `reg`'s keys. `db` is the hub's store (read by the
 /// storage worker); `clk` must outlive the router.
-caf::actor spawn_key_router(caf::actor_system& sys, registry& reg,
+key_router_actor spawn_key_router(caf::actor_system& sys, registry& reg,
                             std::shared_ptr<persistence::store> db, const wh::clock& clk,
                             router_options opts);
 

@@ -78,7 +78,8 @@ const kind_policy stable_app{
   probe_token,
   nothing,
   describe_app,
-  [](self_ptr) { return not_a_component().or_else(not_an_authorizer()); },
+  [](self_ptr) { return not_a_component(); },
+  [](self_ptr) { return not_an_authorizer(); },
   appid_key,
 };
 
@@ -151,7 +152,8 @@ const kind_policy component{
   probe_component,
   start_component,
   describe_component,
-  [](self_ptr self) { return component_handlers(self).or_else(not_an_authorizer()); },
+  component_handlers,
+  [](self_ptr) { return not_an_authorizer(); },
   appid_key,
 };
 
@@ -274,7 +276,8 @@ const kind_policy authorizer{
   probe_token,
   nothing,
   describe_authorizer,
-  [](self_ptr self) { return authorizer_handlers(self).or_else(not_a_component()); },
+  [](self_ptr) { return not_a_component(); },
+  authorizer_handlers,
   [](const app_params& p) { return p.component_appid + "/" + p.app.appid; },
 };
 

@@ -27,22 +27,14 @@ caf::error normalize(caf::error err) {
 
 /// Sends one request from a short-lived bridge actor so that non-actor threads
 /// (Asio) never block on the actor system. `T` is the expected reply type.
-template <class T, class OnOk, class OnErr, class... Ts>
-void ask_then(caf::actor_system& sys, caf::actor target, caf::timespan timeout, OnOk on_ok,
+template <class T, class Handle, class OnOk, class OnErr, class... Ts>
+void ask_then(caf::actor_system& sys, Handle target, caf::timespan timeout, OnOk on_ok,
               OnErr on_err, Ts... xs) {
   sys.spawn([target, timeout, on_ok, on_err, xs...](caf::event_based_actor* self) mutable {
     self->request(target, timeout, xs...)
       .then([on_ok](T& x) mutable { on_ok(std::move(x)); },
             [on_err](caf::error& err) mutable { on_err(normalize(std::move(err))); });
   });
-}
-
-template <class... Ts>
-void ask(caf::actor_system& sys, caf::actor target, caf::timespan timeout,
-         credential_callback cb, Ts... xs) {
-  ask_then<credential>(
-    sys, std::move(target), timeout, [cb](credential x) { cb(std::move(x)); },
-    [cb](caf::error err) { cb(std::move(err)); }, xs...);
 }
 
 /// Runs `fn` on a thread of its own (blocking actors are always detached),
@@ -96,7 +88,9 @@ app_params registry::base_params(std::shared_ptr<key_entry> entry) const {
   p.upstream_timeout = opts_.upstream_timeout;
   // Stable per key: an actor started again draws the same refresh jitter.
   p.seed = key_seed(p.entry->key);
-  if (virtual_key(*p.entry)) {
+  // Virtual activation: a single node's router or, in a cluster, the
+  // router of the owner (the node actor starts the key there on demand).
+  if (virtual_key(*p.entry) || (cluster_.node && opts_.idle_timeout.count() > 0 && p.entry->kind != key_kind::component)) {
     p.router = router_;
     p.idle_timeout = opts_.idle_timeout;
   }
@@ -160,7 +154,7 @@ std::string registry::prefix_of(const key_entry& e) {
   }
 }
 
-caf::actor registry::component_handle(const std::string& component) const {
+key_source registry::component_handle(const std::string& component) const {
   std::lock_guard<std::mutex> guard{defs_mtx_};
   if (auto i = comp_links_.find(component); i != comp_links_.end())
     return i->second;
@@ -253,7 +247,7 @@ void registry::start(const std::shared_ptr<key_entry>& e, app_params&& p) {
   e->set_actor(spawn_app_actor(sys_, std::move(p)));
 }
 
-caf::actor registry::activate(const std::shared_ptr<key_entry>& e) {
+key_actor registry::activate(const std::shared_ptr<key_entry>& e) {
   if (auto a = e->actor())
     return a;
   auto p = load_params(e);
@@ -264,70 +258,74 @@ caf::actor registry::activate(const std::shared_ptr<key_entry>& e) {
   // Activation runs on the node's storage worker, concurrently with
   // shutdown() and remove(): an entry they dropped meanwhile stops again.
   if (find(e->key) != e) {
-    e->set_actor(caf::actor{});
+    e->set_actor(key_actor{});
     caf::anon_send_exit(a, caf::exit_reason::user_shutdown);
     return {};
   }
   return a;
 }
 
-caf::actor registry::deactivate(key_entry& e) {
+key_actor registry::deactivate(key_entry& e) {
   auto a = e.actor();
-  e.set_actor(caf::actor{});
+  e.set_actor(key_actor{});
   return a;
 }
 
 void registry::enable_cluster(cluster_link link) {
   cluster_ = std::move(link);
   // A cluster's node actor starts and stops actors by ownership (no
-  // virtual activation yet): no router.
-  if (router_) {
-    caf::anon_send_exit(router_, caf::exit_reason::user_shutdown);
-    router_ = caf::actor{};
-  }
+  // virtual activation yet); the router delivers every key request, here or
+  // to the owner's router.
+  if (!router_)
+    router_ = spawn_key_router(sys_, *this, db_, clock_, opts_.router);
 }
 
-caf::actor registry::spawn_component_link(const std::string& component) {
+key_source registry::spawn_component_link(const std::string& component) {
   // Authorizer actors ask "their component" for its token; in a cluster the
   // component may live on another node, so they ask this forwarder.
-  return sys_.spawn([this, component](caf::event_based_actor* self) -> caf::behavior {
-    auto route = [this, component]() -> std::pair<caf::actor, bool> {
+  return sys_.spawn([this, component](key_source::pointer self) -> key_source::behavior_type {
+    // The component's actor here, else the router (by key, to the owner).
+    auto route = [this, component](key_actor& local) -> key_router_actor {
       if (auto e = find(component))
-        if (auto a = e->actor())
-          return {a, false};
-      return {cluster_.owner_node(component), true};
+        local = e->actor();
+      return local ? key_router_actor{} : router_;
+    };
+    auto unreachable = [component] {
+      return make_detail_error(ec::cluster_unavailable, "no live owner of component " + component);
     };
     return {
-      [=](get_atom, token_atom) -> caf::result<caf::message> {
-        auto [dst, keyed] = route();
-        if (!dst)
-          return make_detail_error(ec::cluster_unavailable, "no live owner of component " + component);
-        if (keyed)
-          return self->delegate(dst, get_atom::value, token_atom::value, component);
-        return self->delegate(dst, get_atom::value, token_atom::value);
+      [=](get_atom, token_atom) -> caf::typed_response_promise<credential> {
+        auto rp = self->make_response_promise<credential>();
+        key_actor local;
+        if (auto router = route(local))
+          rp.delegate(router, get_atom::value, token_atom::value, component);
+        else if (local)
+          rp.delegate(local, get_atom::value, token_atom::value);
+        else
+          rp.deliver(unreachable());
+        return rp;
       },
-      [=](stale_atom, std::string& token) -> caf::result<caf::message> {
-        auto [dst, keyed] = route();
-        if (!dst)
-          return make_detail_error(ec::cluster_unavailable, "no live owner of component " + component);
-        if (keyed)
-          return self->delegate(dst, stale_atom::value, component, std::move(token));
-        return self->delegate(dst, stale_atom::value, std::move(token));
+      [=](stale_atom, force_atom, std::string& token) -> caf::typed_response_promise<credential> {
+        auto rp = self->make_response_promise<credential>();
+        key_actor local;
+        if (auto router = route(local)) // the owner checks the report before it refreshes
+          rp.delegate(router, stale_atom::value, component, std::move(token));
+        else if (local)
+          rp.delegate(local, stale_atom::value, force_atom::value, std::move(token));
+        else
+          rp.deliver(unreachable());
+        return rp;
       },
-      [=](stale_atom, force_atom, std::string& token) -> caf::result<caf::message> {
-        auto [dst, keyed] = route();
-        if (!dst)
-          return make_detail_error(ec::cluster_unavailable, "no live owner of component " + component);
-        if (keyed) // the owner checks the report before it refreshes
-          return self->delegate(dst, stale_atom::value, component, std::move(token));
-        return self->delegate(dst, stale_atom::value, force_atom::value, std::move(token));
-      },
-      [=](import_atom, std::string& authorizer) -> caf::result<caf::message> {
-        auto [dst, keyed] = route();
-        if (!dst || keyed)
-          return make_detail_error(ec::cluster_unavailable,
-                                   "authorizer recovery runs on the component's owner");
-        return self->delegate(dst, import_atom::value, std::move(authorizer));
+      [=](import_atom, std::string& authorizer) -> caf::typed_response_promise<credential> {
+        auto rp = self->make_response_promise<credential>();
+        key_actor local;
+        route(local);
+        if (local)
+          rp.delegate(local, import_atom::value, std::move(authorizer));
+        else
+          rp.deliver(make_detail_error(ec::cluster_unavailable,
+                                       "authorizer recovery runs on the component's owner"));
+        return rp;
       },
     };
   });
@@ -622,22 +620,16 @@ std::array<size_t, 3> registry::active_actors() const {
   return n;
 }
 
-caf::actor registry::target(const key_entry& e, bool& keyed) const {
-  keyed = false;
-  if (virtual_key(e)) {
+registry::key_route registry::target(const key_entry& e) const {
+  key_route r;
+  if (virtual_key(e) || cluster_.node) {
     // Always through the router: it knows whether the actor is starting,
-    // running or stopping.
-    keyed = true;
-    return router_;
+    // running or stopping, and which node owns the key.
+    r.router = router_;
+    return r;
   }
-  if (auto a = e.actor())
-    return a;
-  if (!cluster_.node)
-    return {};
-  // Not running here: the owner's node actor (this node's own while the key
-  // is being activated) takes the request by key.
-  keyed = true;
-  return cluster_.owner_node(e.key);
+  r.local = e.actor();
+  return r;
 }
 
 void registry::remember(const std::string& key, const std::string& slot, const credential& x) {
@@ -670,85 +662,55 @@ caf::error no_target(const key_entry& e) {
 
 } // namespace
 
+template <class T, class OnOk, class OnErr, class... As, class... Rs>
+void registry::ask_key(const key_entry& e, OnOk on_ok, OnErr on_err, std::tuple<As...>, Rs... xs) {
+  auto r = target(e);
+  if (r.local)
+    return ask_then<T>(sys_, r.local, opts_.ask_timeout, on_ok, on_err, As{}..., xs...);
+  // The keyed form: the key follows the leading atoms (key_protocol.hpp).
+  if (r.router)
+    return ask_then<T>(sys_, r.router, opts_.ask_timeout, on_ok, on_err, As{}..., e.key, xs...);
+  on_err(no_target(e));
+}
+
+namespace {
+
+/// A credential answer: cached where the key's actor does not publish it.
+template <class Remember>
+auto credential_reply(Remember remember, credential_callback cb) {
+  return std::pair{[remember, cb](credential x) {
+                     remember(x);
+                     cb(std::move(x));
+                   },
+                   [cb](caf::error err) { cb(std::move(err)); }};
+}
+
+} // namespace
+
 void registry::ask_token(const key_entry& e, credential_callback cb) {
-  bool keyed = false;
-  auto dst = target(e, keyed);
-  if (!dst)
-    return cb(no_target(e));
-  if (!keyed)
-    return ask(sys_, dst, opts_.ask_timeout, std::move(cb), get_atom::value, token_atom::value);
-  auto key = e.key;
-  ask(sys_, dst, opts_.ask_timeout,
-      [this, key, cb](caf::expected<credential> x) {
-        if (x)
-          remember(key, "token", *x);
-        cb(std::move(x));
-      },
-      get_atom::value, token_atom::value, key);
+  auto [ok, fail] = credential_reply([this, key = e.key](const credential& x) { remember(key, "token", x); }, cb);
+  ask_key<credential>(e, ok, fail, std::tuple{get_atom::value, token_atom::value});
 }
 
 void registry::ask_ticket(const key_entry& e, std::string type, credential_callback cb) {
-  bool keyed = false;
-  auto dst = target(e, keyed);
-  if (!dst)
-    return cb(no_target(e));
-  if (!keyed)
-    return ask(sys_, dst, opts_.ask_timeout, std::move(cb), get_atom::value, ticket_atom::value,
-               std::move(type));
-  auto key = e.key;
-  ask(sys_, dst, opts_.ask_timeout,
-      [this, key, type, cb](caf::expected<credential> x) {
-        if (x)
-          remember(key, type, *x);
-        cb(std::move(x));
-      },
-      get_atom::value, ticket_atom::value, key, type);
+  auto [ok, fail] = credential_reply([this, key = e.key, type](const credential& x) { remember(key, type, x); }, cb);
+  ask_key<credential>(e, ok, fail, std::tuple{get_atom::value, ticket_atom::value}, std::move(type));
 }
 
 void registry::report_stale(const key_entry& e, std::string token, credential_callback cb) {
-  bool keyed = false;
-  auto dst = target(e, keyed);
-  if (!dst)
-    return cb(no_target(e));
-  if (!keyed)
-    return ask(sys_, dst, opts_.ask_timeout, std::move(cb), stale_atom::value, std::move(token));
-  auto key = e.key;
-  ask(sys_, dst, opts_.ask_timeout,
-      [this, key, cb](caf::expected<credential> x) {
-        if (x)
-          remember(key, "token", *x);
-        cb(std::move(x));
-      },
-      stale_atom::value, key, std::move(token));
+  auto [ok, fail] = credential_reply([this, key = e.key](const credential& x) { remember(key, "token", x); }, cb);
+  ask_key<credential>(e, ok, fail, std::tuple{stale_atom::value}, std::move(token));
 }
 
 void registry::force_refresh(const key_entry& e, credential_callback cb) {
-  bool keyed = false;
-  auto dst = target(e, keyed);
-  if (!dst)
-    return cb(no_target(e));
-  if (!keyed)
-    return ask(sys_, dst, opts_.ask_timeout, std::move(cb), refresh_atom::value);
-  auto key = e.key;
-  ask(sys_, dst, opts_.ask_timeout,
-      [this, key, cb](caf::expected<credential> x) {
-        if (x)
-          remember(key, "token", *x);
-        cb(std::move(x));
-      },
-      refresh_atom::value, key);
+  auto [ok, fail] = credential_reply([this, key = e.key](const credential& x) { remember(key, "token", x); }, cb);
+  ask_key<credential>(e, ok, fail, std::tuple{refresh_atom::value});
 }
 
 void registry::describe(const key_entry& e, std::function<void(caf::expected<std::string>)> cb) {
-  bool keyed = false;
-  auto dst = target(e, keyed);
-  if (!dst)
-    return cb(no_target(e));
-  auto ok = [cb](std::string x) { cb(std::move(x)); };
-  auto fail = [cb](caf::error err) { cb(std::move(err)); };
-  if (keyed)
-    return ask_then<std::string>(sys_, dst, opts_.ask_timeout, ok, fail, state_atom::value, e.key);
-  ask_then<std::string>(sys_, dst, opts_.ask_timeout, ok, fail, state_atom::value);
+  ask_key<std::string>(
+    e, [cb](std::string x) { cb(std::move(x)); }, [cb](caf::error err) { cb(std::move(err)); },
+    std::tuple{state_atom::value});
 }
 
 void registry::deliver_verify_ticket(const std::string& component, std::string ticket,
@@ -756,49 +718,31 @@ void registry::deliver_verify_ticket(const std::string& component, std::string t
   auto e = find(component);
   if (!e || e->kind != key_kind::component)
     return cb(make_detail_error(ec::unknown_key, "component " + component + " is not configured"));
-  bool keyed = false;
-  auto dst = target(*e, keyed);
-  if (!dst)
-    return cb(no_target(*e));
-  auto ok = [cb](done_atom) { cb(caf::none); };
-  auto fail = [cb](caf::error err) { cb(std::move(err)); };
-  if (keyed)
-    return ask_then<done_atom>(sys_, dst, opts_.ask_timeout, ok, fail, vticket_atom::value, component,
-                               std::move(ticket));
-  ask_then<done_atom>(sys_, dst, opts_.ask_timeout, ok, fail, vticket_atom::value, std::move(ticket));
+  ask_key<done_atom>(
+    *e, [cb](done_atom) { cb(caf::none); }, [cb](caf::error err) { cb(std::move(err)); },
+    std::tuple{vticket_atom::value}, std::move(ticket));
 }
 
 void registry::authorize(const std::string& component, std::string code, done_callback cb) {
   auto e = find(component);
   if (!e || e->kind != key_kind::component)
     return cb(make_detail_error(ec::unknown_key, "component " + component + " is not configured"));
-  bool keyed = false;
-  auto dst = target(*e, keyed);
-  if (!dst)
-    return cb(no_target(*e));
   auto fail = [cb](caf::error err) { cb(std::move(err)); };
-  if (keyed) {
-    // The component's owner runs the whole flow (api_query_auth, then the
-    // authorizer's owner adopts the result).
-    return ask_then<done_atom>(
-      sys_, dst, opts_.ask_timeout, [cb](done_atom) { cb(caf::none); }, fail, auth_atom::value,
-      component, std::move(code));
-  }
-  ask_then<authorization>(
-    sys_, dst, opts_.ask_timeout,
-    [this, component, cb](authorization a) { adopt_authorization(component, std::move(a), cb); },
-    fail, auth_atom::value, std::move(code));
+  // api_query_auth on the component's owner (the router delivers it there),
+  // then the authorizer's owner adopts the result.
+  ask_key<authorization>(
+    *e, [this, component, cb](authorization a) { adopt_authorization(component, std::move(a), cb); },
+    fail, std::tuple{auth_atom::value}, std::move(code));
 }
 
 void registry::authorize(const std::string& component, std::string code, std::string authorizer,
                          int64_t create_time, done_callback cb) {
   auto e = find(component);
-  if (cluster_.node || !e || !e->actor())
+  if (!e || e->kind != key_kind::component || (!cluster_.node && !e->actor()))
     return authorize(component, std::move(code), std::move(cb));
-  ask_then<authorization>(
-    sys_, e->actor(), opts_.ask_timeout,
-    [this, component, cb](authorization a) { adopt_authorization(component, std::move(a), cb); },
-    [cb](caf::error err) { cb(std::move(err)); }, auth_atom::value, std::move(code),
+  ask_key<authorization>(
+    *e, [this, component, cb](authorization a) { adopt_authorization(component, std::move(a), cb); },
+    [cb](caf::error err) { cb(std::move(err)); }, std::tuple{auth_atom::value}, std::move(code),
     std::move(authorizer), create_time);
 }
 
@@ -820,12 +764,10 @@ std::shared_ptr<key_entry> registry::ensure_authorizer(const std::string& compon
 void registry::adopt_authorization(const std::string& component, authorization a, done_callback cb) {
   auto key = component + "/" + a.authorizer_appid;
   if (cluster_.node) {
-    // The authorizer's owner adopts it (possibly this node, via its node actor).
-    auto owner = cluster_.owner_node(key);
-    if (!owner)
-      return cb(make_detail_error(ec::cluster_unavailable, "no owner for " + key + "; retry"));
+    // The authorizer's owner adopts it (possibly this node): the router
+    // delivers it there, and the owner creates the entry if it is new.
     return ask_then<done_atom>(
-      sys_, owner, opts_.ask_timeout, [cb](done_atom) { cb(caf::none); },
+      sys_, router_, opts_.ask_timeout, [cb](done_atom) { cb(caf::none); },
       [cb](caf::error err) { cb(std::move(err)); }, auth_atom::value, key, std::move(a));
   }
   auto entry = ensure_authorizer(component, a.authorizer_appid);
@@ -852,15 +794,9 @@ void registry::revoke(const std::string& component, const std::string& authorize
   if (!e)
     return cb(make_detail_error(ec::unknown_key,
                                 "authorizer " + authorizer + " of " + component + " is not known"));
-  bool keyed = false;
-  auto dst = target(*e, keyed);
-  if (!dst)
-    return cb(no_target(*e));
-  auto ok = [cb](done_atom) { cb(caf::none); };
-  auto fail = [cb](caf::error err) { cb(std::move(err)); };
-  if (keyed)
-    return ask_then<done_atom>(sys_, dst, opts_.ask_timeout, ok, fail, revoke_atom::value, key);
-  ask_then<done_atom>(sys_, dst, opts_.ask_timeout, ok, fail, revoke_atom::value);
+  ask_key<done_atom>(
+    *e, [cb](done_atom) { cb(caf::none); }, [cb](caf::error err) { cb(std::move(err)); },
+    std::tuple{revoke_atom::value});
 }
 
 void registry::import_authorizers(const std::string& component,

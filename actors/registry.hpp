@@ -8,6 +8,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <tuple>
 #include <unordered_map>
 #include <vector>
 
@@ -18,6 +19,7 @@
 #include "actors/app_actor.hpp"
 #include "actors/directory.hpp"
 #include "actors/key_router.hpp"
+#include "actors/membership.hpp"
 #include "actors/messages.hpp"
 #include "actors/snapshot.hpp"
 #include "core/clock.hpp"
@@ -48,9 +50,8 @@ public:
     /// Components: a walk of api_get_authorizer_list answers lookups of
     /// unknown authorizers for this long (rate limit of recovery).
     uint32_t recovery_interval_s = 60;
-    /// Virtual activation (single-node hubs): an app's or authorizer's actor
-    /// stops after this long without work (0 = actors stay resident, as in a
-    /// cluster). Components always stay.
+    /// Virtual activation: an app's or authorizer's actor stops after this
+    /// long without work (0 = actors stay resident). Components always stay.
     caf::timespan idle_timeout = std::chrono::seconds(60);
     /// The key router's limits and the refresh schedule's rate.
     router_options router;
@@ -185,24 +186,36 @@ public:
 
   /// How the registry reaches other nodes. Set once, before any add_*.
   struct cluster_link {
-    /// This node's node actor: told `(repl_atom, key, prefix)` by owners.
+    /// This node's node actor: told `(repl_atom, key, prefix)` by owners,
+    /// asked `(activate_atom, key, create)` by the router (it decides when
+    /// this node may start a key's actor).
     caf::actor node;
     /// The node actor of `key`'s owner (this node's own when it owns the
-    /// key), or an invalid handle without a live owner. Thread-safe.
+    /// key), or an invalid handle without a live owner. Thread-safe. For
+    /// the registry operations an owner runs (authorize, import).
     std::function<caf::actor(std::string_view)> owner_node;
+    /// Who serves a key (the router delegates to the owner's router).
+    owner_lookup owner_of;
   };
 
   /// Switches to multi-node mode: actors run only where the node actor
-  /// activates them; requests for other keys go to their owner by key.
+  /// activates them; the router delivers requests for other keys to their
+  /// owner's router.
   void enable_cluster(cluster_link link);
+
+  /// The multi-node link (empty on a single node); set before any key is asked.
+  const cluster_link& cluster() const { return cluster_; }
+
+  /// The hub's metrics (may be null).
+  metrics* stats() const { return stats_; }
 
   bool clustered() const { return static_cast<bool>(cluster_.node); }
 
   /// Spawns `e`'s actor from the stored state (no-op when running).
-  caf::actor activate(const std::shared_ptr<key_entry>& e);
+  key_actor activate(const std::shared_ptr<key_entry>& e);
 
   /// Forgets `e`'s actor and returns it (the caller stops it).
-  caf::actor deactivate(key_entry& e);
+  key_actor deactivate(key_entry& e);
 
   /// The stored state of `e` (every record under its prefix) and its version.
   caf::expected<key_state> read_state(const key_entry& e) const;
@@ -234,9 +247,9 @@ public:
   /// Running token actors per kind (app, component, authorizer).
   std::array<size_t, 3> active_actors() const;
 
-  /// The key router (virtual activation), or an invalid handle where actors
-  /// stay resident.
-  const caf::actor& router() const { return router_; }
+  /// The key router: virtual activation on a single node, delivery to the
+  /// owner in a cluster; invalid on a single node whose actors stay resident.
+  const key_router_actor& router() const { return router_; }
 
   /// The hub's (sealed) store, for records outside any key (the push journal).
   const std::shared_ptr<persistence::store>& db() const { return db_; }
@@ -263,12 +276,21 @@ private:
   void warm_snapshots(const std::string& component);
   /// A key whose actor the router starts and stops (virtual activation).
   bool virtual_key(const key_entry& e) const;
-  /// Where a request for `e` goes; `keyed` = to a node actor or the router, by key.
-  caf::actor target(const key_entry& e, bool& keyed) const;
+  /// Where a request for `e` goes: its actor here, or by key to the router
+  /// (at most one is set; none: the key has no running actor).
+  struct key_route {
+    key_actor local;
+    key_router_actor router;
+  };
+  key_route target(const key_entry& e) const;
+  /// Asks `e`'s key `(atoms..., xs...)` wherever it is served (the keyed form
+  /// `(atoms..., key, xs...)` to the router); `T` is the answer.
+  template <class T, class OnOk, class OnErr, class... As, class... Rs>
+  void ask_key(const key_entry& e, OnOk on_ok, OnErr on_err, std::tuple<As...>, Rs... xs);
   /// Caches an owner's answer for a key without a local actor.
   void remember(const std::string& key, const std::string& slot, const credential& x);
-  caf::actor component_handle(const std::string& component) const;
-  caf::actor spawn_component_link(const std::string& component);
+  key_source component_handle(const std::string& component) const;
+  key_source spawn_component_link(const std::string& component);
   /// Adds entries with one copy of the map (100,000 authorizers must not be O(n^2)).
   void insert(std::vector<std::shared_ptr<key_entry>> entries);
   app_params base_params(std::shared_ptr<key_entry> entry) const;
@@ -312,9 +334,9 @@ private:
   std::unordered_map<std::string, app_config> app_defs_;
   std::unordered_map<std::string, component_config> comp_defs_;
   /// Cluster: per component, the forwarder authorizer actors ask for its token.
-  std::unordered_map<std::string, caf::actor> comp_links_;
+  std::unordered_map<std::string, key_source> comp_links_;
   cluster_link cluster_;
-  caf::actor router_;
+  key_router_actor router_;
   /// The refresh schedule holds every stored key's due time.
   bool schedule_ready_ = false;
   std::mutex migration_mtx_;

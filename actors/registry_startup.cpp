@@ -48,6 +48,10 @@ void registry::finish_startup() {
   if (!router_)
     return;
   caf::anon_send(router_, ready_atom::value);
+  // A cluster node writes schedule entries only for the keys it stops; it
+  // starts every key it owns when it takes it over.
+  if (cluster_.node)
+    return;
   if (schedule_ready_)
     return;
   flush_migration();

@@ -8,6 +8,7 @@
 
 #include "caf/actor.hpp"
 
+#include "actors/key_protocol.hpp"
 #include "actors/kinds.hpp"
 #include "actors/messages.hpp"
 
@@ -47,13 +48,13 @@ struct key_entry {
 
   /// The key's token actor, or an invalid handle where this node does not
   /// own the key (multi-node hubs run a key's actor on its owner only).
-  caf::actor actor() const {
+  key_actor actor() const {
     lock();
     auto x = actor_;
     unlock();
     return x;
   }
-  void set_actor(caf::actor x) {
+  void set_actor(key_actor x) {
     lock();
     actor_.swap(x);
     unlock();
@@ -108,7 +109,7 @@ private:
   }
 
   mutable std::atomic_flag actor_lock_;
-  caf::actor actor_;
+  key_actor actor_;
 };
 
 } // namespace wh::actors

@@ -237,7 +237,8 @@ std::unique_ptr<cluster::node> start_cluster(const hub_config& cfg, caf::actor_s
   auto node = std::make_unique<cluster::node>(sys, reg, core.store, &stats, node_opts,
                                               bounded_connector(sys, tls));
   auto* n = node.get();
-  reg.enable_cluster({node->actor(), [n](std::string_view key) { return n->owner_node(key); }});
+  reg.enable_cluster({node->actor(), [n](std::string_view key) { return n->owner_node(key); },
+                      [n](std::string_view key) { return n->owner_of(key); }});
   auto published = tls ? caf::openssl::publish(node->actor(), ccfg.listen_port, ccfg.listen_host.c_str(), true)
                        : sys.middleman().publish(node->actor(), ccfg.listen_port,
                                                  ccfg.listen_host.c_str(), true);

@@ -57,6 +57,8 @@ struct node_state {
   int64_t started_ms = 0;
   /// Live peers: id -> node actor.
   std::map<std::string, caf::actor> peers;
+  /// Live peers' key routers (from their hello).
+  std::map<std::string, actors::key_router_actor> routers;
   /// Endpoints with a live connection or an attempt under way.
   std::map<std::string, caf::actor> endpoint_peer;
   std::set<std::string> connecting;
@@ -75,8 +77,11 @@ struct node_state {
   /// Handovers in flight per peer (only the end of the last one ends its wait).
   std::map<caf::actor_addr, size_t> handing;
   ownership own;
+  /// Ownership as of the last reconcile: keys this node owned then and no
+  /// longer does are handed over, running or not.
+  ownership was;
   /// Requests for keys this node owns but has not started yet.
-  std::map<std::string, std::vector<std::function<void(const caf::actor&, const caf::error&)>>> parked;
+  std::map<std::string, std::vector<std::function<void(const actors::key_actor&, const caf::error&)>>> parked;
   /// Async registry operations answering remote requests.
   uint64_t next_op = 0;
   std::map<uint64_t, caf::response_promise> ops;
@@ -114,6 +119,7 @@ void publish_view(self_ptr self) {
   v->actors[st.self_id()] = caf::actor_cast<caf::actor>(self);
   for (auto& [id, a] : st.peers)
     v->actors[id] = a;
+  v->routers = st.routers;
   v->owned_keys = st.owned;
   st.published->store(std::move(v), std::memory_order_release);
 }
@@ -136,7 +142,7 @@ bool may_start(self_ptr self, std::string_view key) {
   return st.expect_sync.empty() || !st.expect_sync.count(previous_owner(self, key));
 }
 
-void flush_parked(self_ptr self, const std::string& key, const caf::actor& a, const caf::error& err) {
+void flush_parked(self_ptr self, const std::string& key, const actors::key_actor& a, const caf::error& err) {
   auto i = self->state.parked.find(key);
   if (i == self->state.parked.end())
     return;
@@ -257,11 +263,11 @@ void start_key(self_ptr self, const std::string& key) {
     return;
   self->request(st.io, caf::infinite, activate_atom::value, key)
     .then(
-      [self, key](caf::actor& a) {
+      [self, key](actors::key_actor& a) {
         auto& st = self->state;
         st.activating.erase(key);
         if (!a)
-          return flush_parked(self, key, caf::actor{},
+          return flush_parked(self, key, actors::key_actor{},
                               make_detail_error(ec::unknown_key, key + " is not known to this hub"));
         flush_parked(self, key, a, caf::error{});
         // Ownership moved while it started: stop it and hand it over.
@@ -270,7 +276,7 @@ void start_key(self_ptr self, const std::string& key) {
       },
       [self, key](caf::error& err) {
         self->state.activating.erase(key);
-        flush_parked(self, key, caf::actor{}, err);
+        flush_parked(self, key, actors::key_actor{}, err);
       });
 }
 
@@ -307,23 +313,24 @@ void reconcile(self_ptr self) {
   if (st.stopped)
     return;
   std::vector<std::shared_ptr<actors::key_entry>> moved;
-  std::vector<caf::actor> stopping;
+  std::vector<actors::key_actor> stopping;
   size_t owned = 0;
   for (auto& e : st.reg->entries()) {
     if (e->shadow)
       continue;
     if (st.own.owner(e->key) == st.self_id()) {
-      if (e->actor() || st.activating.count(e->key)) {
-        ++owned;
-      } else if (may_start(self, e->key)) {
+      ++owned;
+      if (!e->actor() && !st.activating.count(e->key) && may_start(self, e->key))
         start_key(self, e->key);
-        ++owned;
-      }
     } else if (auto a = st.reg->deactivate(*e)) {
       moved.push_back(e);
       stopping.push_back(std::move(a));
+    } else if (st.was.owner(e->key) == st.self_id()) {
+      moved.push_back(e); // stopped after idle: its stored state moves too
     }
   }
+  if (st.ready) // before, no key started here
+    st.was = st.own;
   st.owned = owned;
   publish_view(self);
   if (!moved.empty())
@@ -352,7 +359,8 @@ void set_members(self_ptr self) {
     (void) m; // gauges are rendered from the view
 }
 
-void peer_up(self_ptr self, const std::string& id, caf::actor handle, bool peer_ready) {
+void peer_up(self_ptr self, const std::string& id, caf::actor handle, actors::key_router_actor router,
+             bool peer_ready) {
   auto& st = self->state;
   if (id == st.self_id()) {
     WH_ERROR("cluster", "a peer uses this node's own node_id " << id << "; node ids must be unique");
@@ -363,6 +371,7 @@ void peer_up(self_ptr self, const std::string& id, caf::actor handle, bool peer_
     return;
   self->monitor(handle);
   st.peers[id] = handle;
+  st.routers[id] = std::move(router);
   if (peer_ready && !st.synced_from.count(id))
     st.expect_sync.insert(id);
   set_members(self);
@@ -378,6 +387,7 @@ void peer_down(self_ptr self, const std::string& id) {
     return;
   auto handle = known->second;
   st.peers.erase(known);
+  st.routers.erase(id);
   for (auto i = st.endpoint_peer.begin(); i != st.endpoint_peer.end();)
     i = i->second == handle ? st.endpoint_peer.erase(i) : std::next(i);
   st.expect_sync.erase(id);
@@ -436,16 +446,13 @@ void try_connect(self_ptr self) {
   }
 }
 
-/// Serves a keyed request: delegates to the key's actor on this node,
-/// starting it when this node owns the key; waits while the key is handed over.
-template <class... Ts>
-caf::response_promise serve(self_ptr self, const char* request, const std::string& key, bool create,
-                            Ts... xs) {
+/// The router's `(activate_atom, key, create)`: this node owns `key` and a
+/// request for it arrived; answers with the key's actor, starting it when
+/// this node may (it waits while the key is handed over; `create`: a new
+/// authorizer gets an entry first).
+caf::response_promise activate_owned(self_ptr self, const std::string& key, bool create) {
   auto& st = self->state;
   auto rp = self->make_response_promise();
-  auto counted = [self, request](const char* result) {
-    count(self, "wechat_hub_cluster_forwarded_total", {{"request", request}, {"result", result}});
-  };
   auto e = st.reg->find(key);
   if ((!e || e->shadow) && create && key.find('/') != std::string::npos
       && st.own.owner(key) == st.self_id()) {
@@ -453,38 +460,31 @@ caf::response_promise serve(self_ptr self, const char* request, const std::strin
     e = st.reg->ensure_authorizer(key.substr(0, slash), key.substr(slash + 1));
   }
   if (!e || e->shadow) {
-    counted("unknown_key");
     rp.deliver(make_detail_error(ec::unknown_key, key + " is not known to this hub"));
     return rp;
   }
   if (auto a = e->actor()) {
-    counted("served");
-    rp.delegate(a, xs...);
+    rp.deliver(a);
     return rp;
   }
   if (st.own.owner(key) != st.self_id()) {
-    counted("not_owner");
     rp.deliver(make_detail_error(ec::cluster_unavailable,
                                  "ownership of " + key + " is moving between nodes; retry"));
     return rp;
   }
   auto park = [&] {
-    st.parked[key].push_back([rp, xs...](const caf::actor& a, const caf::error& err) mutable {
+    st.parked[key].push_back([rp](const actors::key_actor& a, const caf::error& err) mutable {
       if (err)
         rp.deliver(err);
       else
-        rp.delegate(a, xs...);
+        rp.deliver(a);
     });
   };
   if (may_start(self, key)) {
-    counted("started");
-    if (!st.activating.count(key))
-      ++st.owned;
     park();
     start_key(self, key);
     return rp;
   }
-  counted("waited");
   // Handed over shortly (sync from the previous owner or the end of the join).
   park();
   self->delayed_send(self, st.opts.park_timeout, park_atom::value, key);
@@ -581,10 +581,11 @@ caf::behavior node_actor(self_ptr self, node_options opts, actors::registry* reg
       st.endpoint_peer[ep] = peer;
       st.failing.erase(ep);
       self->request(peer, std::chrono::seconds(10), hello_atom::value, st.self_id(), my_endpoint(self),
-                    st.ready)
+                    st.ready, st.reg->router())
         .then(
-          [self, peer](hello_atom, const std::string& id, const std::string&, bool peer_ready) {
-            peer_up(self, id, peer, peer_ready);
+          [self, peer](hello_atom, const std::string& id, const std::string&, bool peer_ready,
+                       actors::key_router_actor& router) {
+            peer_up(self, id, peer, std::move(router), peer_ready);
           },
           [self, ep](caf::error& err) {
             WH_WARN("cluster", self->state.self_id() << ": no hello from " << ep << ": "
@@ -600,13 +601,15 @@ caf::behavior node_actor(self_ptr self, node_options opts, actors::registry* reg
         WH_WARN("cluster", st.self_id() << ": cannot connect to peer " << ep << ": " << err
                                         << " (retrying every " << std::chrono::duration_cast<std::chrono::milliseconds>(st.opts.retry).count() << " ms)");
     },
-    [=](hello_atom, const std::string& id, const std::string& endpoint, bool peer_ready) {
+    [=](hello_atom, const std::string& id, const std::string& endpoint, bool peer_ready,
+        actors::key_router_actor& router) {
       auto& st = self->state;
       auto peer = caf::actor_cast<caf::actor>(self->current_sender());
-      auto reply = caf::make_message(hello_atom::value, st.self_id(), my_endpoint(self), st.ready);
+      auto reply = caf::make_message(hello_atom::value, st.self_id(), my_endpoint(self), st.ready,
+                                     st.reg->router());
       if (peer) {
         st.endpoint_peer[endpoint] = peer; // the peer dialed us: no need to dial it
-        peer_up(self, id, peer, peer_ready);
+        peer_up(self, id, peer, std::move(router), peer_ready);
       }
       return reply;
     },
@@ -656,7 +659,7 @@ caf::behavior node_actor(self_ptr self, node_options opts, actors::registry* reg
       });
     },
     [=](park_atom, const std::string& key) {
-      flush_parked(self, key, caf::actor{},
+      flush_parked(self, key, actors::key_actor{},
                    make_detail_error(ec::cluster_unavailable,
                                      key + " is being handed over between nodes; retry"));
     },
@@ -684,51 +687,8 @@ caf::behavior node_actor(self_ptr self, node_options opts, actors::registry* reg
         i->second.deliver(done_atom::value);
       self->state.ops.erase(i);
     },
-    // -- keyed requests --------------------------------------------------------
-    [=](get_atom, token_atom, const std::string& key) {
-      return serve(self, "token", key, false, get_atom::value, token_atom::value);
-    },
-    [=](get_atom, ticket_atom, const std::string& key, const std::string& type) {
-      return serve(self, "ticket", key, false, get_atom::value, ticket_atom::value, type);
-    },
-    [=](stale_atom, const std::string& key, const std::string& token) {
-      return serve(self, "stale", key, false, stale_atom::value, token);
-    },
-    [=](refresh_atom, const std::string& key) {
-      return serve(self, "refresh", key, false, refresh_atom::value);
-    },
-    [=](state_atom, const std::string& key) { return serve(self, "state", key, false, state_atom::value); },
-    [=](vticket_atom, const std::string& component, const std::string& ticket) {
-      return serve(self, "vticket", component, false, vticket_atom::value, ticket);
-    },
-    [=](revoke_atom, const std::string& key) { return serve(self, "revoke", key, false, revoke_atom::value); },
-    [=](auth_atom, const std::string& key, const actors::authorization& a) {
-      return serve(self, "authorize", key, true, auth_atom::value, a);
-    },
-    [=](auth_atom, const std::string& component, const std::string& code) {
-      auto& st = self->state;
-      auto e = st.reg->find(component);
-      auto rp = self->make_response_promise();
-      auto reg = st.reg;
-      auto run = [self, reg, component, code, rp](const caf::actor&, const caf::error& err) mutable {
-        if (err)
-          return rp.deliver(err);
-        run_op(self, rp, [reg, component, code](auto done) { reg->authorize(component, code, done); });
-      };
-      if (e && e->actor()) {
-        run(e->actor(), caf::error{});
-        return rp;
-      }
-      // Start it if this node owns it, else refuse (views disagree briefly).
-      if (!e || !may_start(self, component)) {
-        rp.deliver(make_detail_error(ec::cluster_unavailable,
-                                     "component " + component + " is not running on this node; retry"));
-        return rp;
-      }
-      st.parked[component].push_back(std::move(run));
-      start_key(self, component);
-      return rp;
-    },
+    // -- keys (the router asks) and imports (peers ask the owner) --------------
+    [=](activate_atom, const std::string& key, bool create) { return activate_owned(self, key, create); },
     [=](import_atom, const std::string& component, const std::vector<std::string>& flat) {
       std::vector<std::pair<std::string, std::string>> items;
       for (size_t i = 0; i + 1 < flat.size(); i += 2)
@@ -749,6 +709,7 @@ void add_message_types(caf::actor_system_config& cfg) {
   cfg.add_message_type<key_state>("wh::key_state");
   cfg.add_message_type<std::vector<key_state>>("std::vector<wh::key_state>");
   cfg.add_message_type<std::vector<uint64_t>>("std::vector<uint64_t>");
+  cfg.add_message_type<actors::key_router_actor>("wh::key_router_actor");
 }
 
 node::node(caf::actor_system& sys, actors::registry& reg, caf::actor store, metrics* stats,
@@ -771,15 +732,16 @@ node::node(caf::actor_system& sys, actors::registry& reg, caf::actor store, metr
     stats->describe("wechat_hub_cluster_replication_applied_total",
                     "Replicated key states received, by result (older = not applied)");
     stats->describe("wechat_hub_cluster_forwarded_total",
-                    "Keyed requests this node's node actor took (forwarded by peers or for keys it "
-                    "was starting), by request and result (served, started, waited, not_owner, unknown_key)");
+                    "Key requests this node's key router took from peers, by request and result "
+                    "(served, started, not_owner)");
     auto v = view_;
     auto lag = lag_ms_;
     stats->describe("wechat_hub_cluster_replication_lag_seconds",
                     "Owner-to-replica delay of the last replicated state", "gauge");
     stats->describe("wechat_hub_cluster_live_nodes", "Live nodes this node sees (itself included)",
                     "gauge");
-    stats->describe("wechat_hub_cluster_owned_keys", "Keys whose actor runs on this node", "gauge");
+    stats->describe("wechat_hub_cluster_owned_keys",
+                    "Keys this node owns (their actors run here while they have work)", "gauge");
     stats->describe("wechat_hub_cluster_ready", "1 once this node caught up and runs its keys",
                     "gauge");
     stats->describe("wechat_hub_cluster_configured_nodes",
@@ -804,6 +766,16 @@ node::~node() {
 
 void node::start() {
   caf::anon_send(actor_, tick_atom::value);
+}
+
+actors::key_owner node::owner_of(std::string_view key) const {
+  auto v = current();
+  auto& id = v->own.owner(key);
+  actors::key_owner out;
+  out.here = id == v->self;
+  if (auto i = v->routers.find(id); !out.here && i != v->routers.end())
+    out.router = i->second;
+  return out;
 }
 
 caf::actor node::owner_node(std::string_view key) const {

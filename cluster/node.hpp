@@ -1,11 +1,11 @@
 #pragma once
 
-// One node of a multi-node hub: membership, ownership, forwarding,
+// One node of a multi-node hub: membership, ownership,
 // replication and failover, all decided by one CAF actor per node.
 //
 // Protocol between node actors (CAF remoting; every message is ordered per
 // connection):
-// - `(hello_atom, id, endpoint, ready)` -> the same of the other node: sent
+// - `(hello_atom, id, endpoint, ready, router)` -> the same of the other node: sent
 //   by the side that dialed (the one whose endpoint sorts first; peers must be
 //   listed as the other nodes' `listen` values); both sides then monitor each other and add the peer to
 //   their live set. A peer that was ready when we met hands over the keys we
@@ -21,13 +21,15 @@
 //   without `more` is a complete one).
 // - `(repl_atom, key_state)`: an owner's state change, sent to the key's
 //   `replicas - 1` next nodes. An older version never overwrites a newer one.
-// - Keyed requests `(get_atom, token_atom, key)`, `(get_atom, ticket_atom,
-//   key, type)`, `(stale_atom, key, token)`, `(refresh_atom, key)`,
-//   `(state_atom, key)`, `(vticket_atom, component, ticket)`, `(auth_atom,
-//   component, code)`, `(auth_atom, key, authorization)`, `(revoke_atom, key)`,
-//   `(import_atom, component, [appid, refresh_token, ...])`: served by the
-//   key's owner, which delegates to the key's actor (starting it if needed;
-//   requests that arrive while the node is still catching up wait briefly).
+// - Key requests travel between the nodes' key routers (actors/key_router.hpp):
+//   a router delegates a request for a key another node owns to that node's
+//   router, whose handle came with the hello. The node actor keeps
+//   membership and replication, and decides when this node starts a key:
+// - `(activate_atom, key, create)` -> `key_actor` (from the local router):
+//   the key's actor, started when this node owns the key (requests that
+//   arrive while the node is still catching up wait briefly).
+// - `(import_atom, component, [appid, refresh_token, ...])`: imports the
+//   authorizers this node owns (registry::import_local; one durable batch).
 //
 // Ownership: rendezvous hashing over the live nodes (cluster/ownership.hpp).
 // A node runs a key's actor only while it owns the key, so only the owner
@@ -37,6 +39,7 @@
 
 #include <atomic>
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -48,6 +51,7 @@
 #include "caf/actor_system_config.hpp"
 #include "caf/expected.hpp"
 
+#include "actors/membership.hpp"
 #include "cluster/ownership.hpp"
 #include "core/clock.hpp"
 #include "core/config.hpp"
@@ -70,8 +74,10 @@ struct view {
   ownership own;
   /// Node actor per live node id (this node's included).
   std::unordered_map<std::string, caf::actor> actors;
+  /// Key router per live peer (this node's is the registry's).
+  std::map<std::string, actors::key_router_actor> routers;
   uint32_t replicas = 1;
-  /// Keys with a running actor on this node.
+  /// Keys this node owns (their actors run here while they have work).
   size_t owned_keys = 0;
 };
 
@@ -115,6 +121,9 @@ public:
 
   /// The node actor of `key`'s owner (this node's own included), or invalid.
   caf::actor owner_node(std::string_view key) const;
+
+  /// Who serves `key` (the router's membership view, actors/membership.hpp).
+  actors::key_owner owner_of(std::string_view key) const;
 
   std::shared_ptr<const view> current() const { return view_->load(std::memory_order_acquire); }
 

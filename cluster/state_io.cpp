@@ -20,7 +20,7 @@ struct state_io_state {
 caf::behavior state_io(caf::stateful_actor<state_io_state>* self, actors::registry* reg) {
   self->state.reg = reg;
   return {
-    [=](activate_atom, const std::string& key) -> caf::actor {
+    [=](activate_atom, const std::string& key) -> actors::key_actor {
       auto e = self->state.reg->find(key);
       if (!e || e->shadow)
         return {};

@@ -6,7 +6,7 @@
 // time in arrival order, so the node actor never blocks a scheduler thread.
 //
 // Protocol (answers go back in request order):
-// - `(activate_atom, key)` -> `caf::actor`: the key's actor, spawned from
+// - `(activate_atom, key)` -> `key_actor`: the key's actor, spawned from
 //   the stored state (registry::activate); invalid for an unknown key.
 // - `(adopt_atom, vector<key_state>)` -> `vector<uint8_t>`: the
 //   registry::adopt_result of each state, in order.

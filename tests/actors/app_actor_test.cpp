@@ -36,7 +36,7 @@ struct fixture : test_coordinator_fixture<> {
   caf::actor upstream;
   caf::actor store;
   std::shared_ptr<key_entry> entry;
-  caf::actor app;
+  key_actor app;
 
   fixture() {
     auto opened = persistence::open_rocksdb(dir.path());

@@ -42,8 +42,8 @@ struct fixture : test_coordinator_fixture<> {
   caf::actor upstream;
   caf::actor store;
   std::shared_ptr<key_entry> comp_entry;
-  caf::actor comp;
-  std::vector<caf::actor> others;
+  key_actor comp;
+  std::vector<key_actor> others;
 
   fixture() {
     auto opened = persistence::open_rocksdb(dir.path());
@@ -118,7 +118,7 @@ struct fixture : test_coordinator_fixture<> {
   }
 
   template <class... Ts>
-  answer ask(caf::actor dst, Ts... xs) {
+  answer ask(key_actor dst, Ts... xs) {
     auto res = std::make_shared<std::optional<caf::expected<credential>>>();
     sys.spawn([dst, res, xs...](caf::event_based_actor* self) {
       self->request(dst, caf::infinite, xs...)

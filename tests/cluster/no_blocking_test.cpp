@@ -130,7 +130,8 @@ struct fixture {
         return caf::make_error(caf::sec::cannot_connect_to_node);
       });
     auto n = node.get();
-    reg->enable_cluster({node->actor(), [n](std::string_view k) { return n->owner_node(k); }});
+    reg->enable_cluster({node->actor(), [n](std::string_view k) { return n->owner_node(k); },
+                        [n](std::string_view k) { return n->owner_of(k); }});
     for (auto a : {"wxa01", "wxa02", "wxa03"})
       CAF_REQUIRE(!reg->add_app(app_config{a, std::string{"secret-"} + a, token_api::stable}));
     CAF_REQUIRE(!reg->add_component(component_config{"wxc01", "csecret", "tok",
@@ -162,14 +163,20 @@ struct fixture {
     CAF_REQUIRE(node->owner_node("wxa01"));
   }
 
-  /// A keyed request to the node actor, answered or failed within 10 s.
-  template <class T, class... Ts>
-  caf::expected<T> ask(Ts... xs) {
+  /// A request to `dst`, answered or failed within 10 s.
+  template <class T, class Handle, class... Ts>
+  caf::expected<T> ask_of(const Handle& dst, Ts... xs) {
     caf::scoped_actor self{sys};
     caf::expected<T> out = caf::make_error(caf::sec::request_timeout);
-    self->request(node->actor(), 10s, xs...)
+    self->request(dst, 10s, xs...)
       .receive([&](T& x) { out = std::move(x); }, [&](caf::error& err) { out = std::move(err); });
     return out;
+  }
+
+  /// A request to the node actor.
+  template <class T, class... Ts>
+  caf::expected<T> ask(Ts... xs) {
+    return ask_of<T>(node->actor(), xs...);
   }
 };
 
@@ -182,7 +189,7 @@ CAF_TEST(the node actor reads and writes RocksDB on its storage worker only) {
   start_node();
   // Starting the key's actor reads its state; its token is persisted and
   // read again for the replicas.
-  auto x = ask<actors::credential>(get_atom::value, token_atom::value, std::string{"wxa01"});
+  auto x = ask_of<actors::credential>(reg->router(), get_atom::value, token_atom::value, std::string{"wxa01"});
   CAF_REQUIRE(x);
   CAF_CHECK_EQUAL(x->value, "T");
   CAF_CHECK_EQUAL(db->on_workers(), std::vector<std::string>{});

@@ -129,8 +129,9 @@ struct sim_hub {
       };
     });
     store = actors::spawn_store_actor(p.sys, db, /*detached=*/false);
-    reg = std::make_unique<actors::registry>(p.sys, upstream, store, db, wall, nullptr,
-                                             actors::registry::options{});
+    actors::registry::options reg_opts;
+    reg_opts.router.detached_io = false; // the schedule's reads and writes step with the test
+    reg = std::make_unique<actors::registry>(p.sys, upstream, store, db, wall, nullptr, reg_opts);
     cluster_config cfg;
     cfg.node_id = id;
     cfg.replicas = 2;
@@ -147,7 +148,8 @@ struct sim_hub {
         return caf::make_error(caf::sec::cannot_connect_to_node);
       });
     auto n = node.get();
-    reg->enable_cluster({node->actor(), [n](std::string_view k) { return n->owner_node(k); }});
+    reg->enable_cluster({node->actor(), [n](std::string_view k) { return n->owner_node(k); },
+                        [n](std::string_view k) { return n->owner_of(k); }});
     for (auto& a : appids())
       CAF_REQUIRE(!reg->add_app(app_config{a, "secret-" + a, token_api::stable}));
   }
@@ -422,6 +424,126 @@ CAF_TEST(a token asked on the non owner is obtained once by the owner) {
     CAF_CHECK_EQUAL(other.total_calls(), 0);
     owner.calls.clear();
   }
+}
+
+CAF_TEST(the routers deliver a request on the non owner to the owner which starts the key once) {
+  handshake();
+  auto k = key_owned_by("n2");
+  // The membership view both routers ask: n2 serves the key, n1 delegates
+  // to n2's router (its handle came with the hello).
+  CAF_CHECK(n2->node->owner_of(k).here);
+  auto seen_on_n1 = n1->node->owner_of(k);
+  CAF_REQUIRE(!seen_on_n1.here);
+  CAF_REQUIRE(seen_on_n1.router != nullptr);
+  CAF_CHECK_EQUAL(seen_on_n1.router.node(), n2->reg->router().node());
+  // The owner's actor is not running (as after an idle stop): the request
+  // must start it there.
+  auto e = n2->reg->find(k);
+  CAF_REQUIRE(e != nullptr);
+  caf::anon_send_exit(n2->reg->deactivate(*e), caf::exit_reason::user_shutdown);
+  pump(planets);
+  CAF_REQUIRE(!n2->running(k));
+  CAF_REQUIRE(!n1->running(k));
+  // Twenty concurrent cold reads on the non owner: one activation on the
+  // owner, one upstream call, every reader answered with its token.
+  std::vector<answer> answers;
+  for (int i = 0; i < 20; ++i)
+    answers.push_back(ask_token(*n1, k));
+  pump(planets);
+  auto token = value_of(answers.front());
+  CAF_CHECK_EQUAL(token.rfind("T-n2-" + k + "-", 0), 0u);
+  for (auto& a : answers)
+    CAF_CHECK_EQUAL(value_of(a), token);
+  CAF_CHECK_EQUAL(n2->calls["stable_token"], 1);
+  CAF_CHECK_EQUAL(n2->total_calls(), 1);
+  CAF_CHECK_EQUAL(n1->total_calls(), 0);
+  CAF_CHECK(n2->running(k));
+  CAF_CHECK(!n1->running(k));
+  // The running owner serves the next request from memory.
+  auto again = ask_token(*n1, k);
+  pump(planets);
+  CAF_CHECK_EQUAL(value_of(again), token);
+  CAF_CHECK_EQUAL(n2->total_calls(), 1);
+}
+
+CAF_TEST(an idle key stops on its owner and its router starts it again when asked or due) {
+  handshake();
+  auto k = key_owned_by("n2");
+  auto a = ask_token(*n1, k);
+  pump(planets);
+  auto token = value_of(a);
+  CAF_REQUIRE_EQUAL(token.rfind("T-n2-" + k + "-", 0), 0u);
+  CAF_REQUIRE_EQUAL(n2->total_calls(), 1);
+  // Idle for longer than actor_idle_s (60): the owner's router stops the
+  // actor and writes its next refresh into n2's durable schedule.
+  n2->wall.advance(61);
+  mars.sched.advance_time(std::chrono::seconds(61));
+  pump(planets);
+  CAF_CHECK(!n2->running(k));
+  CAF_CHECK(!n1->running(k));
+  caf::anon_send(n2->reg->router(), tick_atom::value); // the schedule's periodic check writes
+  pump(planets);
+  std::vector<int64_t> dues;
+  CAF_CHECK(!n2->db->scan(persistence::keys::schedule_prefix, [&](std::string_view rec, std::string_view) {
+    int64_t due = 0;
+    std::string key;
+    if (persistence::keys::parse_schedule(rec, due, key) && key == k)
+      dues.push_back(due);
+    return true;
+  }));
+  CAF_REQUIRE_EQUAL(dues.size(), 1u);
+  CAF_CHECK_LESS(dues.front(), n2->wall.now() + 7200);
+  // Asked on the non owner: started on the owner from its stored state,
+  // served without WeChat.
+  auto b = ask_token(*n1, k);
+  pump(planets);
+  CAF_CHECK_EQUAL(value_of(b), token);
+  CAF_CHECK_EQUAL(n2->total_calls(), 1);
+  CAF_CHECK(n2->running(k));
+  CAF_CHECK(!n1->running(k));
+  // Idle again, then its refresh falls due while it is stopped: the
+  // schedule wakes it on its owner, which refreshes it exactly once.
+  n2->wall.advance(61);
+  mars.sched.advance_time(std::chrono::seconds(61));
+  pump(planets);
+  CAF_REQUIRE(!n2->running(k));
+  n2->wall.advance(7200);
+  caf::anon_send(n2->reg->router(), tick_atom::value); // the schedule's periodic check
+  pump(planets);
+  CAF_CHECK(n2->running(k));
+  CAF_CHECK_EQUAL(n2->calls["stable_token"], 2);
+  CAF_CHECK_EQUAL(n1->total_calls(), 0);
+  auto c = ask_token(*n1, k);
+  pump(planets);
+  CAF_CHECK_EQUAL(value_of(c).rfind("T-n2-" + k + "-", 0), 0u);
+  CAF_CHECK_NOT_EQUAL(value_of(c), token);
+  CAF_CHECK_EQUAL(n2->calls["stable_token"], 2);
+}
+
+CAF_TEST(a key stopped after idle is handed over when it moves) {
+  // n1 alone gets a token for a key n2 will own; then every key idles out
+  // on both nodes before they meet.
+  auto k = key_owned_by("n2");
+  auto a = ask_token(*n1, k);
+  pump(planets);
+  auto token = value_of(a);
+  CAF_REQUIRE_EQUAL(token.rfind("T-n1-" + k + "-", 0), 0u);
+  for (auto* h : {n1.get(), n2.get()})
+    h->wall.advance(61);
+  for (auto* p : planets)
+    p->sched.advance_time(std::chrono::seconds(61));
+  pump(planets);
+  CAF_REQUIRE(!n1->running(k));
+  CAF_REQUIRE(!n2->running(k));
+  // They meet: n1 hands k's stored state to its new owner, which serves
+  // it without calling WeChat.
+  handshake();
+  CAF_CHECK_EQUAL(credential_field(n2->state_of(k), "access_token"), token);
+  auto b = ask_token(*n2, k);
+  pump(planets);
+  CAF_CHECK_EQUAL(value_of(b), token);
+  CAF_CHECK_EQUAL(n2->total_calls(), 0);
+  CAF_CHECK_EQUAL(n1->total_calls(), 1);
 }
 
 CAF_TEST(the replica stores the owners state and keeps the newest version) {

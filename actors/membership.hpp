@@ -1,0 +1,26 @@
+#pragma once
+
+// The one question a node's key router asks the cluster: who serves a key.
+// Today the answer comes from the cluster's membership view (rendezvous
+// hashing over the live nodes, cluster/ownership.hpp); the issue on a safe
+// cluster replaces it with etcd leases, so this seam stays this small.
+
+#include <functional>
+#include <string_view>
+
+#include "actors/key_protocol.hpp"
+
+namespace wh::actors {
+
+/// Where a key is served, as this node sees the cluster now.
+struct key_owner {
+  /// This node owns the key: its actor runs here.
+  bool here = false;
+  /// Another node owns it: that node's router (invalid: no live owner).
+  key_router_actor router;
+};
+
+/// Answers for any key; thread-safe, never blocks.
+using owner_lookup = std::function<key_owner(std::string_view key)>;
+
+} // namespace wh::actors
