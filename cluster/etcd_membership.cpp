@@ -222,8 +222,15 @@ void etcd_membership::lease_step() {
   }
   if (!registered) {
     auto p = etcd_.put(key_, opts_.endpoint, lease);
-    if (!p)
+    if (!p) {
+      // The lease expired while etcd was unreachable: start over with a new one.
+      if (etcd_code_of(p.error()) == 5) {
+        std::lock_guard guard{mtx_};
+        if (lease_ == lease)
+          lease_ = 0;
+      }
       return fail("cannot register", p.error());
+    }
     {
       std::lock_guard guard{mtx_};
       registered_ = true;
