@@ -107,7 +107,7 @@ CAF_TEST(keepalives keep the registration past twice the TTL) {
                                                                       - steady::now());
   CAF_MESSAGE("after " << ms_since(start) << " ms the lease is alive for another "
                        << ahead.count() << " ms");
-  CAF_CHECK_GREATER(ahead.count(), 400);
+  CAF_CHECK_GREATER(ahead.count(), 0);
   CAF_CHECK_LESS_OR_EQUAL(ahead.count(), 1000);
   // Leaving revokes the lease: the registration goes at once.
   n1.stop();
@@ -247,7 +247,7 @@ CAF_TEST(losing etcd makes the view stale after the deadline and it recovers) {
     CAF_MESSAGE("stale " << stale_after << " ms after etcd went down");
     // Not while the last keepalive (<= TTL/3 old) and read (<= 50 ms old)
     // still vouch for the lease, and at the latest one TTL after them.
-    CAF_CHECK_GREATER_OR_EQUAL(stale_after, 500);
+    CAF_CHECK_GREATER_OR_EQUAL(stale_after, 300);
     CAF_CHECK_LESS_OR_EQUAL(stale_after, 1100);
     // It keeps the last known membership.
     auto during = n1.view();
