@@ -189,9 +189,8 @@ public:
   /// The range end that selects every key starting with `prefix`.
   static std::string prefix_end(std::string_view prefix);
 
-  struct impl;
-
 private:
+  struct impl;
   std::shared_ptr<impl> impl_;
 };
 

@@ -191,6 +191,28 @@ CAF_TEST(unreachable endpoints are skipped and named when all fail) {
   CAF_CHECK(msg.find(dead_url) != std::string::npos);
   etcd_client empty{http(), {{}, 500ms}};
   CAF_CHECK(!empty.range("/fo"));
+  // A member without a leader answers 503: the next endpoint gets the request,
+  // and the one that answered is asked first from then on.
+  std::atomic<int> leaderless_hits{0};
+  test::test_server leaderless{[&](const test::seen_request&) {
+    ++leaderless_hits;
+    test::reply rep;
+    rep.status = 503;
+    rep.body = R"({"error":"etcdserver: no leader","message":"etcdserver: no leader","code":14})";
+    return rep;
+  }};
+  etcd_client past_503{http(), {{leaderless.base_url(), etcd().endpoint()}, 500ms}};
+  auto first = past_503.range("/fo");
+  CAF_REQUIRE(first);
+  CAF_CHECK_EQUAL(first->kvs.size(), 1u);
+  CAF_CHECK_EQUAL(leaderless_hits.load(), 1);
+  CAF_CHECK(past_503.range("/fo"));
+  CAF_CHECK_EQUAL(leaderless_hits.load(), 1);
+  // Only leaderless members: the error names etcd's reason for each.
+  etcd_client only_503{http(), {{leaderless.base_url()}, 500ms}};
+  auto refused = only_503.range("/fo");
+  CAF_REQUIRE(!refused);
+  CAF_CHECK(detail_of(refused.error()).find("etcdserver: no leader") != std::string::npos);
 }
 
 CAF_TEST_FIXTURE_SCOPE_END()
