@@ -5,6 +5,8 @@
 #include <atomic>
 #include <future>
 #include <memory>
+#include <set>
+#include <vector>
 #include <string>
 
 #include "cluster/etcd_client.hpp"
@@ -130,6 +132,43 @@ CAF_TEST(fenced acquire gives one holder while its lease lives and the next only
   CAF_REQUIRE(now_held && now_held->kvs.size() == 1);
   CAF_CHECK_EQUAL(now_held->kvs[0].value, "n2");
   CAF_CHECK_GREATER(now_held->kvs[0].create_revision, epoch);
+}
+
+CAF_TEST(of concurrent acquirers exactly one wins and all agree on the holder) {
+  if (!up())
+    return;
+  auto& c = client();
+  constexpr int n = 8;
+  std::vector<int64_t> leases;
+  for (int i = 0; i < n; ++i) {
+    auto l = c.grant(5s);
+    CAF_REQUIRE(l);
+    leases.push_back(l->id);
+  }
+  std::vector<std::promise<caf::expected<cluster::etcd_acquire>>> done(n);
+  for (int i = 0; i < n; ++i)
+    c.async_acquire("/owner/contended", "n" + std::to_string(i), leases[i],
+                    [&done, i](caf::expected<cluster::etcd_acquire> r) {
+                      done[i].set_value(std::move(r));
+                    });
+  int winners = 0;
+  int64_t winner_lease = 0;
+  std::set<int64_t> epochs;
+  std::set<int64_t> holders;
+  for (int i = 0; i < n; ++i) {
+    auto r = done[i].get_future().get();
+    CAF_REQUIRE(r);
+    if (r->acquired) {
+      ++winners;
+      winner_lease = leases[i];
+    }
+    epochs.insert(r->holder.create_revision);
+    holders.insert(r->holder.lease);
+  }
+  CAF_CHECK_EQUAL(winners, 1);
+  CAF_CHECK_EQUAL(epochs.size(), 1u);
+  CAF_REQUIRE_EQUAL(holders.size(), 1u);
+  CAF_CHECK_EQUAL(*holders.begin(), winner_lease);
 }
 
 CAF_TEST(a txn compares on mod_revision) {
