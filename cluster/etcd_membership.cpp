@@ -278,29 +278,28 @@ void etcd_membership::view_loop() {
   }
 }
 
-bool etcd_membership::write_record(const std::string& desc, int64_t record_mod) {
+caf::error etcd_membership::write_record(const std::string& desc, int64_t record_mod) {
   etcd_compare unchanged{record_key_, etcd_compare::target::mod_revision,
                          etcd_compare::result::equal, record_mod};
   auto r = etcd_.txn({std::move(unchanged)}, {etcd_op::put(record_key_, desc)}, {});
-  return r && r->succeeded;
+  // Losing the race is no error: the next read sees the winner's record.
+  return r ? caf::error{} : r.error();
 }
 
 void etcd_membership::view_step() {
   auto sent = opts_.now();
   // A few rounds at most: a round only repeats when this node wrote the
   // record or lost the race to write it.
-  for (int round = 0; round < 3; ++round) {
+  bool consistent = false;
+  caf::error last_error;
+  for (int round = 0; round < 3 && !consistent; ++round) {
     auto snap = etcd_.txn({}, {etcd_op::get(nodes_prefix_, etcd_client::prefix_end(nodes_prefix_)),
                                etcd_op::get(record_key_)},
                           {});
     if (snap && snap->ranges.size() != 2)
       snap = make_detail_error(ec::cluster_unavailable, "etcd membership read: malformed reply");
     if (!snap) {
-      if (!view_failing_)
-        WH_WARN(component, "node " << opts_.node_id << ": cannot read the live nodes: "
-                                   << why(snap.error())
-                                   << " (keeping the last known ones; logged once until it recovers)");
-      view_failing_ = true;
+      last_error = snap.error();
       break;
     }
     std::vector<etcd_member> nodes;
@@ -316,9 +315,11 @@ void etcd_membership::view_step() {
     const etcd_kv* record = snap->ranges[1].kvs.empty() ? nullptr : &snap->ranges[1].kvs[0];
     if (!record || record->value != desc) {
       // The record describes another set: bring it up to date, then read again.
-      write_record(desc, record ? record->mod_revision : 0);
+      if (auto err = write_record(desc, record ? record->mod_revision : 0))
+        last_error = std::move(err);
       continue;
     }
+    consistent = true;
     if (view_failing_)
       WH_INFO(component, "node " << opts_.node_id << ": reading the live nodes again");
     view_failing_ = false;
@@ -338,11 +339,19 @@ void etcd_membership::view_step() {
       read_once_ = true;
     }
     if (changed) {
-      WH_INFO(component, "live nodes at revision " << record->mod_revision << ": "
-                                                   << (desc.empty() ? "(none)" : desc));
+      WH_INFO(component, "node " << opts_.node_id << ": live nodes at revision "
+                                 << record->mod_revision << ": "
+                                 << (desc.empty() ? "(none)" : desc));
       cv_.notify_all();
     }
-    break;
+  }
+  if (!consistent) {
+    if (!view_failing_)
+      WH_WARN(component, "node " << opts_.node_id << ": cannot read the live nodes: "
+                                 << (last_error ? why(last_error)
+                                                : std::string{"the membership record keeps changing"})
+                                 << " (keeping the last known ones; logged once until it recovers)");
+    view_failing_ = true;
   }
   // Publish a change of the set or of the stale flag.
   membership_view v;

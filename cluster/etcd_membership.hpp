@@ -167,8 +167,8 @@ private:
   /// One read of the live set; publishes a changed view.
   void view_step();
   /// Writes the membership record for `desc` unless another node changed it
-  /// since `record_mod`; false if the write lost the race or failed.
-  bool write_record(const std::string& desc, int64_t record_mod);
+  /// since `record_mod`; an error only when etcd failed.
+  caf::error write_record(const std::string& desc, int64_t record_mod);
   bool stale_locked(time_point now) const;
   /// Sleeps up to `d` unless stopping; false when stopping.
   bool pause(std::chrono::milliseconds d);
