@@ -158,6 +158,31 @@ bool split_host_port(const std::string& str, std::string& host, uint16_t& port) 
   return true;
 }
 
+namespace {
+
+/// Upper bound of `replicas` when etcd supplies the membership.
+constexpr size_t max_etcd_replicas = 16;
+
+/// "http://host:port" or "https://host:port" (a trailing "/" allowed), with
+/// a fixed port: an etcd client URL.
+bool valid_etcd_url(std::string url) {
+  std::string_view rest{url};
+  if (rest.starts_with("http://"))
+    rest.remove_prefix(7);
+  else if (rest.starts_with("https://"))
+    rest.remove_prefix(8);
+  else
+    return false;
+  if (rest.ends_with("/"))
+    rest.remove_suffix(1);
+  std::string host;
+  uint16_t port = 0;
+  return rest.find_first_of("/?#@ ") == std::string_view::npos
+         && split_host_port(std::string{rest}, host, port) && !host.empty() && port != 0;
+}
+
+} // namespace
+
 caf::expected<hub_config> parse_config(const std::string& text, const std::string& source,
                                        const env_lookup& env) {
   toml::table root;
@@ -405,11 +430,13 @@ caf::expected<hub_config> parse_config(const std::string& text, const std::strin
     auto& cl = cfg.cluster;
     std::string listen;
     if (!ck.no_unknown_keys(*tbl, "cluster",
-                            {"node_id", "listen", "peers", "replicas", "join_grace_ms", "tls"})
+                            {"node_id", "listen", "peers", "replicas", "join_grace_ms", "tls",
+                             "etcd", "lease_ttl_ms"})
         || !ck.get(*tbl, "cluster", "node_id", cl.node_id, true)
         || !ck.get(*tbl, "cluster", "listen", listen, true)
         || !ck.get(*tbl, "cluster", "replicas", cl.replicas)
-        || !ck.get(*tbl, "cluster", "join_grace_ms", cl.join_grace_ms))
+        || !ck.get(*tbl, "cluster", "join_grace_ms", cl.join_grace_ms)
+        || !ck.get(*tbl, "cluster", "lease_ttl_ms", cl.lease_ttl_ms))
       return bad();
     if (cl.node_id.empty() || cl.node_id.size() > 32 || !valid_appid(cl.node_id))
       return ck.fail("cluster.node_id", "must be 1-32 characters of [A-Za-z0-9_-]"), bad();
@@ -433,11 +460,33 @@ caf::expected<hub_config> parse_config(const std::string& text, const std::strin
         cl.peers.push_back(*v);
       }
     }
+    if (auto en = tbl->get("etcd")) {
+      auto list = en->as_array();
+      if (!list)
+        return ck.fail("cluster.etcd", "expected an array of \"http://host:port\" strings"), bad();
+      std::set<std::string> seen;
+      for (size_t j = 0; j < list->size(); ++j) {
+        auto where = "cluster.etcd[" + std::to_string(j) + "]";
+        auto v = list->get(j)->value<std::string>();
+        if (!v || !list->get(j)->is_string() || !valid_etcd_url(*v))
+          return ck.fail(where, "expected \"http://host:port\" or \"https://host:port\""), bad();
+        if (!seen.insert(*v).second)
+          return ck.fail(where, "duplicate endpoint \"" + *v + "\""), bad();
+        cl.etcd.push_back(*v);
+      }
+    }
+    if (cl.lease_ttl_ms < 1000 || cl.lease_ttl_ms > 60'000)
+      return ck.fail("cluster.lease_ttl_ms", "must be between 1000 and 60000"), bad();
+    // With etcd the nodes find each other, so their number is not known here.
+    const size_t max_nodes = cl.etcd.empty() ? cl.peers.size() + 1 : max_etcd_replicas;
     if (!tbl->contains("replicas"))
-      cl.replicas = static_cast<uint32_t>(std::min<size_t>(2, cl.peers.size() + 1));
-    if (cl.replicas < 1 || cl.replicas > cl.peers.size() + 1)
+      cl.replicas = static_cast<uint32_t>(std::min<size_t>(2, max_nodes));
+    if (cl.etcd.empty() && (cl.replicas < 1 || cl.replicas > max_nodes))
       return ck.fail("cluster.replicas", "must be between 1 and the number of nodes ("
                                            + std::to_string(cl.peers.size() + 1) + ")"),
+             bad();
+    if (!cl.etcd.empty() && (cl.replicas < 1 || cl.replicas > max_etcd_replicas))
+      return ck.fail("cluster.replicas", "must be between 1 and " + std::to_string(max_etcd_replicas)),
              bad();
     if (cl.join_grace_ms > 60'000)
       return ck.fail("cluster.join_grace_ms", "must be at most 60000"), bad();

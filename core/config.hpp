@@ -88,6 +88,11 @@ struct cluster_config {
   uint32_t replicas = 2;
   /// A starting node waits this long to meet its peers before it owns keys alone.
   uint32_t join_grace_ms = 1500;
+  /// etcd client URLs ("http://127.0.0.1:2379"), tried in turn; empty = no
+  /// etcd (a single node, or static `peers`). See cluster/etcd_membership.hpp.
+  std::vector<std::string> etcd;
+  /// TTL of this node's etcd lease, milliseconds (etcd counts whole seconds).
+  uint32_t lease_ttl_ms = 3000;
   /// Node links over TLS (caf_openssl); all three or none.
   std::string tls_cert;
   std::string tls_key;
