@@ -41,7 +41,8 @@ std::vector<std::string> restart_only_changes(const hub_config& a, const hub_con
        || a.cluster.listen_port != b.cluster.listen_port || a.cluster.peers != b.cluster.peers
        || a.cluster.replicas != b.cluster.replicas || a.cluster.join_grace_ms != b.cluster.join_grace_ms
        || a.cluster.tls_cert != b.cluster.tls_cert || a.cluster.tls_key != b.cluster.tls_key
-       || a.cluster.tls_ca != b.cluster.tls_ca},
+       || a.cluster.tls_ca != b.cluster.tls_ca || a.cluster.etcd != b.cluster.etcd
+       || a.cluster.lease_ttl_ms != b.cluster.lease_ttl_ms},
   };
   std::vector<std::string> out;
   for (auto& [name, differs] : diffs)
