@@ -54,7 +54,10 @@ CAF_TEST(trimming returns freed heap memory to the os) {
     // Keeps the compiler from eliding the new/delete pair.
     asm volatile("" : : "r"(blocks.back()) : "memory");
   }
-  auto pin = std::make_unique<char[]>(64);
+  // As large as a block: no free chunk fits it, so it comes from the top of
+  // the arena, above the blocks.
+  auto pin = std::make_unique<char[]>(chunk);
+  std::memset(pin.get(), 1, chunk);
   CAF_MESSAGE("RSS with the blocks " << rss_bytes() / 1024 << " KiB");
   auto free_before = malloc_free_bytes();
   for (auto* b : blocks)
