@@ -210,10 +210,13 @@ void send_tick(self_ptr self, const credential_slot& slot) {
                               static_cast<uint8_t>(slot.timer), slot.timer_gen);
   auto hop = std::max<int64_t>(
     60, 2 * std::chrono::duration_cast<std::chrono::seconds>(st.p.idle_timeout).count());
-  // Anonymous: a sender field would be a strong reference as well.
+  // Anonymous: a sender field would be a strong reference as well. The
+  // actor's id, not its address: an address is a weak reference, and CAF
+  // frees an actor's memory block (~3 KiB) only once no weak reference is
+  // left, so a cold pass over a million keys would keep every actor that
+  // stopped in the last `hop` seconds (hundreds of MiB).
   caf::delayed_anon_send(st.p.router, std::chrono::seconds(std::min(delay, hop)), tick_atom::value,
-                         st.p.entry->key, self->address(), static_cast<uint8_t>(slot.timer),
-                         slot.timer_gen);
+                         st.p.entry->key, self->id(), static_cast<uint8_t>(slot.timer), slot.timer_gen);
 }
 
 void schedule(self_ptr self, credential_slot& slot, int64_t at) {

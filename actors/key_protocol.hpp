@@ -145,11 +145,13 @@ static_assert(std::is_same_v<protocol::keyed_sig<caf::reacts_to<wake_atom>>::typ
 /// The node's key router: every key request by key, plus
 /// - `(ready_atom)`: every stored key is loaded; the refresh schedule runs;
 /// - `(idle_atom, key)`: the key's actor is idle and offers to stop;
-/// - `(tick_atom, key, actor, timer, generation)`: a timer step of the key's
-///   actor, delivered only while that same actor runs;
+/// - `(tick_atom, key, actor id, timer, generation)`: a timer step of the
+///   key's actor, delivered only while that same actor runs (its id, not its
+///   address: an address is a weak reference, which keeps a stopped actor's
+///   memory block allocated until the step fires);
 /// - `(tick_atom)`: the schedule's periodic check.
 using key_router_actor = keyed_t<key_requests>::extend<
   caf::reacts_to<ready_atom>, caf::reacts_to<idle_atom, std::string>,
-  caf::reacts_to<tick_atom, std::string, caf::actor_addr, uint8_t, uint64_t>, caf::reacts_to<tick_atom>>;
+  caf::reacts_to<tick_atom, std::string, caf::actor_id, uint8_t, uint64_t>, caf::reacts_to<tick_atom>>;
 
 } // namespace wh::actors

@@ -460,14 +460,14 @@ key_router_actor::behavior_type key_router(self_ptr self, registry* reg, caf::ac
       if (sender && e && e->actor() == sender)
         passivate(self, key, sender);
     },
-    [=](tick_atom, const std::string& key, const caf::actor_addr& from, uint8_t kind, uint64_t gen) {
+    [=](tick_atom, const std::string& key, caf::actor_id from, uint8_t kind, uint64_t gen) {
       // A timer step of a key's actor: delivered only to the same actor (a
       // stopped actor's timer is dropped; the schedule wakes its key).
       auto e = self->state.reg->find(key);
       WH_DEBUG("router", key << ": timer step (running: " << (e && e->actor()) << ")");
       if (!e)
         return;
-      if (auto a = e->actor(); a && a.address() == from)
+      if (auto a = e->actor(); a && a->id() == from)
         self->send(a, tick_atom::value, kind, gen);
     },
     [=](tick_atom) {

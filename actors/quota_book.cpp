@@ -30,18 +30,37 @@ void quota_book::record(const std::string& key, const std::string& endpoint, int
   auto& e = keys_[key];
   if (e.day != day) {
     e.day = day;
-    e.calls.clear();
+    e.n = {};
+    if (e.more)
+      e.more->calls.clear();
   }
-  auto i = std::find_if(e.calls.begin(), e.calls.end(), [id](auto& c) { return c.first == id; });
-  if (i == e.calls.end())
-    e.calls.emplace_back(id, 1);
-  else
-    ++i->second;
+  count_call(e, id);
   if (errcode != 45009 && errcode != 45011)
     return;
-  if (!e.err)
-    e.err = std::make_unique<errors>();
-  (errcode == 45009 ? e.err->last_45009 : e.err->last_45011) = quota_error{t, endpoint};
+  auto& x = e.extra();
+  (errcode == 45009 ? x.last_45009 : x.last_45011) = quota_error{t, endpoint};
+}
+
+void quota_book::count_call(entry& e, uint8_t id) {
+  for (size_t i = 0; i < e.n.size(); ++i) {
+    if (e.n[i] != 0 && e.ep[i] == id) {
+      ++e.n[i];
+      return;
+    }
+  }
+  for (size_t i = 0; i < e.n.size(); ++i) {
+    if (e.n[i] == 0) {
+      e.ep[i] = id;
+      e.n[i] = 1;
+      return;
+    }
+  }
+  auto& calls = e.extra().calls;
+  auto i = std::find_if(calls.begin(), calls.end(), [id](auto& c) { return c.first == id; });
+  if (i == calls.end())
+    calls.emplace_back(id, 1);
+  else
+    ++i->second;
 }
 
 quota_book::view quota_book::get(const std::string& key) const {
@@ -51,19 +70,26 @@ quota_book::view quota_book::get(const std::string& key) const {
   auto i = keys_.find(key);
   if (i == keys_.end())
     return v;
-  if (i->second.day == v.day)
-    for (auto [id, n] : i->second.calls)
-      v.calls[id < endpoints_.size() ? endpoints_[id] : "other"] += n;
-  if (auto& err = i->second.err) {
-    v.last_45009 = err->last_45009;
-    v.last_45011 = err->last_45011;
+  auto& e = i->second;
+  auto name = [this](uint8_t id) { return id < endpoints_.size() ? endpoints_[id] : std::string{"other"}; };
+  if (e.day == v.day) {
+    for (size_t k = 0; k < e.n.size(); ++k)
+      if (e.n[k] != 0)
+        v.calls[name(e.ep[k])] += e.n[k];
+    if (e.more)
+      for (auto [id, n] : e.more->calls)
+        v.calls[name(id)] += n;
+  }
+  if (e.more) {
+    v.last_45009 = e.more->last_45009;
+    v.last_45011 = e.more->last_45011;
   }
   return v;
 }
 
 bool quota_book::exhausted_locked(const entry& e, int64_t t) const {
-  return e.err && e.err->last_45009 && beijing_day_of(e.err->last_45009->at) == beijing_day_of(t)
-         && e.cleared_at < e.err->last_45009->at;
+  return e.more && e.more->last_45009 && beijing_day_of(e.more->last_45009->at) == beijing_day_of(t)
+         && e.more->cleared_at < e.more->last_45009->at;
 }
 
 bool quota_book::exhausted(const std::string& key) const {
@@ -78,7 +104,7 @@ void quota_book::cleared(const std::string& key) {
   std::lock_guard<std::mutex> guard{mtx_};
   auto& e = keys_[key];
   // A 45009 in the same second as the reset predates it.
-  e.cleared_at = t + 1;
+  e.extra().cleared_at = t + 1;
 }
 
 void quota_book::export_to(metrics& m) {
@@ -90,8 +116,8 @@ void quota_book::export_to(metrics& m) {
     auto t = clock_.now();
     std::lock_guard<std::mutex> guard{mtx_};
     for (auto& [key, e] : keys_)
-      if (e.err && e.err->last_45009)
-        out.add("wechat_hub_daily_quota_exhausted", {{"appid", key}, {"endpoint", e.err->last_45009->endpoint}},
+      if (e.more && e.more->last_45009)
+        out.add("wechat_hub_daily_quota_exhausted", {{"appid", key}, {"endpoint", e.more->last_45009->endpoint}},
                 exhausted_locked(e, t) ? 1.0 : 0.0);
   });
 }

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -96,25 +97,39 @@ public:
   caf::error load(persistence::store& db);
 
 private:
-  /// The rare part of an entry: quota errors seen.
-  struct errors {
+  /// The rare part of an entry: a reset, quota errors, calls of a third
+  /// endpoint on one day.
+  struct rare {
+    int64_t cleared_at = 0;
     std::optional<quota_error> last_45009;
     std::optional<quota_error> last_45011;
+    /// (endpoint id, calls today) beyond the entry's inline two.
+    std::vector<std::pair<uint8_t, uint32_t>> calls;
   };
 
   /// One per key that called WeChat. Compact (a million authorizers each
-  /// have one): endpoints are interned ids, errors live behind a pointer.
+  /// have one after a refresh, typically with one endpoint and no error):
+  /// endpoints are interned ids, two counts live inline, the rest behind a
+  /// pointer allocated only when needed.
   struct entry {
-    int64_t cleared_at = 0;
     int32_t day = 0;
     int32_t clear_month = 0;
     uint32_t clears = 0;
-    /// (endpoint id, calls today).
-    std::vector<std::pair<uint8_t, uint32_t>> calls;
-    std::unique_ptr<errors> err;
+    /// Endpoint ids and calls today of the inline counts (0 calls = unused).
+    std::array<uint8_t, 2> ep{};
+    std::array<uint32_t, 2> n{};
+    std::unique_ptr<rare> more;
+
+    rare& extra() {
+      if (!more)
+        more = std::make_unique<rare>();
+      return *more;
+    }
   };
 
   bool exhausted_locked(const entry& e, int64_t t) const;
+  /// Counts one call of endpoint `id` today.
+  static void count_call(entry& e, uint8_t id);
   /// The id of `endpoint` (interned under mtx_; at most 255 names, then one
   /// shared "other" id).
   uint8_t endpoint_id(const std::string& endpoint);

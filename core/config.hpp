@@ -134,7 +134,7 @@ struct hub_config {
   uint32_t actor_idle_s = 60;
   /// At most this many token actors run at once; the least recently started
   /// idle ones are stopped first (a cold pass over a million keys).
-  uint32_t max_active_actors = 20000;
+  uint32_t max_active_actors = 5000;
   /// Keys the refresh schedule wakes per second (overdue keys after a
   /// restart refresh at this rate).
   uint32_t schedule_rate = 500;

@@ -2,8 +2,10 @@
 // Status stay here and are converted to caf::error at this boundary.
 #include <filesystem>
 
+#include <rocksdb/cache.h>
 #include <rocksdb/db.h>
 #include <rocksdb/options.h>
+#include <rocksdb/table.h>
 #include <rocksdb/write_batch.h>
 
 #include "core/error.hpp"
@@ -110,6 +112,18 @@ caf::expected<std::unique_ptr<store>> open_rocksdb(const std::string& dir) {
   opts.keep_log_file_num = 4;
   opts.max_total_wal_size = 64 << 20;
   opts.paranoid_checks = true;
+  // Memory bounds, explicit because a node holds a million keys in a small
+  // footprint (issue 10). RocksDB's defaults (two 64 MiB memtables) let a
+  // cold pass, which writes every key's refreshed token, grow the heap by
+  // 128 MiB: records are ~200 bytes, so 16 MiB memtables still batch tens of
+  // thousands of writes per flush. Reads go through one explicit 16 MiB
+  // block cache: the hub reads a key when its actor starts and serves from
+  // memory after that, so a larger cache would mostly hold cold blocks.
+  opts.write_buffer_size = 16 << 20;
+  opts.max_write_buffer_number = 2;
+  rocksdb::BlockBasedTableOptions table;
+  table.block_cache = rocksdb::NewLRUCache(16 << 20);
+  opts.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
   rocksdb::DB* raw = nullptr;
   auto st = rocksdb::DB::Open(opts, dir, &raw);
   if (!st.ok())

@@ -196,6 +196,10 @@ CAF_TEST(a key starts on demand and stops after the idle time) {
   // Freed once stopped: no pending timer (its refresh is 2 h away, its idle
   // timeout) keeps the stopped actor in memory.
   CAF_CHECK(first.lock() == nullptr);
+  // Nor does a weak reference (its pending timer step through the router
+  // carried its address): CAF frees the actor's ~3 KiB block only once the
+  // last weak reference goes, and `first` must be the only one left.
+  CAF_CHECK_EQUAL(first.get()->weak_refs.load(), 1u);
   CAF_CHECK_EQUAL(running_apps(), 0u);
   // What it published stays served; the refresh is in the durable schedule.
   auto e = reg->find("wxapp1");

@@ -100,3 +100,30 @@ CAF_TEST(clear_quota budget is monthly and survives a restart) {
   CAF_CHECK(book.take_clear("wxa", 10, used));
   CAF_CHECK_EQUAL(used, 1u);
 }
+
+CAF_TEST(a key counts any number of endpoints and a new day drops them all) {
+  // Two endpoints' counts are kept inline, more in the entry's rare part:
+  // every one of them is counted and reset alike.
+  manual_clock clk{before_beijing_midnight - 60};
+  quota_book book{clk};
+  const char* endpoints[] = {"api_authorizer_token", "getticket", "stable_token", "clear_quota", "token"};
+  for (int round = 1; round <= 3; ++round)
+    for (auto* ep : endpoints)
+      book.record("wxc/wxa", ep, 0);
+  auto v = book.get("wxc/wxa");
+  CAF_CHECK_EQUAL(v.calls.size(), 5u);
+  for (auto* ep : endpoints)
+    CAF_CHECK_EQUAL(v.calls[ep], 3u);
+  CAF_CHECK(!v.last_45009 && !v.last_45011);
+  clk.advance(120); // a new Beijing day
+  CAF_CHECK(book.get("wxc/wxa").calls.empty());
+  book.record("wxc/wxa", "clear_quota", 0);
+  book.record("wxc/wxa", "token", 0);
+  book.record("wxc/wxa", "getticket", 0);
+  v = book.get("wxc/wxa");
+  CAF_CHECK_EQUAL(v.calls.size(), 3u);
+  CAF_CHECK_EQUAL(v.calls["clear_quota"], 1u);
+  CAF_CHECK_EQUAL(v.calls["token"], 1u);
+  CAF_CHECK_EQUAL(v.calls["getticket"], 1u);
+  CAF_CHECK_EQUAL(v.calls["stable_token"], 0u);
+}

@@ -66,6 +66,10 @@ CAF_TEST(defaults apply to an empty file) {
   CAF_CHECK_EQUAL(res->listen_port, 4000u);
   CAF_CHECK_EQUAL(res->data_dir, "var/hub");
   CAF_CHECK_EQUAL(res->api_base, "https://api.weixin.qq.com");
+  // ≈5 KiB per running actor: 5,000 keep a cold pass over a million keys
+  // within the 1 GiB budget (issue 10).
+  CAF_CHECK_EQUAL(res->max_active_actors, 5000u);
+  CAF_CHECK_EQUAL(res->actor_idle_s, 60u);
 }
 
 CAF_TEST(errors name file key and problem) {
