@@ -86,6 +86,7 @@ app_params registry::base_params(std::shared_ptr<key_entry> entry) const {
   p.refresh_margin_s = opts_.refresh_margin_s;
   p.refresh_jitter_s = opts_.refresh_jitter_s;
   p.upstream_timeout = opts_.upstream_timeout;
+  p.may_act = opts_.may_act;
   // Stable per key: an actor started again draws the same refresh jitter.
   p.seed = key_seed(p.entry->key);
   // Virtual activation: a single node's router or, in a cluster, the

@@ -45,6 +45,8 @@ public:
     uint32_t refresh_margin_s = 180;
     uint32_t refresh_jitter_s = 90;
     caf::timespan upstream_timeout = std::chrono::seconds(15);
+    /// Fencing of every key actor's upstream calls (app_params::may_act).
+    lease_check may_act;
     /// Deadline of one ask from the front end.
     caf::timespan ask_timeout = std::chrono::seconds(30);
     /// Components: a walk of api_get_authorizer_list answers lookups of
