@@ -99,6 +99,11 @@ struct node_state {
   bool have_members = false;
   /// Registration (create) revision per member: a new one is a rejoin.
   std::map<std::string, int64_t> registrations;
+  /// Fencing epochs: per key, the highest etcd membership revision an
+  /// owner's write of it carried. A write or handover with an older epoch
+  /// comes from a node that no longer owns the key (a paused or cut-off
+  /// former owner) and is refused. In memory only; 0 without etcd.
+  std::map<std::string, int64_t> epochs;
 };
 
 using self_ptr = caf::stateful_actor<node_state>*;
@@ -192,7 +197,8 @@ void send_states(self_ptr self, const caf::actor& dst, std::vector<key_state> st
     sent += chunk.size();
     if (auto m = st.stats)
       m->counter("wechat_hub_cluster_sync_states_sent_total", {}) += chunk.size();
-    self->send(dst, sync_atom::value, st.self_id(), std::move(chunk), more || sent < states.size());
+    self->send(dst, sync_atom::value, st.self_id(), std::move(chunk), more || sent < states.size(),
+               st.members_rev);
     count(self, "wechat_hub_cluster_replication_sent_total");
   } while (sent < states.size());
 }
@@ -612,9 +618,29 @@ caf::response_promise async_op(self_ptr self, Op op) {
   return rp;
 }
 
+/// Drops the states whose key saw an owner write with a newer epoch than
+/// `epoch`; `owner_write` raises the keys' epochs to `epoch`.
+void fence(self_ptr self, std::vector<key_state>& states, int64_t epoch, bool owner_write) {
+  auto& st = self->state;
+  std::erase_if(states, [&](const key_state& s) {
+    auto& known = st.epochs[s.key];
+    if (epoch < known) {
+      WH_WARN("cluster", st.self_id() << ": refused a state of " << s.key << " with fencing epoch " << epoch
+                                      << " (an owner wrote it at epoch " << known << ")");
+      count(self, "wechat_hub_cluster_replication_applied_total", {{"result", "older_epoch"}});
+      return true;
+    }
+    if (owner_write)
+      known = epoch;
+    return false;
+  });
+}
+
 /// A peer's handover: adopted on the storage worker; the last message of it
 /// (`more` false) ends the wait for that peer.
-void on_sync(self_ptr self, const std::string& from, std::vector<key_state> states, bool more) {
+void on_sync(self_ptr self, const std::string& from, std::vector<key_state> states, bool more,
+             int64_t epoch = 0) {
+  fence(self, states, epoch, false);
   auto n = states.size();
   adopt_states(self, std::move(states), [self, from, n, more](size_t applied) {
     auto& st = self->state;
@@ -732,6 +758,9 @@ caf::behavior node_actor(self_ptr self, node_options opts, actors::registry* reg
     [=](sync_atom, const std::string& from, std::vector<key_state>& states, bool more) {
       on_sync(self, from, std::move(states), more);
     },
+    [=](sync_atom, const std::string& from, std::vector<key_state>& states, bool more, int64_t epoch) {
+      on_sync(self, from, std::move(states), more, epoch);
+    },
     [=](sync_atom, version_atom, const std::string&, std::vector<std::string>& keys)
       -> caf::result<caf::message> {
       // A peer is about to hand keys over: the versions stored here.
@@ -752,8 +781,12 @@ caf::behavior node_actor(self_ptr self, node_options opts, actors::registry* reg
             // a node that cached the replaced token stops serving it now.
             for (auto& s : states) {
               s.sent_ms = now_ms(self);
+              // This write's fencing epoch: the membership revision it was
+              // made at (a later owner's writes carry a newer one).
+              auto& mine = st.epochs[key];
+              mine = std::max(mine, st.members_rev);
               for (auto& [id, peer] : st.peers) {
-                self->send(peer, repl_atom::value, s);
+                self->send(peer, repl_atom::value, s, st.members_rev);
                 count(self, "wechat_hub_cluster_replication_sent_total");
               }
             }
@@ -763,6 +796,9 @@ caf::behavior node_actor(self_ptr self, node_options opts, actors::registry* reg
           });
     },
     [=](repl_atom, key_state& s) {
+      caf::anon_send(caf::actor_cast<caf::actor>(self), repl_atom::value, std::move(s), int64_t{0});
+    },
+    [=](repl_atom, key_state& s, int64_t epoch) {
       // A node that is not one of the key's replicas takes the new version
       // only for a key it already knows (it may serve a cached copy); it
       // does not start storing every authorizer of the cluster.
@@ -773,8 +809,12 @@ caf::behavior node_actor(self_ptr self, node_options opts, actors::registry* reg
         if (!e || e->shadow)
           return;
       }
-      auto sent = s.sent_ms;
-      adopt_states(self, {std::move(s)}, [self, sent](size_t) {
+      std::vector<key_state> one{std::move(s)};
+      fence(self, one, epoch, true);
+      if (one.empty())
+        return;
+      auto sent = one.front().sent_ms;
+      adopt_states(self, std::move(one), [self, sent](size_t) {
         if (sent > 0)
           self->state.lag_ms->store(std::max<int64_t>(0, now_ms(self) - sent), std::memory_order_relaxed);
       });
