@@ -420,6 +420,24 @@ registry::adopt_result registry::adopt(const key_state& s) {
   return adopt_result::applied;
 }
 
+void registry::refresh_cached(const key_state& s) {
+  auto e = find(s.key);
+  if (!e || e->actor() || e->kind != static_cast<key_kind>(s.kind))
+    return;
+  auto pre = prefix_of(*e);
+  app_params p;
+  for (size_t i = 0; i + 1 < s.fields.size(); i += 2)
+    read_field(p, s.fields[i], s.fields[i + 1], pre + s.fields[i]);
+  auto t = clock_.now();
+  auto fresh = [t](snapshot_slot& slot, const std::optional<credential>& x) {
+    if (x && x->valid_at(t))
+      key_entry::publish_newer(slot, *x);
+  };
+  fresh(e->token, p.token);
+  fresh(e->jsapi, p.jsapi);
+  fresh(e->wx_card, p.wx_card);
+}
+
 caf::error registry::add_app(const app_config& app, bool runtime) {
   if (find(app.appid))
     return make_detail_error(ec::invalid_config, "duplicate appid " + app.appid);

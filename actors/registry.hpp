@@ -231,6 +231,11 @@ public:
   /// version never overwrites a newer one) and serves it from the snapshots.
   adopt_result adopt(const key_state& s);
 
+  /// A node that is not one of the key's replicas got its owner's new state:
+  /// serves its valid credentials in place of older cached ones (stores
+  /// nothing; a running actor's own state is left alone). Never blocks.
+  void refresh_cached(const key_state& s);
+
   /// The entry of an authorizer, created (without actor in a cluster) if unknown.
   std::shared_ptr<key_entry> ensure_authorizer(const std::string& component,
                                                const std::string& authorizer);

@@ -799,20 +799,17 @@ caf::behavior node_actor(self_ptr self, node_options opts, actors::registry* reg
       caf::anon_send(caf::actor_cast<caf::actor>(self), repl_atom::value, std::move(s), int64_t{0});
     },
     [=](repl_atom, key_state& s, int64_t epoch) {
-      // A node that is not one of the key's replicas takes the new version
-      // only for a key it already knows (it may serve a cached copy); it
-      // does not start storing every authorizer of the cluster.
       auto& st = self->state;
-      auto holders = st.own.rank(s.key, st.opts.cfg.replicas);
-      if (std::find(holders.begin(), holders.end(), st.self_id()) == holders.end()) {
-        auto e = st.reg->find(s.key);
-        if (!e || e->shadow)
-          return;
-      }
       std::vector<key_state> one{std::move(s)};
       fence(self, one, epoch, true);
       if (one.empty())
         return;
+      // A node that is not one of the key's replicas only replaces what it
+      // may have cached (so it stops serving a replaced token); it does not
+      // store every key of the cluster.
+      auto holders = st.own.rank(one.front().key, st.opts.cfg.replicas);
+      if (std::find(holders.begin(), holders.end(), st.self_id()) == holders.end())
+        return st.reg->refresh_cached(one.front());
       auto sent = one.front().sent_ms;
       adopt_states(self, std::move(one), [self, sent](size_t) {
         if (sent > 0)

@@ -825,6 +825,36 @@ CAF_TEST(three nodes agree on owners and the first replica takes over) {
   CAF_CHECK_EQUAL(credential_field(other.state_of(k), "access_token"), token);
 }
 
+// Issue 15: the owner sends a replaced token to every node, so a node that
+// cached the old one (not a replica) stops serving it at once.
+CAF_TEST(a token the owner replaces reaches the node that cached the old one) {
+  cluster::ownership own{{"n1", "n2", "n3"}};
+  std::string k;
+  for (auto& x : appids())
+    if (own.owner(x) == "n2") {
+      k = x;
+      break;
+    }
+  CAF_REQUIRE(!k.empty());
+  auto ranked = own.rank(k, 2);
+  auto& other = hub(ranked[1] == "n1" ? "n3" : "n1");
+  auto a = ask_token(other, k);
+  pump(planets);
+  auto old = value_of(a);
+  CAF_REQUIRE_EQUAL(old.rfind("T-n2-", 0), 0u);
+  CAF_REQUIRE_EQUAL(snapshot_token(other, k), old);
+  // The owner replaces the token (a forced refresh).
+  auto fresh = std::make_shared<std::optional<caf::expected<credential>>>();
+  n2->reg->force_refresh(*n2->reg->find(k), [fresh](caf::expected<credential> x) { *fresh = std::move(x); });
+  pump(planets);
+  auto replaced = value_of(fresh);
+  CAF_REQUIRE(replaced != old && replaced.rfind("T-n2-", 0) == 0);
+  CAF_CHECK_EQUAL(snapshot_token(other, k), replaced);
+  // It only replaced its cache: it stores nothing of a key it does not replicate.
+  CAF_CHECK_EQUAL(other.state_of(k).seq, 0u);
+  CAF_CHECK_EQUAL(n2->total_calls(), 2);
+}
+
 CAF_TEST_FIXTURE_SCOPE_END()
 
 // -- split brain ---------------------------------------------------------------
