@@ -373,7 +373,10 @@ registry::adopt_result registry::adopt(const key_state& s) {
   if (auto running = e->actor()) {
     // Never write under a running actor (it would not learn of the change
     // and its next write would mix both states): its state wins instead.
-    caf::anon_send(running, sync_atom::value, s.seq);
+    // Not while this node's cluster lease lapsed: it must not act as owner
+    // (the sender is a later owner; this node rejoins and takes its state).
+    if (!opts_.may_act || opts_.may_act())
+      caf::anon_send(running, sync_atom::value, s.seq);
     return adopt_result::owner_running;
   }
   auto pre = prefix_of(*e);

@@ -104,6 +104,9 @@ struct node_state {
   /// comes from a node that no longer owns the key (a paused or cut-off
   /// former owner) and is refused. In memory only; 0 without etcd.
   std::map<std::string, int64_t> epochs;
+  /// Handed-over states a running actor here refused since the last
+  /// membership change (adopted if this node turns out to rejoin).
+  std::map<std::string, key_state> held;
 };
 
 using self_ptr = caf::stateful_actor<node_state>*;
@@ -508,9 +511,12 @@ void on_members(self_ptr self, std::vector<std::string> ids, std::vector<std::st
   if (rejoined && !first) {
     WH_WARN("cluster", st.self_id() << ": registered anew in etcd (its lease lapsed); stopping its keys "
                                        "until the peers hand over what changed meanwhile");
+    // Killed, not stopped: every change they made is durable already, and
+    // a stop would write their (possibly older) state once more with a new
+    // version, which would then win over the interim owner's.
     for (auto& e : st.reg->entries())
       if (auto a = st.reg->deactivate(*e))
-        self->send(a, stop_atom::value);
+        self->send_exit(a, caf::exit_reason::kill);
     st.expect_sync.clear();
     for (auto& [id, a] : st.peers)
       st.expect_sync.insert(id);
@@ -518,6 +524,20 @@ void on_members(self_ptr self, std::vector<std::string> ids, std::vector<std::st
     st.ready = false;
     st.started_ms = now_ms(self);
     st.was = ownership{};
+    // Handovers that reached the stale actors before this view did.
+    std::vector<key_state> held;
+    for (auto& [key, s] : st.held)
+      held.push_back(std::move(s));
+    st.held.clear();
+    if (!held.empty())
+      adopt_states(self, std::move(held), [self](size_t applied) {
+        WH_INFO("cluster", self->state.self_id() << ": took " << applied
+                                                 << " newer key state(s) handed over before the rejoin");
+        if (applied > 0)
+          reconcile(self);
+      });
+  } else {
+    st.held.clear();
   }
   set_members(self);
   try_connect(self);
@@ -636,11 +656,31 @@ void fence(self_ptr self, std::vector<key_state>& states, int64_t epoch, bool ow
   });
 }
 
+/// With etcd, a state of a key whose actor runs here comes from an owner
+/// that followed this node (it lost its lease meanwhile): the actor must not
+/// override it (which registry::adopt would make it do), so it is held and
+/// adopted when this node rejoins (see on_members).
+void hold_running(self_ptr self, std::vector<key_state>& states) {
+  auto& st = self->state;
+  if (!st.etcd)
+    return;
+  std::erase_if(states, [&](key_state& s) {
+    auto e = st.reg->find(s.key);
+    if (!e || !e->actor())
+      return false;
+    auto& h = st.held[s.key];
+    if (s.seq > h.seq)
+      h = std::move(s);
+    return true;
+  });
+}
+
 /// A peer's handover: adopted on the storage worker; the last message of it
 /// (`more` false) ends the wait for that peer.
 void on_sync(self_ptr self, const std::string& from, std::vector<key_state> states, bool more,
              int64_t epoch = 0) {
   fence(self, states, epoch, false);
+  hold_running(self, states);
   auto n = states.size();
   adopt_states(self, std::move(states), [self, from, n, more](size_t applied) {
     auto& st = self->state;
@@ -802,6 +842,7 @@ caf::behavior node_actor(self_ptr self, node_options opts, actors::registry* reg
       auto& st = self->state;
       std::vector<key_state> one{std::move(s)};
       fence(self, one, epoch, true);
+      hold_running(self, one);
       if (one.empty())
         return;
       // A node that is not one of the key's replicas only replaces what it

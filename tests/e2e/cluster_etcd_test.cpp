@@ -218,7 +218,8 @@ CAF_TEST(a paused owner that resumes makes 0 upstream calls and no node serves t
     std::this_thread::sleep_for(100ms);
   }
   for (auto i : e.all())
-    WH_CHECK_WHY(e.token(i, a.appid) == fresh, e.nodes[i].id << " serves " << e.token(i, a.appid));
+    WH_CHECK_WHY(e.token(i, a.appid) == fresh, e.nodes[i].id << " serves " << e.token(i, a.appid) << "\n"
+                                                            << e.log_tails(25));
   CAF_CHECK_EQUAL(e.sim_total(), before);
 }
 
