@@ -40,7 +40,7 @@ struct cluster_options {
   uint32_t join_grace_ms = 1500;
   /// etcd client URL: the nodes take membership and leases from it (and get
   /// no `peers`); empty = static peers.
-  std::string etcd;
+  std::string etcd = {};
   uint32_t lease_ttl_ms = 1000;
 };
 
