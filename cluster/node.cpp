@@ -701,6 +701,27 @@ void on_sync(self_ptr self, const std::string& from, std::vector<key_state> stat
   });
 }
 
+/// A state an owner sent after a write (`epoch`: its fencing epoch).
+void on_repl(self_ptr self, key_state s, int64_t epoch) {
+  auto& st = self->state;
+  std::vector<key_state> one{std::move(s)};
+  fence(self, one, epoch, true);
+  hold_running(self, one);
+  if (one.empty())
+    return;
+  // A node that is not one of the key's replicas only replaces what it
+  // may have cached (so it stops serving a replaced token); it does not
+  // store every key of the cluster.
+  auto holders = st.own.rank(one.front().key, st.opts.cfg.replicas);
+  if (std::find(holders.begin(), holders.end(), st.self_id()) == holders.end())
+    return st.reg->refresh_cached(one.front());
+  auto sent = one.front().sent_ms;
+  adopt_states(self, std::move(one), [self, sent](size_t) {
+    if (sent > 0)
+      self->state.lag_ms->store(std::max<int64_t>(0, now_ms(self) - sent), std::memory_order_relaxed);
+  });
+}
+
 caf::behavior node_actor(self_ptr self, node_options opts, actors::registry* reg, caf::actor store,
                          metrics* stats, connector connect,
                          std::shared_ptr<std::atomic<std::shared_ptr<const view>>> published,
@@ -835,28 +856,8 @@ caf::behavior node_actor(self_ptr self, node_options opts, actors::registry* reg
             WH_ERROR("cluster", "cannot read the state of " << key << ": " << to_string(err));
           });
     },
-    [=](repl_atom, key_state& s) {
-      caf::anon_send(caf::actor_cast<caf::actor>(self), repl_atom::value, std::move(s), int64_t{0});
-    },
-    [=](repl_atom, key_state& s, int64_t epoch) {
-      auto& st = self->state;
-      std::vector<key_state> one{std::move(s)};
-      fence(self, one, epoch, true);
-      hold_running(self, one);
-      if (one.empty())
-        return;
-      // A node that is not one of the key's replicas only replaces what it
-      // may have cached (so it stops serving a replaced token); it does not
-      // store every key of the cluster.
-      auto holders = st.own.rank(one.front().key, st.opts.cfg.replicas);
-      if (std::find(holders.begin(), holders.end(), st.self_id()) == holders.end())
-        return st.reg->refresh_cached(one.front());
-      auto sent = one.front().sent_ms;
-      adopt_states(self, std::move(one), [self, sent](size_t) {
-        if (sent > 0)
-          self->state.lag_ms->store(std::max<int64_t>(0, now_ms(self) - sent), std::memory_order_relaxed);
-      });
-    },
+    [=](repl_atom, key_state& s) { on_repl(self, std::move(s), 0); },
+    [=](repl_atom, key_state& s, int64_t epoch) { on_repl(self, std::move(s), epoch); },
     [=](park_atom, const std::string& key) {
       flush_parked(self, key, actors::key_actor{},
                    make_detail_error(ec::cluster_unavailable,
