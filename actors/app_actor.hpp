@@ -16,6 +16,7 @@
 
 #include "actors/key_protocol.hpp"
 #include "actors/kinds.hpp"
+#include "actors/membership.hpp"
 #include "actors/messages.hpp"
 #include "actors/snapshot.hpp"
 #include "core/clock.hpp"
@@ -56,6 +57,9 @@ struct app_params {
   uint64_t seed = 0;
   /// Backstop for one upstream request (the HTTP client has its own deadline).
   caf::timespan upstream_timeout = std::chrono::seconds(15);
+  /// Fencing: checked right before every upstream call; while it answers
+  /// false the actor serves what it holds and calls nobody (empty = always).
+  lease_check may_act;
   /// WeChat's forced-refresh limits for stable_token.
   uint32_t force_per_day = 20;
   uint32_t force_spacing_s = 30;

@@ -126,6 +126,14 @@ void call_upstream(self_ptr self, upstream_call call,
                    std::function<void(const caf::expected<upstream_reply>&)> k) {
   if (call.key.empty() && self->state.p.entry)
     call.key = self->state.p.entry->key;
+  // Fencing: a node whose lease lapsed (etcd unreachable, or the process
+  // was paused) must not act as the owner; it keeps serving what it holds.
+  if (auto& may_act = self->state.p.may_act; may_act && !may_act()) {
+    if (auto m = self->state.p.stats)
+      m->inc("wechat_hub_upstream_fenced_total", {});
+    return k(make_detail_error(ec::cluster_unavailable,
+                               "this node's cluster lease has lapsed; it does not call WeChat"));
+  }
   ++self->state.inflight;
   self->request(self->state.p.upstream, self->state.p.upstream_timeout, call_atom::value,
                 std::move(call))

@@ -23,4 +23,10 @@ struct key_owner {
 /// Answers for any key; thread-safe, never blocks.
 using owner_lookup = std::function<key_owner(std::string_view key)>;
 
+/// Fencing: whether this node may act as an owner now (call WeChat). In a
+/// cluster with etcd it answers whether the node's lease is alive on its own
+/// clock (etcd_membership::lease_alive); empty = always (a single node).
+/// Thread-safe, never blocks; checked right before every upstream call.
+using lease_check = std::function<bool()>;
+
 } // namespace wh::actors

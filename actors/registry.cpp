@@ -86,6 +86,7 @@ app_params registry::base_params(std::shared_ptr<key_entry> entry) const {
   p.refresh_margin_s = opts_.refresh_margin_s;
   p.refresh_jitter_s = opts_.refresh_jitter_s;
   p.upstream_timeout = opts_.upstream_timeout;
+  p.may_act = opts_.may_act;
   // Stable per key: an actor started again draws the same refresh jitter.
   p.seed = key_seed(p.entry->key);
   // Virtual activation: a single node's router or, in a cluster, the
@@ -372,7 +373,10 @@ registry::adopt_result registry::adopt(const key_state& s) {
   if (auto running = e->actor()) {
     // Never write under a running actor (it would not learn of the change
     // and its next write would mix both states): its state wins instead.
-    caf::anon_send(running, sync_atom::value, s.seq);
+    // Not while this node's cluster lease lapsed: it must not act as owner
+    // (the sender is a later owner; this node rejoins and takes its state).
+    if (!opts_.may_act || opts_.may_act())
+      caf::anon_send(running, sync_atom::value, s.seq);
     return adopt_result::owner_running;
   }
   auto pre = prefix_of(*e);
@@ -417,6 +421,24 @@ registry::adopt_result registry::adopt(const key_state& s) {
       e->verify_ticket_at.store(p.verify_ticket->obtained_at);
   }
   return adopt_result::applied;
+}
+
+void registry::refresh_cached(const key_state& s) {
+  auto e = find(s.key);
+  if (!e || e->actor() || e->kind != static_cast<key_kind>(s.kind))
+    return;
+  auto pre = prefix_of(*e);
+  app_params p;
+  for (size_t i = 0; i + 1 < s.fields.size(); i += 2)
+    read_field(p, s.fields[i], s.fields[i + 1], pre + s.fields[i]);
+  auto t = clock_.now();
+  auto fresh = [t](snapshot_slot& slot, const std::optional<credential>& x) {
+    if (x && x->valid_at(t))
+      key_entry::publish_newer(slot, *x);
+  };
+  fresh(e->token, p.token);
+  fresh(e->jsapi, p.jsapi);
+  fresh(e->wx_card, p.wx_card);
 }
 
 caf::error registry::add_app(const app_config& app, bool runtime) {

@@ -45,6 +45,8 @@ public:
     uint32_t refresh_margin_s = 180;
     uint32_t refresh_jitter_s = 90;
     caf::timespan upstream_timeout = std::chrono::seconds(15);
+    /// Fencing of every key actor's upstream calls (app_params::may_act).
+    lease_check may_act;
     /// Deadline of one ask from the front end.
     caf::timespan ask_timeout = std::chrono::seconds(30);
     /// Components: a walk of api_get_authorizer_list answers lookups of
@@ -228,6 +230,11 @@ public:
   /// Stores replicated state if it is newer than the local copy (an older
   /// version never overwrites a newer one) and serves it from the snapshots.
   adopt_result adopt(const key_state& s);
+
+  /// A node that is not one of the key's replicas got its owner's new state:
+  /// serves its valid credentials in place of older cached ones (stores
+  /// nothing; a running actor's own state is left alone). Never blocks.
+  void refresh_cached(const key_state& s);
 
   /// The entry of an authorizer, created (without actor in a cluster) if unknown.
   std::shared_ptr<key_entry> ensure_authorizer(const std::string& component,

@@ -34,6 +34,7 @@
 #include "http/reload.hpp"
 #include "http/server.hpp"
 #include "http/systemd.hpp"
+#include "cluster/etcd_session.hpp"
 #include "net/http_client.hpp"
 #include "persistence/crypto_store.hpp"
 #include "persistence/push_journal.hpp"
@@ -425,6 +426,12 @@ int run_hub(const hub_config& cfg, const hub_run_options& opts) {
   reg_opts.router.max_active = cfg.max_active_actors;
   reg_opts.router.rate = cfg.schedule_rate;
   reg_opts.upstream_timeout = std::chrono::milliseconds{cfg.upstream_timeout_ms + 2000};
+  // With etcd, the node acts as owner only while its lease holds.
+  std::unique_ptr<cluster::etcd_session> etcd;
+  if (cfg.cluster.enabled() && !cfg.cluster.etcd.empty()) {
+    etcd = std::make_unique<cluster::etcd_session>(cfg.cluster);
+    reg_opts.may_act = etcd->may_act();
+  }
   actors::registry reg{sys, core.upstream, core.store, db, wall, &stats, reg_opts};
   http::export_key_metrics(reg, stats, wall, cfg.refresh_margin_s);
 
@@ -434,6 +441,14 @@ int run_hub(const hub_config& cfg, const hub_run_options& opts) {
     if (!node) {
       core.stop();
       return 1;
+    }
+    if (etcd) {
+      // Owners come from etcd before the node serves (a restarting node
+      // forwards keys others own at once instead of parking them).
+      auto wait = std::chrono::milliseconds{std::max<uint32_t>(cfg.cluster.lease_ttl_ms, 3000)};
+      if (!etcd->attach(*node, wait))
+        WH_WARN("hub", "cluster node " << cfg.cluster.node_id << " is not registered in etcd after "
+                                       << wait.count() << " ms; it keeps trying and owns no key until then");
     }
   }
   auto runtime_cfg = load_definitions(cfg, reg);
@@ -453,8 +468,9 @@ int run_hub(const hub_config& cfg, const hub_run_options& opts) {
     node->start();
     const auto& ccfg = cfg.cluster;
     WH_INFO("hub", "cluster node " << ccfg.node_id << " on " << ccfg.listen_host << ":" << ccfg.listen_port
-                                   << (ccfg.tls_cert.empty() ? "" : " (TLS)") << ", " << ccfg.peers.size()
-                                   << " peer(s), replicas " << ccfg.replicas);
+                                   << (ccfg.tls_cert.empty() ? "" : " (TLS)") << ", "
+                                   << (etcd ? "membership from etcd" : std::to_string(ccfg.peers.size()) + " peer(s)")
+                                   << ", replicas " << ccfg.replicas);
   }
   auto srv_opts = server_options_of(cfg);
   srv_opts.cached_get = [&api](const http::cached_get_request& req, std::string& out) {
@@ -492,6 +508,8 @@ int run_hub(const hub_config& cfg, const hub_run_options& opts) {
   // Every write is durable (fsync'ed) by now. The actor system's destructor
   // then waits for every actor, including a peer connection attempt, which
   // bounded_connector ends within connect_timeout.
+  if (etcd)
+    etcd->stop(); // the lease is revoked: peers take over at once
   if (node)
     node->stop();
   reg.shutdown();

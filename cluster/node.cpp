@@ -1,5 +1,6 @@
 #include "cluster/node.hpp"
 
+#include <algorithm>
 #include <chrono>
 #include <map>
 #include <set>
@@ -87,11 +88,31 @@ struct node_state {
   std::map<uint64_t, caf::response_promise> ops;
   size_t owned = 0;
   bool stopped = false;
+  /// etcd supplies the membership (cfg.etcd set): the live set and each
+  /// key's owner come from etcd's view, and the peers to dial are the
+  /// endpoints registered there; CAF connections only carry the traffic.
+  bool etcd = false;
+  /// The live nodes of etcd's view (id -> CAF endpoint; this node included
+  /// while its lease holds) and its revision.
+  std::map<std::string, std::string> members;
+  int64_t members_rev = 0;
+  bool have_members = false;
+  /// Registration (create) revision per member: a new one is a rejoin.
+  std::map<std::string, int64_t> registrations;
+  /// Fencing epochs: per key, the highest etcd membership revision an
+  /// owner's write of it carried. A write or handover with an older epoch
+  /// comes from a node that no longer owns the key (a paused or cut-off
+  /// former owner) and is refused. In memory only; 0 without etcd.
+  std::map<std::string, int64_t> epochs;
+  /// Handed-over states a running actor here refused since the last
+  /// membership change (adopted if this node turns out to rejoin).
+  std::map<std::string, key_state> held;
 };
 
 using self_ptr = caf::stateful_actor<node_state>*;
 
 void reconcile(self_ptr self);
+void try_connect(self_ptr self);
 
 int64_t now_ms(self_ptr self) {
   return self->state.clk->now_ms();
@@ -103,6 +124,12 @@ void count(self_ptr self, const std::string& name, const metrics::labels& lbls =
 }
 
 std::vector<std::string> live_ids(self_ptr self) {
+  if (self->state.etcd && self->state.have_members) {
+    std::vector<std::string> ids;
+    for (auto& [id, ep] : self->state.members)
+      ids.push_back(id);
+    return ids;
+  }
   std::vector<std::string> ids{self->state.self_id()};
   for (auto& [id, a] : self->state.peers)
     ids.push_back(id);
@@ -128,7 +155,7 @@ void publish_view(self_ptr self) {
 /// its state), or "" when this node is alone.
 std::string previous_owner(self_ptr self, std::string_view key) {
   auto ids = live_ids(self);
-  ids.erase(ids.begin());
+  std::erase(ids, self->state.self_id());
   if (ids.empty())
     return {};
   return ownership{ids}.owner(key);
@@ -173,7 +200,8 @@ void send_states(self_ptr self, const caf::actor& dst, std::vector<key_state> st
     sent += chunk.size();
     if (auto m = st.stats)
       m->counter("wechat_hub_cluster_sync_states_sent_total", {}) += chunk.size();
-    self->send(dst, sync_atom::value, st.self_id(), std::move(chunk), more || sent < states.size());
+    self->send(dst, sync_atom::value, st.self_id(), std::move(chunk), more || sent < states.size(),
+               st.members_rev);
     count(self, "wechat_hub_cluster_replication_sent_total");
   } while (sent < states.size());
 }
@@ -415,6 +443,108 @@ std::string my_endpoint(self_ptr self) {
   return self->state.opts.cfg.listen_host + ":" + std::to_string(self->state.opts.cfg.listen_port);
 }
 
+/// The endpoints of the peers to connect to: those registered in etcd, or
+/// the configured `peers` without etcd.
+std::vector<std::string> dial_list(self_ptr self) {
+  auto& st = self->state;
+  if (!st.etcd)
+    return st.opts.cfg.peers;
+  std::vector<std::string> out;
+  for (auto& [id, ep] : st.members)
+    if (id != st.self_id() && !ep.empty())
+      out.push_back(ep);
+  return out;
+}
+
+/// Whether every peer this node should meet has said hello.
+bool met_all(self_ptr self) {
+  auto& st = self->state;
+  if (!st.etcd)
+    return st.peers.size() == st.opts.cfg.peers.size();
+  if (!st.have_members)
+    return false;
+  for (auto& [id, ep] : st.members)
+    if (id != st.self_id() && !st.peers.count(id))
+      return false;
+  return true;
+}
+
+/// etcd's view changed: the live set (and so every key's owner) follows it.
+/// A stale view (lease lost, etcd unreachable) keeps the last live set; the
+/// lease check before every upstream call keeps this node from acting.
+///
+/// A member registered anew (its lease lapsed: a pause, a partition from
+/// etcd) is a rejoin. Its peers reconcile, which hands it every newer state
+/// they hold of its keys. The rejoining node itself stops the actors it
+/// still runs (their state may be older than what an interim owner wrote)
+/// and starts its keys again only after those handovers (or the join grace).
+void on_members(self_ptr self, std::vector<std::string> ids, std::vector<std::string> eps,
+                std::vector<int64_t> regs, int64_t rev, bool stale) {
+  auto& st = self->state;
+  if (st.stopped || stale)
+    return;
+  std::map<std::string, std::string> members;
+  std::map<std::string, int64_t> registrations;
+  for (size_t i = 0; i < ids.size() && i < eps.size() && i < regs.size(); ++i) {
+    members[ids[i]] = eps[i];
+    registrations[ids[i]] = regs[i];
+  }
+  if (st.have_members && members == st.members && registrations == st.registrations)
+    return;
+  bool rejoined = false;
+  bool peer_rejoined = false;
+  for (auto& [id, reg] : registrations) {
+    auto i = st.registrations.find(id);
+    if (i == st.registrations.end() || i->second == reg)
+      continue;
+    (id == st.self_id() ? rejoined : peer_rejoined) = true;
+  }
+  bool first = !st.have_members;
+  st.members = std::move(members);
+  st.registrations = std::move(registrations);
+  st.members_rev = rev;
+  st.have_members = true;
+  std::string list;
+  for (auto& [id, ep] : st.members)
+    list += (list.empty() ? "" : ",") + id;
+  WH_INFO("cluster", st.self_id() << ": etcd membership at revision " << rev << ": " << list);
+  if (rejoined && !first) {
+    WH_WARN("cluster", st.self_id() << ": registered anew in etcd (its lease lapsed); stopping its keys "
+                                       "until the peers hand over what changed meanwhile");
+    // Killed, not stopped: every change they made is durable already, and
+    // a stop would write their (possibly older) state once more with a new
+    // version, which would then win over the interim owner's.
+    for (auto& e : st.reg->entries())
+      if (auto a = st.reg->deactivate(*e))
+        self->send_exit(a, caf::exit_reason::kill);
+    st.expect_sync.clear();
+    for (auto& [id, a] : st.peers)
+      st.expect_sync.insert(id);
+    st.synced_from.clear();
+    st.ready = false;
+    st.started_ms = now_ms(self);
+    st.was = ownership{};
+    // Handovers that reached the stale actors before this view did.
+    std::vector<key_state> held;
+    for (auto& [key, s] : st.held)
+      held.push_back(std::move(s));
+    st.held.clear();
+    if (!held.empty())
+      adopt_states(self, std::move(held), [self](size_t applied) {
+        WH_INFO("cluster", self->state.self_id() << ": took " << applied
+                                                 << " newer key state(s) handed over before the rejoin");
+        if (applied > 0)
+          reconcile(self);
+      });
+  } else {
+    st.held.clear();
+  }
+  set_members(self);
+  try_connect(self);
+  reconcile(self);
+  (void) peer_rejoined; // reconcile hands every peer what it should hold
+}
+
 void try_connect(self_ptr self) {
   auto& st = self->state;
   // One connection per pair of nodes: the node whose endpoint sorts first
@@ -422,7 +552,7 @@ void try_connect(self_ptr self) {
   // a node going down and up again). Should endpoints be spelled differently
   // on the two sides, the other node dials too after a few seconds.
   auto mine = my_endpoint(self);
-  for (auto& ep : st.opts.cfg.peers) {
+  for (auto& ep : dial_list(self)) {
     if (st.endpoint_peer.count(ep) || st.connecting.count(ep)) {
       st.unmet.erase(ep);
       continue;
@@ -508,9 +638,49 @@ caf::response_promise async_op(self_ptr self, Op op) {
   return rp;
 }
 
+/// Drops the states whose key saw an owner write with a newer epoch than
+/// `epoch`; `owner_write` raises the keys' epochs to `epoch`.
+void fence(self_ptr self, std::vector<key_state>& states, int64_t epoch, bool owner_write) {
+  auto& st = self->state;
+  std::erase_if(states, [&](const key_state& s) {
+    auto& known = st.epochs[s.key];
+    if (epoch < known) {
+      WH_WARN("cluster", st.self_id() << ": refused a state of " << s.key << " with fencing epoch " << epoch
+                                      << " (an owner wrote it at epoch " << known << ")");
+      count(self, "wechat_hub_cluster_replication_applied_total", {{"result", "older_epoch"}});
+      return true;
+    }
+    if (owner_write)
+      known = epoch;
+    return false;
+  });
+}
+
+/// With etcd, a state of a key whose actor runs here comes from an owner
+/// that followed this node (it lost its lease meanwhile): the actor must not
+/// override it (which registry::adopt would make it do), so it is held and
+/// adopted when this node rejoins (see on_members).
+void hold_running(self_ptr self, std::vector<key_state>& states) {
+  auto& st = self->state;
+  if (!st.etcd)
+    return;
+  std::erase_if(states, [&](key_state& s) {
+    auto e = st.reg->find(s.key);
+    if (!e || !e->actor())
+      return false;
+    auto& h = st.held[s.key];
+    if (s.seq > h.seq)
+      h = std::move(s);
+    return true;
+  });
+}
+
 /// A peer's handover: adopted on the storage worker; the last message of it
 /// (`more` false) ends the wait for that peer.
-void on_sync(self_ptr self, const std::string& from, std::vector<key_state> states, bool more) {
+void on_sync(self_ptr self, const std::string& from, std::vector<key_state> states, bool more,
+             int64_t epoch = 0) {
+  fence(self, states, epoch, false);
+  hold_running(self, states);
   auto n = states.size();
   adopt_states(self, std::move(states), [self, from, n, more](size_t applied) {
     auto& st = self->state;
@@ -531,6 +701,27 @@ void on_sync(self_ptr self, const std::string& from, std::vector<key_state> stat
   });
 }
 
+/// A state an owner sent after a write (`epoch`: its fencing epoch).
+void on_repl(self_ptr self, key_state s, int64_t epoch) {
+  auto& st = self->state;
+  std::vector<key_state> one{std::move(s)};
+  fence(self, one, epoch, true);
+  hold_running(self, one);
+  if (one.empty())
+    return;
+  // A node that is not one of the key's replicas only replaces what it
+  // may have cached (so it stops serving a replaced token); it does not
+  // store every key of the cluster.
+  auto holders = st.own.rank(one.front().key, st.opts.cfg.replicas);
+  if (std::find(holders.begin(), holders.end(), st.self_id()) == holders.end())
+    return st.reg->refresh_cached(one.front());
+  auto sent = one.front().sent_ms;
+  adopt_states(self, std::move(one), [self, sent](size_t) {
+    if (sent > 0)
+      self->state.lag_ms->store(std::max<int64_t>(0, now_ms(self) - sent), std::memory_order_relaxed);
+  });
+}
+
 caf::behavior node_actor(self_ptr self, node_options opts, actors::registry* reg, caf::actor store,
                          metrics* stats, connector connect,
                          std::shared_ptr<std::atomic<std::shared_ptr<const view>>> published,
@@ -546,6 +737,7 @@ caf::behavior node_actor(self_ptr self, node_options opts, actors::registry* reg
   st.admin = std::move(admin);
   st.lag_ms = std::move(lag_ms);
   st.clk = st.opts.clock ? st.opts.clock : &system_wall();
+  st.etcd = !st.opts.cfg.etcd.empty();
   st.started_ms = now_ms(self);
   st.io = spawn_state_io(self->system(), *reg, st.opts.detached_io);
   self->link_to(st.io);
@@ -567,9 +759,17 @@ caf::behavior node_actor(self_ptr self, node_options opts, actors::registry* reg
       try_connect(self);
       if (!st.ready) {
         auto waited_ms = now_ms(self) - st.started_ms;
-        bool all_met = st.peers.size() == st.opts.cfg.peers.size() && st.expect_sync.empty();
-        if (all_met || waited_ms >= static_cast<int64_t>(st.opts.cfg.join_grace_ms))
+        bool all_met = met_all(self) && st.expect_sync.empty();
+        if (all_met || waited_ms >= static_cast<int64_t>(st.opts.cfg.join_grace_ms)) {
+          // With etcd, a handover that never comes (a peer that saw nothing
+          // change) must not keep keys parked: they start from storage.
+          if (st.etcd && !st.expect_sync.empty()) {
+            WH_WARN("cluster", st.self_id() << ": no handover from " << st.expect_sync.size()
+                                            << " peer(s) within the join grace; starting from stored state");
+            st.expect_sync.clear();
+          }
           become_ready(self);
+        }
       }
       self->delayed_send(self, st.ready ? st.opts.retry : std::chrono::milliseconds(100), tick_atom::value);
     },
@@ -619,6 +819,9 @@ caf::behavior node_actor(self_ptr self, node_options opts, actors::registry* reg
     [=](sync_atom, const std::string& from, std::vector<key_state>& states, bool more) {
       on_sync(self, from, std::move(states), more);
     },
+    [=](sync_atom, const std::string& from, std::vector<key_state>& states, bool more, int64_t epoch) {
+      on_sync(self, from, std::move(states), more, epoch);
+    },
     [=](sync_atom, version_atom, const std::string&, std::vector<std::string>& keys)
       -> caf::result<caf::message> {
       // A peer is about to hand keys over: the versions stored here.
@@ -628,22 +831,24 @@ caf::behavior node_actor(self_ptr self, node_options opts, actors::registry* reg
       // A local owner persisted a change: send the new state to the replicas.
       auto& st = self->state;
       auto e = st.reg->find(key);
-      if (!e || st.opts.cfg.replicas < 2)
+      if (!e || st.peers.empty())
         return;
       self->request(st.io, caf::infinite, read_atom::value, std::vector<std::string>{key},
                     std::vector<uint64_t>{})
         .then(
           [self, key](std::vector<key_state>& states) {
             auto& st = self->state;
+            // Every live node gets the new version, not only the replicas:
+            // a node that cached the replaced token stops serving it now.
             for (auto& s : states) {
               s.sent_ms = now_ms(self);
-              for (auto& h : st.own.rank(key, st.opts.cfg.replicas)) {
-                if (h == st.self_id())
-                  continue;
-                if (auto i = st.peers.find(h); i != st.peers.end()) {
-                  self->send(i->second, repl_atom::value, s);
-                  count(self, "wechat_hub_cluster_replication_sent_total");
-                }
+              // This write's fencing epoch: the membership revision it was
+              // made at (a later owner's writes carry a newer one).
+              auto& mine = st.epochs[key];
+              mine = std::max(mine, st.members_rev);
+              for (auto& [id, peer] : st.peers) {
+                self->send(peer, repl_atom::value, s, st.members_rev);
+                count(self, "wechat_hub_cluster_replication_sent_total");
               }
             }
           },
@@ -651,19 +856,19 @@ caf::behavior node_actor(self_ptr self, node_options opts, actors::registry* reg
             WH_ERROR("cluster", "cannot read the state of " << key << ": " << to_string(err));
           });
     },
-    [=](repl_atom, key_state& s) {
-      auto sent = s.sent_ms;
-      adopt_states(self, {std::move(s)}, [self, sent](size_t) {
-        if (sent > 0)
-          self->state.lag_ms->store(std::max<int64_t>(0, now_ms(self) - sent), std::memory_order_relaxed);
-      });
-    },
+    [=](repl_atom, key_state& s) { on_repl(self, std::move(s), 0); },
+    [=](repl_atom, key_state& s, int64_t epoch) { on_repl(self, std::move(s), epoch); },
     [=](park_atom, const std::string& key) {
       flush_parked(self, key, actors::key_actor{},
                    make_detail_error(ec::cluster_unavailable,
                                      key + " is being handed over between nodes; retry"));
     },
     [=](ready_atom) { reconcile(self); },
+    // etcd's view (node::on_membership; local only, never sent between nodes).
+    [=](ready_atom, std::vector<std::string>& ids, std::vector<std::string>& eps, std::vector<int64_t>& regs,
+        int64_t rev, bool stale) {
+      on_members(self, std::move(ids), std::move(eps), std::move(regs), rev, stale);
+    },
     [=](put_atom, const std::string& method, const std::string& target, const std::string& body,
         const std::string& ctype, bool relayed) {
       auto& st = self->state;
@@ -762,6 +967,23 @@ node::node(caf::actor_system& sys, actors::registry& reg, caf::actor store, metr
 
 node::~node() {
   stop();
+}
+
+void node::on_membership(const membership_view& v) {
+  post_membership(actor_, v);
+}
+
+void post_membership(const caf::actor& node_actor, const membership_view& v) {
+  std::vector<std::string> ids;
+  std::vector<std::string> eps;
+  std::vector<int64_t> regs;
+  for (auto& m : v.nodes) {
+    ids.push_back(m.node_id);
+    eps.push_back(m.endpoint);
+    regs.push_back(m.create_revision);
+  }
+  caf::anon_send(node_actor, ready_atom::value, std::move(ids), std::move(eps), std::move(regs), v.revision,
+                 v.stale);
 }
 
 void node::start() {

@@ -19,8 +19,10 @@
 //   the actors of keys that moved (and their writes reached storage). The
 //   message with `more == false` ends the handover (the three-argument form
 //   without `more` is a complete one).
-// - `(repl_atom, key_state)`: an owner's state change, sent to the key's
-//   `replicas - 1` next nodes. An older version never overwrites a newer one.
+// - `(repl_atom, key_state)`: an owner's state change, sent to every live
+//   node (not only the key's `replicas - 1` next nodes), so that no node
+//   keeps serving a token its owner replaced. An older version never
+//   overwrites a newer one.
 // - Key requests travel between the nodes' key routers (actors/key_router.hpp):
 //   a router delegates a request for a key another node owns to that node's
 //   router, whose handle came with the hello. The node actor keeps
@@ -30,6 +32,13 @@
 //   arrive while the node is still catching up wait briefly).
 // - `(import_atom, component, [appid, refresh_token, ...])`: imports the
 //   authorizers this node owns (registry::import_local; one durable batch).
+//
+// Membership with `[cluster] etcd` (see on_membership): the live set is
+// etcd's (cluster/etcd_membership.hpp), every node computes owners from the
+// same revision, and the peers to dial are the endpoints registered there
+// (`peers` is ignored). A CAF connection going down then changes no owner;
+// only a lease expiring in etcd does. Without etcd, the live set is the
+// peers this node is connected to.
 //
 // Ownership: rendezvous hashing over the live nodes (cluster/ownership.hpp).
 // A node runs a key's actor only while it owns the key, so only the owner
@@ -52,6 +61,7 @@
 #include "caf/expected.hpp"
 
 #include "actors/membership.hpp"
+#include "cluster/etcd_membership.hpp"
 #include "cluster/ownership.hpp"
 #include "core/clock.hpp"
 #include "core/config.hpp"
@@ -103,6 +113,10 @@ struct node_options {
 /// config before the actor system starts).
 void add_message_types(caf::actor_system_config& cfg);
 
+/// Hands `v` to the node actor `node_actor` (see node::on_membership); safe
+/// after the node stopped.
+void post_membership(const caf::actor& node_actor, const membership_view& v);
+
 /// A node of the cluster: spawns the node actor and publishes the view.
 class node {
 public:
@@ -115,6 +129,11 @@ public:
 
   /// The node actor (publish it on the middleman at cfg.listen).
   const caf::actor& actor() const { return actor_; }
+
+  /// With `[cluster] etcd`: etcd's view of the live nodes, which decides
+  /// the live set, every key's owner and the peers to connect to (hand it
+  /// every view etcd_membership reports; a stale view changes nothing).
+  void on_membership(const membership_view& v);
 
   /// Starts connecting to the peers (call after publishing).
   void start();

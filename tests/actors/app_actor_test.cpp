@@ -537,4 +537,37 @@ CAF_TEST(a failed proactive refresh keeps serving and retries) {
   CAF_CHECK_EQUAL(pub_value(entry->token), "T2");
 }
 
+// Fencing (issue 15): a node whose cluster lease lapsed must not call WeChat.
+CAF_TEST(a lapsed lease stops every upstream call and the held token is still served) {
+  auto alive = std::make_shared<bool>(true);
+  auto p = params();
+  p.may_act = [alive] { return *alive; };
+  start(p);
+  auto first = ask(get_atom::value, token_atom::value);
+  sched.run();
+  CAF_REQUIRE_EQUAL(calls.size(), 1u);
+  reply_token("T1");
+  CAF_CHECK_EQUAL(value_of(first), "T1");
+  *alive = false;
+  // The proactive refresh comes due: no call, the valid token stays served.
+  advance(7200 - 90);
+  CAF_CHECK(calls.empty());
+  CAF_CHECK_EQUAL(pub_value(entry->token), "T1");
+  auto read = ask(get_atom::value, token_atom::value);
+  sched.run();
+  CAF_CHECK_EQUAL(value_of(read), "T1");
+  // A report of the token cannot make this node verify or refresh it either.
+  auto reported = ask(stale_atom::value, std::string{"T1"});
+  sched.run();
+  CAF_CHECK(calls.empty());
+  CAF_CHECK_EQUAL(value_of(reported), "<error:cluster_unavailable>");
+  // The lease is back: the next retry refreshes, once.
+  *alive = true;
+  advance(120);
+  CAF_REQUIRE_EQUAL(calls.size(), 1u);
+  reply_token("T2");
+  CAF_CHECK(calls.empty());
+  CAF_CHECK_EQUAL(pub_value(entry->token), "T2");
+}
+
 CAF_TEST_FIXTURE_SCOPE_END()

@@ -658,6 +658,52 @@ CAF_TEST(a lost connection to the owner makes the replica take over) {
   caf::anon_send_exit(watcher, caf::exit_reason::kill);
 }
 
+// Fencing epochs (issue 15): an owner write carries the etcd membership
+// revision it was made at; a node refuses writes and handovers of a key with
+// an older epoch than an owner write it already took, even when their
+// version (seq) is newer (a paused former owner whose clock ran ahead).
+CAF_TEST(a state with an older fencing epoch is refused whatever its version) {
+  handshake();
+  auto k = key_owned_by("n2");
+  auto a = ask_token(*n2, k);
+  pump(planets);
+  CAF_REQUIRE_EQUAL(value_of(a).rfind("T-n2-", 0), 0u);
+  auto base = n1->state_of(k);
+  // n1 takes etcd's view at revision 20 (the membership behind the epochs).
+  cluster::membership_view v;
+  v.nodes = {cluster::etcd_member{"n1", "", 5, 5, 1}, cluster::etcd_member{"n2", "", 6, 6, 2}};
+  v.revision = 20;
+  v.stale = false;
+  n1->node->on_membership(v);
+  pump(planets);
+  auto state = [&](const std::string& token, uint64_t seq) {
+    credential x{token, n1->wall.now(), n1->wall.now() + 7200, seq};
+    return at_seq(with_credential(base, "access_token", x), base.seq + seq);
+  };
+  // The owner at epoch 20 writes.
+  caf::anon_send(n1->node->actor(), repl_atom::value, state("EPOCH20", 1), int64_t{20});
+  pump(planets);
+  CAF_CHECK_EQUAL(snapshot_token(*n1, k), "EPOCH20");
+  // A former owner, still at epoch 19, sends newer versions: refused.
+  caf::anon_send(n1->node->actor(), repl_atom::value, state("EPOCH19", 2), int64_t{19});
+  caf::anon_send(n1->node->actor(), sync_atom::value, std::string{"n2"}, std::vector<key_state>{state("EPOCH19-SYNC", 3)},
+                 false, int64_t{19});
+  pump(planets);
+  CAF_CHECK_EQUAL(snapshot_token(*n1, k), "EPOCH20");
+  CAF_CHECK_EQUAL(credential_field(n1->state_of(k), "access_token"), "EPOCH20");
+  CAF_CHECK_EQUAL(n1->stats.counter("wechat_hub_cluster_replication_applied_total", {{"result", "older_epoch"}}).load(),
+                  2u);
+  // A handover at the same epoch and the next owner's write apply.
+  caf::anon_send(n1->node->actor(), sync_atom::value, std::string{"n2"}, std::vector<key_state>{state("EPOCH20-SYNC", 4)},
+                 false, int64_t{20});
+  pump(planets);
+  CAF_CHECK_EQUAL(snapshot_token(*n1, k), "EPOCH20-SYNC");
+  caf::anon_send(n1->node->actor(), repl_atom::value, state("EPOCH21", 5), int64_t{21});
+  pump(planets);
+  CAF_CHECK_EQUAL(snapshot_token(*n1, k), "EPOCH21");
+  CAF_CHECK_EQUAL(n1->total_calls(), 0);
+}
+
 CAF_TEST_FIXTURE_SCOPE_END()
 
 namespace {
@@ -777,6 +823,36 @@ CAF_TEST(three nodes agree on owners and the first replica takes over) {
   // The new owner handed the state to its new replica.
   CAF_CHECK_EQUAL(other.state_of(k).seq, replica.state_of(k).seq);
   CAF_CHECK_EQUAL(credential_field(other.state_of(k), "access_token"), token);
+}
+
+// Issue 15: the owner sends a replaced token to every node, so a node that
+// cached the old one (not a replica) stops serving it at once.
+CAF_TEST(a token the owner replaces reaches the node that cached the old one) {
+  cluster::ownership own{{"n1", "n2", "n3"}};
+  std::string k;
+  for (auto& x : appids())
+    if (own.owner(x) == "n2") {
+      k = x;
+      break;
+    }
+  CAF_REQUIRE(!k.empty());
+  auto ranked = own.rank(k, 2);
+  auto& other = hub(ranked[1] == "n1" ? "n3" : "n1");
+  auto a = ask_token(other, k);
+  pump(planets);
+  auto old = value_of(a);
+  CAF_REQUIRE_EQUAL(old.rfind("T-n2-", 0), 0u);
+  CAF_REQUIRE_EQUAL(snapshot_token(other, k), old);
+  // The owner replaces the token (a forced refresh).
+  auto fresh = std::make_shared<std::optional<caf::expected<credential>>>();
+  n2->reg->force_refresh(*n2->reg->find(k), [fresh](caf::expected<credential> x) { *fresh = std::move(x); });
+  pump(planets);
+  auto replaced = value_of(fresh);
+  CAF_REQUIRE(replaced != old && replaced.rfind("T-n2-", 0) == 0);
+  CAF_CHECK_EQUAL(snapshot_token(other, k), replaced);
+  // It only replaced its cache: it stores nothing of a key it does not replicate.
+  CAF_CHECK_EQUAL(other.state_of(k).seq, 0u);
+  CAF_CHECK_EQUAL(n2->total_calls(), 2);
 }
 
 CAF_TEST_FIXTURE_SCOPE_END()

@@ -198,15 +198,21 @@ std::string cluster_env::config_of(std::size_t i) const {
       << "\"\nrequest_timeout_s = 5\n"
       << "[wechat]\napi_base = \"" << sim_url_ << "\"\ntimeout_ms = 1500\n"
       << "[cluster]\nnode_id = \"" << nodes[i].id << "\"\nlisten = \"127.0.0.1:" << nodes[i].cluster_port
-      << "\"\npeers = [";
-  bool first = true;
-  for (std::size_t j = 0; j < nodes.size(); ++j) {
-    if (j == i)
-      continue;
-    out << (first ? "" : ", ") << "\"127.0.0.1:" << nodes[j].cluster_port << "\"";
-    first = false;
+      << "\"\n";
+  if (!opts.etcd.empty()) {
+    out << "etcd = [\"" << opts.etcd << "\"]\nlease_ttl_ms = " << opts.lease_ttl_ms;
+  } else {
+    out << "peers = [";
+    bool first = true;
+    for (std::size_t j = 0; j < nodes.size(); ++j) {
+      if (j == i)
+        continue;
+      out << (first ? "" : ", ") << "\"127.0.0.1:" << nodes[j].cluster_port << "\"";
+      first = false;
+    }
+    out << "]";
   }
-  out << "]\nreplicas = " << opts.replicas << "\njoin_grace_ms = " << opts.join_grace_ms << "\n";
+  out << "\nreplicas = " << opts.replicas << "\njoin_grace_ms = " << opts.join_grace_ms << "\n";
   if (!tls_dir.empty())
     out << "tls = { cert = \"" << tls_dir << "/node.crt\", key = \"" << tls_dir
         << "/node.key\", ca = \"" << tls_dir << "/ca.crt\" }\n";

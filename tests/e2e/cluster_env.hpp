@@ -38,6 +38,10 @@ struct cluster_options {
   std::size_t nodes = 3;
   uint32_t replicas = 2;
   uint32_t join_grace_ms = 1500;
+  /// etcd client URL: the nodes take membership and leases from it (and get
+  /// no `peers`); empty = static peers.
+  std::string etcd = {};
+  uint32_t lease_ttl_ms = 1000;
 };
 
 /// One hub process of the cluster.

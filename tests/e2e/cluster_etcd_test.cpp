@@ -1,0 +1,226 @@
+#define CAF_SUITE e2e_cluster_etcd
+
+// Three hub processes whose membership and leases come from a real etcd on
+// loopback (tests/support/etcd.hpp), in front of wechat-sim: nodes find each
+// other through etcd, a node acts as owner only while its lease holds, and a
+// paused owner that resumes neither calls WeChat nor serves the replaced token.
+
+#include "caf/test/dsl.hpp"
+
+#include <csignal>
+#include <map>
+#include <thread>
+
+#include <boost/json.hpp>
+
+#include "tests/e2e/cluster_env.hpp"
+#include "tests/support/etcd.hpp"
+
+using namespace wh;
+using namespace wh::test;
+using namespace std::chrono_literals;
+
+// CAF 0.17's CAF_REQUIRE aborts the whole binary: these end only the test.
+#define WH_CHECK_WHY(cond, msg)                                                                    \
+  do {                                                                                             \
+    bool wh_ok_ = static_cast<bool>(cond);                                                         \
+    if (!wh_ok_)                                                                                   \
+      CAF_TEST_PRINT_ERROR(#cond << ": " << msg);                                                  \
+    CAF_CHECK(wh_ok_);                                                                             \
+  } while (false)
+
+#define WH_REQUIRE_WHY(cond, msg)                                                                  \
+  do {                                                                                             \
+    bool wh_ok_ = static_cast<bool>(cond);                                                         \
+    if (!wh_ok_)                                                                                   \
+      CAF_TEST_PRINT_ERROR(#cond << ": " << msg);                                                  \
+    CAF_CHECK(wh_ok_);                                                                             \
+    if (!wh_ok_)                                                                                   \
+      return;                                                                                      \
+  } while (false)
+
+namespace {
+
+std::vector<cluster_app> apps() {
+  std::vector<cluster_app> out;
+  for (int i = 1; i <= 6; ++i)
+    out.push_back(cluster_app{"wxetc0000000000" + std::to_string(i), "etc-secret-" + std::to_string(i), false});
+  return out;
+}
+
+bool is_error(const std::string& token) {
+  return token.empty() || token.front() == '<';
+}
+
+template <class Pred>
+bool eventually(std::chrono::milliseconds timeout, Pred pred) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  for (;;) {
+    if (pred())
+      return true;
+    if (std::chrono::steady_clock::now() >= deadline)
+      return false;
+    std::this_thread::sleep_for(50ms);
+  }
+}
+
+/// POST /refresh/access_token: a client reports `old` as failing; the new
+/// token, or "<status N reason>".
+std::string report_stale(cluster_env& env, std::size_t i, const std::string& appid, const std::string& old) {
+  auto res = env.node(i, "POST", "/refresh/access_token",
+                      R"({"appid":")" + appid + R"(","access_token":")" + old + "\"}");
+  boost::system::error_code ec;
+  auto v = boost::json::parse(res.body, ec);
+  if (!ec && res.status == 200 && v.is_object()) {
+    if (auto t = v.as_object().if_contains("access_token"); t && t->is_string())
+      return std::string{t->as_string()};
+  }
+  return "<status " + std::to_string(res.status) + " " + res.body.substr(0, 200) + ">";
+}
+
+/// etcd plus three nodes that take their membership from it.
+struct fixture {
+  fixture() : etcd_dir(), server(etcd_dir / "data", etcd_dir / "etcd.log") {}
+
+  /// Starts etcd and the nodes; false (test skipped or failed) otherwise.
+  bool up() {
+    if (etcd_server::binary().empty()) {
+      CAF_MESSAGE("SKIPPED: the etcd binary is not installed (scripts/setup installs etcd-server)");
+      return false;
+    }
+    if (!server.start()) {
+      CAF_FAIL("cannot start etcd: " << server.error() << "\n" << read_file(etcd_dir / "etcd.log"));
+      return false;
+    }
+    cluster_options o;
+    o.apps = apps();
+    o.etcd = server.endpoint();
+    o.lease_ttl_ms = 1000;
+    env = std::make_unique<cluster_env>(o);
+    env->start_all();
+    return true;
+  }
+
+  /// Every app read once through every node; the tokens by appid.
+  std::map<std::string, std::string> read_all() {
+    std::map<std::string, std::string> out;
+    for (auto& a : env->opts.apps)
+      for (auto i : env->all()) {
+        auto t = env->token(i, a.appid);
+        if (!is_error(t))
+          out[a.appid] = t;
+      }
+    return out;
+  }
+
+  temp_dir etcd_dir;
+  etcd_server server;
+  std::unique_ptr<cluster_env> env;
+};
+
+} // namespace
+
+CAF_TEST_FIXTURE_SCOPE(e2e_cluster_etcd_tests, fixture)
+
+CAF_TEST(nodes without peers find each other through etcd and agree on every owner) {
+  if (!up())
+    return;
+  auto& e = *env;
+  for (auto& a : e.opts.apps) {
+    auto owner = e.owner_of(a.appid, 0);
+    WH_CHECK_WHY(!owner.empty(), a.appid << " has no owner");
+    for (auto i : e.all())
+      WH_CHECK_WHY(e.owner_of(a.appid, i) == owner, e.nodes[i].id << " disagrees on " << a.appid);
+  }
+  // Any node serves any key, with one upstream call per key.
+  for (auto& a : e.opts.apps) {
+    std::string first;
+    for (auto i : e.all()) {
+      auto t = e.token(i, a.appid);
+      WH_CHECK_WHY(!is_error(t), e.nodes[i].id << ": " << a.appid << ": " << t);
+      if (first.empty())
+        first = t;
+      WH_CHECK_WHY(t == first, e.nodes[i].id << " serves another token of " << a.appid);
+    }
+    CAF_CHECK_EQUAL(e.sim_calls(a.token_path(), a.appid), 1);
+  }
+}
+
+CAF_TEST(a node that cannot reach etcd makes 0 refreshes and serves the tokens it holds) {
+  if (!up())
+    return;
+  auto& e = *env;
+  auto tokens = read_all();
+  WH_REQUIRE_WHY(tokens.size() == e.opts.apps.size(), "tokens read: " << tokens.size() << "\n" << e.log_tails());
+  auto before = e.sim_total();
+  server.stop(); // etcd is gone: every lease lapses within its TTL
+  std::this_thread::sleep_for(1500ms);
+  // A client reports a token rejected by WeChat: the owner would refresh it,
+  // but it cannot prove its lease.
+  auto& a = e.opts.apps.front();
+  auto owner = e.index_of(e.owner_of(a.appid, 0));
+  WH_REQUIRE_WHY(owner < e.nodes.size(), "no owner of " << a.appid);
+  e.sim("POST", "/sim/invalidate", R"({"appid":")" + a.appid + "\"}");
+  auto reported = report_stale(e, owner, a.appid, tokens[a.appid]);
+  CAF_MESSAGE("report of " << a.appid << " without etcd: " << reported);
+  WH_CHECK_WHY(is_error(reported), "refreshed without a lease: " << reported);
+  CAF_CHECK_EQUAL(e.sim_total(), before);
+  CAF_CHECK_GREATER(e.metric(owner, "wechat_hub_upstream_fenced_total"), 0.0);
+  // The other tokens are still served, read-only, by every node.
+  for (auto& b : e.opts.apps) {
+    if (b.appid == a.appid)
+      continue;
+    for (auto i : e.all())
+      WH_CHECK_WHY(e.token(i, b.appid) == tokens[b.appid], e.nodes[i].id << " does not serve " << b.appid);
+  }
+  CAF_CHECK_EQUAL(e.sim_total(), before);
+  auto log = e.node_log(owner);
+  WH_CHECK_WHY(log.find("etcd lease lapsed") != std::string::npos, "no log of the lapsed lease");
+}
+
+CAF_TEST(a paused owner that resumes makes 0 upstream calls and no node serves the replaced token) {
+  if (!up())
+    return;
+  auto& e = *env;
+  auto tokens = read_all();
+  WH_REQUIRE_WHY(tokens.size() == e.opts.apps.size(), "tokens read: " << tokens.size() << "\n" << e.log_tails());
+  auto& a = e.opts.apps.front();
+  auto paused = e.index_of(e.owner_of(a.appid, 0));
+  WH_REQUIRE_WHY(paused < e.nodes.size(), "no owner of " << a.appid);
+  auto others = e.all_but(paused);
+  CAF_MESSAGE("SIGSTOP " << e.nodes[paused].id << ", the owner of " << a.appid);
+  e.nodes[paused].proc.signal(SIGSTOP);
+  std::string interim;
+  bool moved = eventually(8s, [&] {
+    interim = e.owner_of(a.appid, others[0]);
+    return !interim.empty() && interim != e.nodes[paused].id && e.owner_of(a.appid, others[1]) == interim;
+  });
+  if (!moved)
+    e.nodes[paused].proc.signal(SIGCONT);
+  WH_REQUIRE_WHY(moved, "ownership of " << a.appid << " did not move\n" << e.log_tails());
+  // The interim owner replaces the token WeChat rejected.
+  e.sim("POST", "/sim/invalidate", R"({"appid":")" + a.appid + "\"}");
+  auto fresh = report_stale(e, e.index_of(interim), a.appid, tokens[a.appid]);
+  if (is_error(fresh))
+    e.nodes[paused].proc.signal(SIGCONT);
+  WH_REQUIRE_WHY(!is_error(fresh) && fresh != tokens[a.appid], "interim refresh: " << fresh << "\n" << e.log_tails());
+  auto before = e.sim_total();
+  CAF_MESSAGE("SIGCONT " << e.nodes[paused].id);
+  e.nodes[paused].proc.signal(SIGCONT);
+  std::string why;
+  WH_CHECK_WHY(e.wait_ready(e.all(), 10s, &why), why << "\n" << e.log_tails());
+  // From here on, no node serves the replaced token.
+  for (int round = 0; round < 10; ++round) {
+    for (auto i : e.all()) {
+      auto t = e.token(i, a.appid);
+      WH_CHECK_WHY(t != tokens[a.appid], e.nodes[i].id << " serves the replaced token (round " << round << ")");
+    }
+    std::this_thread::sleep_for(100ms);
+  }
+  for (auto i : e.all())
+    WH_CHECK_WHY(e.token(i, a.appid) == fresh, e.nodes[i].id << " serves " << e.token(i, a.appid) << "\n"
+                                                            << e.log_tails(25));
+  CAF_CHECK_EQUAL(e.sim_total(), before);
+}
+
+CAF_TEST_FIXTURE_SCOPE_END()
