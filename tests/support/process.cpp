@@ -8,7 +8,7 @@
 #include <thread>
 
 #include <fcntl.h>
-#include <spawn.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -34,20 +34,35 @@ process::~process() {
 }
 
 process process::spawn(const std::vector<std::string>& argv, const std::string& log_path) {
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, log_path.c_str(),
-                                   O_WRONLY | O_CREAT | O_APPEND, 0644);
-  posix_spawn_file_actions_adddup2(&actions, STDOUT_FILENO, STDERR_FILENO);
+  // Everything the child needs is built before fork: between fork and exec
+  // it makes only async-signal-safe calls.
   std::vector<char*> args;
   for (auto& a : argv)
     args.push_back(const_cast<char*>(a.c_str()));
   args.push_back(nullptr);
+  auto parent = ::getpid();
   process p;
-  auto rc = posix_spawn(&p.pid_, argv[0].c_str(), &actions, nullptr, args.data(), environ);
-  posix_spawn_file_actions_destroy(&actions);
-  if (rc != 0)
+  p.pid_ = ::fork();
+  if (p.pid_ < 0)
     throw std::runtime_error("cannot spawn " + argv[0]);
+  if (p.pid_ == 0) {
+    // The child dies with the test process: a failed CAF_REQUIRE calls
+    // abort(), no destructor runs, and a hub or simulator would otherwise
+    // outlive the test. (Tests spawn from their main thread, whose exit is
+    // what the signal follows.)
+    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (::getppid() != parent)
+      ::_exit(127);
+    int fd = ::open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+    if (fd < 0)
+      ::_exit(127);
+    ::dup2(fd, STDOUT_FILENO);
+    ::dup2(fd, STDERR_FILENO);
+    if (fd > STDERR_FILENO)
+      ::close(fd);
+    ::execve(args[0], args.data(), environ);
+    ::_exit(127);
+  }
   return p;
 }
 
