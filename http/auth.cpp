@@ -1,5 +1,7 @@
 #include "http/auth.hpp"
 
+#include "core/hex.hpp"
+
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
@@ -38,23 +40,13 @@ std::array<unsigned char, 32> sha256(std::string_view data) {
   return out;
 }
 
-int hex_value(char c) {
-  if (c >= '0' && c <= '9')
-    return c - '0';
-  if (c >= 'a' && c <= 'f')
-    return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F')
-    return c - 'A' + 10;
-  return -1;
-}
-
 /// The 32 bytes of a hex SHA-256, or false if `hex` is not one.
 bool parse_digest(std::string_view hex, std::array<unsigned char, 32>& out) {
   if (hex.size() != out.size() * 2)
     return false;
   for (size_t i = 0; i < out.size(); ++i) {
-    int hi = hex_value(hex[2 * i]);
-    int lo = hex_value(hex[2 * i + 1]);
+    int hi = hex_digit(hex[2 * i]);
+    int lo = hex_digit(hex[2 * i + 1]);
     if (hi < 0 || lo < 0)
       return false;
     out[i] = static_cast<unsigned char>(hi << 4 | lo);
@@ -66,14 +58,7 @@ bool parse_digest(std::string_view hex, std::array<unsigned char, 32>& out) {
 
 std::string sha256_hex(std::string_view data) {
   auto md = sha256(data);
-  static constexpr char hex[] = "0123456789abcdef";
-  std::string out;
-  out.reserve(md.size() * 2);
-  for (auto b : md) {
-    out += hex[b >> 4];
-    out += hex[b & 0xf];
-  }
-  return out;
+  return to_hex(md.data(), md.size());
 }
 
 std::string generate_client_key() {

@@ -2,6 +2,8 @@
 // OpenSSL's names stay in this file.
 #include "persistence/crypto_store.hpp"
 
+#include "core/hex.hpp"
+
 #include <cctype>
 #include <cerrno>
 #include <cstdio>
@@ -38,27 +40,6 @@ caf::error corrupt(std::string why) {
 
 caf::error bad_key_file(const std::string& path, const std::string& why) {
   return make_detail_error(ec::invalid_config, "master key file " + path + ": " + why);
-}
-
-std::string hex(const unsigned char* p, size_t n) {
-  static constexpr char digits[] = "0123456789abcdef";
-  std::string out;
-  out.reserve(n * 2);
-  for (size_t i = 0; i < n; ++i) {
-    out.push_back(digits[p[i] >> 4]);
-    out.push_back(digits[p[i] & 0x0f]);
-  }
-  return out;
-}
-
-int unhex(char c) {
-  if (c >= '0' && c <= '9')
-    return c - '0';
-  if (c >= 'a' && c <= 'f')
-    return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F')
-    return c - 'A' + 10;
-  return -1;
 }
 
 std::string errno_text() {
@@ -329,8 +310,8 @@ caf::expected<master_key> master_key::from_hex(std::string_view text) {
                                                    + std::to_string(text.size()) + " characters");
   master_key k;
   for (size_t i = 0; i < size; ++i) {
-    auto hi = unhex(text[2 * i]);
-    auto lo = unhex(text[2 * i + 1]);
+    auto hi = hex_digit(text[2 * i]);
+    auto lo = hex_digit(text[2 * i + 1]);
     if (hi < 0 || lo < 0)
       return make_detail_error(ec::invalid_config, "expected 64 hex digits, found a non-hex character");
     k.bytes_[i] = static_cast<unsigned char>(hi << 4 | lo);
@@ -340,11 +321,11 @@ caf::expected<master_key> master_key::from_hex(std::string_view text) {
 }
 
 std::string master_key::id_hex() const {
-  return hex(id_.data(), id_.size());
+  return wh::to_hex(id_.data(), id_.size());
 }
 
 std::string master_key::to_hex() const {
-  return hex(bytes_.data(), bytes_.size()) + "\n";
+  return wh::to_hex(bytes_.data(), bytes_.size()) + "\n";
 }
 
 // -- sealing -------------------------------------------------------------------
@@ -394,7 +375,7 @@ caf::expected<std::string> open_value(const master_key& key, const master_key* p
   const master_key* use = matches(key) ? &key : previous && matches(*previous) ? previous : nullptr;
   if (!use)
     return corrupt(where + ": value was sealed by an unknown master key (id "
-                   + hex(reinterpret_cast<const unsigned char*>(id.data()), id_size) + ")");
+                   + to_hex(reinterpret_cast<const unsigned char*>(id.data()), id_size) + ")");
   auto* p = reinterpret_cast<const unsigned char*>(sealed.data());
   const unsigned char* nonce = p + header_size;
   const unsigned char* ct = nonce + nonce_size;
