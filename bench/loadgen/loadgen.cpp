@@ -9,7 +9,7 @@
 // ready; time is CLOCK_MONOTONIC (steady_clock).
 //
 //   wh-loadgen --rate R [--duration S] [--warmup S] [--connections N] [--threads T]
-//              [--timeout S] [--header "Name: value"]... [--insecure | --cacert FILE] URL
+//              [--timeout S] [--tick US] [--header "Name: value"]... [--insecure | --cacert FILE] URL
 
 #include <algorithm>
 #include <atomic>
@@ -58,6 +58,8 @@ struct options {
   int connections = 64;
   int threads = 1;
   double timeout = 10;
+  /// Sends due requests at most once per tick (0: each at its due time).
+  double tick_us = 0;
   std::vector<std::string> headers;
   bool insecure = false;
   std::string cacert;
@@ -72,6 +74,9 @@ constexpr const char* usage_text =
   "  --connections N    keep-alive connections (default 64)\n"
   "  --threads T        event-loop threads sharing rate and connections (default 1)\n"
   "  --timeout S        to connect, and to wait for answers after the last send (default 10)\n"
+  "  --tick US          wake to send at most once per US microseconds, sending every request\n"
+  "                     due by then (default 0: a wake per due time); latency still runs from\n"
+  "                     each request's due time, so a tick can only add to it\n"
   "  --header 'N: V'    extra request header (repeatable)\n"
   "  --insecure         https: do not verify the server certificate\n"
   "  --cacert FILE      https: trust this CA (PEM) instead of the system store\n"
@@ -117,6 +122,8 @@ options parse_options(int argc, char** argv) {
       o.connections = static_cast<int>(parse_number(a, value(), 1, 100'000));
     } else if (a == "--threads") {
       o.threads = static_cast<int>(parse_number(a, value(), 1, 256));
+    } else if (a == "--tick") {
+      o.tick_us = parse_number(a, value(), 0, 10'000);
     } else if (a == "--timeout") {
       o.timeout = parse_number(a, value(), 0.001, 3'600);
     } else if (a == "--header" || a == "-H") {
@@ -306,6 +313,7 @@ public:
     // Wake-ups within a microsecond of the due time (the default slack is 50 us).
     ::prctl(PR_SET_TIMERSLACK, 1000UL, 0, 0, 0);
     start_ = start;
+    auto tick = nanoseconds{static_cast<int64_t>(opt_.tick_us * 1e3)};
     int64_t next = id_;
     auto end = due(total_) + to_duration(opt_.timeout);
     for (;;) {
@@ -324,7 +332,7 @@ public:
         break;
       auto wake = end;
       if (next < total_ && !free_.empty())
-        wake = std::min(wake, due(next));
+        wake = std::min(wake, std::max(due(next), now + tick));
       if (closed_ > 0)
         wake = std::min(wake, reconnect_due(now));
       poll(wake > now ? wake - now : nanoseconds{0});
