@@ -123,7 +123,7 @@ options parse_options(int argc, char** argv) {
     } else if (a == "--threads") {
       o.threads = static_cast<int>(parse_number(a, value(), 1, 256));
     } else if (a == "--tick") {
-      o.tick_us = parse_number(a, value(), 0, 10'000);
+      o.tick_us = parse_number(a, value(), 0, 1'000'000);
     } else if (a == "--timeout") {
       o.timeout = parse_number(a, value(), 0.001, 3'600);
     } else if (a == "--header" || a == "-H") {
@@ -314,17 +314,25 @@ public:
     ::prctl(PR_SET_TIMERSLACK, 1000UL, 0, 0, 0);
     start_ = start;
     auto tick = nanoseconds{static_cast<int64_t>(opt_.tick_us * 1e3)};
+    auto batch_at = steady::time_point{}; // the earliest next batch
     int64_t next = id_;
     auto end = due(total_) + to_duration(opt_.timeout);
     for (;;) {
       auto now = steady::now();
-      while (next < total_ && !free_.empty() && due(next) <= now) {
-        // Oldest idle connection first: requests spread over all of them, as
-        // from many clients, rather than the few a stack would keep busy.
-        auto idx = free_.front();
-        free_.pop_front();
-        begin_request(conns_[idx], next);
-        next += stride_;
+      // With a tick, requests go out in batches at least a tick apart.
+      if (now >= batch_at) {
+        bool sent = false;
+        while (next < total_ && !free_.empty() && due(next) <= now) {
+          // Oldest idle connection first: requests spread over all of them, as
+          // from many clients, rather than the few a stack would keep busy.
+          auto idx = free_.front();
+          free_.pop_front();
+          begin_request(conns_[idx], next);
+          next += stride_;
+          sent = true;
+        }
+        if (sent)
+          batch_at = now + tick;
       }
       if (next >= total_ && in_flight_ == 0)
         break;
@@ -332,7 +340,7 @@ public:
         break;
       auto wake = end;
       if (next < total_ && !free_.empty())
-        wake = std::min(wake, std::max(due(next), now + tick));
+        wake = std::min(wake, std::max(due(next), batch_at));
       if (closed_ > 0)
         wake = std::min(wake, reconnect_due(now));
       poll(wake > now ? wake - now : nanoseconds{0});
