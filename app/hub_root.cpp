@@ -20,6 +20,7 @@
 #include "caf/openssl/all.hpp"
 
 #include "actors/quota_book.hpp"
+#include "actors/key_services.hpp"
 #include "actors/registry.hpp"
 #include "actors/store_actor.hpp"
 #include "actors/upstream_actor.hpp"
@@ -254,7 +255,8 @@ std::unique_ptr<cluster::node> start_cluster(const hub_config& cfg, caf::actor_s
 
 /// Adds the config file's apps and components, then those the admin API
 /// defined (the file wins). Returns the config the front end starts with.
-std::optional<hub_config> load_definitions(const hub_config& cfg, actors::registry& reg) {
+std::optional<hub_config> load_definitions(const hub_config& cfg, actors::key_services& keys) {
+  auto& reg = keys.reg;
   for (auto& app : cfg.apps) {
     if (auto err = reg.add_app(app)) {
       WH_ERROR("hub", detail_of(err));
@@ -270,7 +272,7 @@ std::optional<hub_config> load_definitions(const hub_config& cfg, actors::regist
   auto runtime_cfg = cfg;
   std::vector<app_config> apps;
   std::vector<component_config> comps;
-  if (auto err = reg.load_runtime(apps, comps))
+  if (auto err = keys.defs.load_runtime(apps, comps))
     WH_ERROR("hub", "cannot load runtime definitions: " << detail_of(err));
   for (auto& a : apps)
     if (reg.find(a.appid))
@@ -433,6 +435,7 @@ int run_hub(const hub_config& cfg, const hub_run_options& opts) {
     reg_opts.may_act = etcd->may_act();
   }
   actors::registry reg{sys, core.upstream, core.store, db, wall, &stats, reg_opts};
+  actors::key_services keys{sys, reg};
   http::export_key_metrics(reg, stats, wall, cfg.refresh_margin_s);
 
   std::unique_ptr<cluster::node> node;
@@ -451,7 +454,7 @@ int run_hub(const hub_config& cfg, const hub_run_options& opts) {
                                        << wait.count() << " ms; it keeps trying and owns no key until then");
     }
   }
-  auto runtime_cfg = load_definitions(cfg, reg);
+  auto runtime_cfg = load_definitions(cfg, keys);
   if (!runtime_cfg) {
     if (node)
       node->stop();
@@ -460,7 +463,7 @@ int run_hub(const hub_config& cfg, const hub_run_options& opts) {
     return 1;
   }
 
-  http::hub_api api{reg, stats, wall, *runtime_cfg, make_push_ledger(db, cfg.push_window_s)};
+  http::hub_api api{keys, stats, wall, *runtime_cfg, make_push_ledger(db, cfg.push_window_s)};
   api.set_quota(&quota, core.upstream, core.store);
   if (node) {
     api.set_cluster(make_cluster_port(node.get()));

@@ -5,6 +5,7 @@
 #include <boost/json.hpp>
 #include <boost/url.hpp>
 
+#include "actors/key_services.hpp"
 #include "actors/registry.hpp"
 #include "core/clock.hpp"
 #include "core/error.hpp"
@@ -255,7 +256,7 @@ hub_api::find_component(const std::string& appid) const {
 }
 
 void hub_api::recover_authorizer(const reply& out, const key_ref& ref, std::function<void()> retry) {
-  reg_.recover_authorizer(ref.appid, ref.authorizer, [out, ref, retry](caf::error err) {
+  svc_.auths.recover_authorizer(ref.appid, ref.authorizer, [out, ref, retry](caf::error err) {
     if (!err)
       return retry();
     if (code_of(err) == ec::unknown_key)
@@ -317,7 +318,7 @@ void hub_api::serve_current(const reply& out, const actors::key_entry& entry) {
   // Fast path: the actor's published token, no actor round trip.
   if (auto x = entry.token.load(); x && clock_.now() < x->expires_at)
     return out.ok(json_ok(render_token(*x)));
-  reg_.ask_token(entry, [out](caf::expected<actors::credential> res) {
+  svc_.keys.ask_token(entry, [out](caf::expected<actors::credential> res) {
     if (res)
       out.ok(json_ok(render_token(*res)));
     else
@@ -327,7 +328,7 @@ void hub_api::serve_current(const reply& out, const actors::key_entry& entry) {
 
 void hub_api::serve_stale(const reply& out, const actors::key_entry& entry,
                           const std::string& stale, std::shared_ptr<const client_config> who) {
-  reg_.report_stale(entry, stale, [this, out, who, key = entry.key](caf::expected<actors::credential> res) {
+  svc_.keys.report_stale(entry, stale, [this, out, who, key = entry.key](caf::expected<actors::credential> res) {
     if (res)
       return out.ok(json_ok(render_token(*res)));
     note_loop(res.error(), key, who.get());
@@ -367,7 +368,7 @@ void hub_api::serve_ticket(const reply& out, const ticket_query& q,
   auto& e = **entry;
   if (auto x = e.ticket(q.type)->load(); x && clock_.now() < x->expires_at)
     return out.ok(json_ok(render_ticket(*x, q.type)));
-  reg_.ask_ticket(e, q.type, [out, type = q.type](caf::expected<actors::credential> res) {
+  svc_.keys.ask_ticket(e, q.type, [out, type = q.type](caf::expected<actors::credential> res) {
     if (res)
       out.ok(json_ok(render_ticket(*res, type)));
     else
