@@ -107,11 +107,16 @@ struct node_state {
   /// Handed-over states a running actor here refused since the last
   /// membership change (adopted if this node turns out to rejoin).
   std::map<std::string, key_state> held;
+  /// The router's `(route_atom, key)` for keys of live peers not met yet
+  /// (a node that just started): answered with the peer's router at its
+  /// hello; by owner node id, with the time (ms) after which nobody waits.
+  std::map<std::string, std::vector<std::pair<int64_t, caf::response_promise>>> awaiting;
 };
 
 using self_ptr = caf::stateful_actor<node_state>*;
 
 void reconcile(self_ptr self);
+void expire_awaiting(self_ptr self, bool left_only);
 void try_connect(self_ptr self);
 
 int64_t now_ms(self_ptr self) {
@@ -400,6 +405,11 @@ void peer_up(self_ptr self, const std::string& id, caf::actor handle, actors::ke
   self->monitor(handle);
   st.peers[id] = handle;
   st.routers[id] = std::move(router);
+  if (auto i = st.awaiting.find(id); i != st.awaiting.end()) {
+    for (auto& [until, rp] : i->second)
+      rp.deliver(st.routers[id]);
+    st.awaiting.erase(i);
+  }
   if (peer_ready && !st.synced_from.count(id))
     st.expect_sync.insert(id);
   set_members(self);
@@ -540,6 +550,7 @@ void on_members(self_ptr self, std::vector<std::string> ids, std::vector<std::st
     st.held.clear();
   }
   set_members(self);
+  expire_awaiting(self, true);
   try_connect(self);
   reconcile(self);
   (void) peer_rejoined; // reconcile hands every peer what it should hold
@@ -619,6 +630,45 @@ caf::response_promise activate_owned(self_ptr self, const std::string& key, bool
   park();
   self->delayed_send(self, st.opts.park_timeout, park_atom::value, key);
   return rp;
+}
+
+/// The router's `(route_atom, key)`: the router of `key`'s owner, which is
+/// a live node this node has not met yet (see node_state::awaiting); an
+/// invalid handle when this node owns the key now.
+caf::response_promise route_to_owner(self_ptr self, const std::string& key) {
+  auto& st = self->state;
+  auto rp = self->make_response_promise();
+  auto& id = st.own.owner(key);
+  if (id == st.self_id()) {
+    rp.deliver(actors::key_router_actor{});
+  } else if (auto i = st.routers.find(id); i != st.routers.end()) {
+    rp.deliver(i->second);
+  } else if (st.etcd && !st.members.count(id)) {
+    rp.deliver(make_detail_error(ec::cluster_unavailable, "the owner of " + key + " left; retry"));
+  } else {
+    // The router stops waiting on its own (router_options::owner_wait);
+    // this only bounds what is kept here.
+    st.awaiting[id].emplace_back(now_ms(self) + 5000, std::move(rp));
+  }
+  return rp;
+}
+
+/// Fails the waits for owners that left etcd's view and, unless
+/// `left_only`, those past their time.
+void expire_awaiting(self_ptr self, bool left_only) {
+  auto& st = self->state;
+  auto t = now_ms(self);
+  for (auto i = st.awaiting.begin(); i != st.awaiting.end();) {
+    bool left = st.etcd && st.have_members && !st.members.count(i->first);
+    auto& ws = i->second;
+    std::erase_if(ws, [&](auto& w) {
+      if (!left && (left_only || w.first > t))
+        return false;
+      w.second.deliver(make_detail_error(ec::cluster_unavailable, "no connection to node " + i->first + " yet; retry"));
+      return true;
+    });
+    i = ws.empty() ? st.awaiting.erase(i) : std::next(i);
+  }
 }
 
 /// Runs a callback-based registry operation that answers `rp`.
@@ -756,6 +806,7 @@ caf::behavior node_actor(self_ptr self, node_options opts, actors::registry* reg
       auto& st = self->state;
       if (st.stopped)
         return;
+      expire_awaiting(self, false);
       try_connect(self);
       if (!st.ready) {
         auto waited_ms = now_ms(self) - st.started_ms;
@@ -894,6 +945,7 @@ caf::behavior node_actor(self_ptr self, node_options opts, actors::registry* reg
     },
     // -- keys (the router asks) and imports (peers ask the owner) --------------
     [=](activate_atom, const std::string& key, bool create) { return activate_owned(self, key, create); },
+    [=](actors::route_atom, const std::string& key) { return route_to_owner(self, key); },
     [=](import_atom, const std::string& component, const std::vector<std::string>& flat) {
       std::vector<std::pair<std::string, std::string>> items;
       for (size_t i = 0; i + 1 < flat.size(); i += 2)

@@ -223,4 +223,52 @@ CAF_TEST(a paused owner that resumes makes 0 upstream calls and no node serves t
   CAF_CHECK_EQUAL(e.sim_total(), before);
 }
 
+CAF_TEST(a restarted node forwards requests for keys other nodes own at once) {
+  if (!up())
+    return;
+  auto& e = *env;
+  auto tokens = read_all();
+  WH_REQUIRE_WHY(tokens.size() == e.opts.apps.size(), "tokens read: " << tokens.size() << "\n" << e.log_tails());
+  const std::size_t restarted = 2;
+  // Keys another node owns (rendezvous hashing: they stay there while this
+  // node is away and when it is back).
+  std::vector<std::string> remote;
+  for (auto& a : e.opts.apps)
+    if (e.owner_of(a.appid, 0) != e.nodes[restarted].id)
+      remote.push_back(a.appid);
+  WH_REQUIRE_WHY(!remote.empty(), "every key is owned by " << e.nodes[restarted].id);
+  CAF_MESSAGE("kill -9 and restart " << e.nodes[restarted].id << "; " << remote.size()
+                                     << " key(s) owned by other nodes");
+  e.kill_node(restarted);
+  e.start_node(restarted); // returns once its HTTP port accepts
+  // Every request for a key another node owns is answered with the current
+  // token within 1 s, from the first moment the port accepts until the
+  // node has joined.
+  auto start = std::chrono::steady_clock::now();
+  std::chrono::milliseconds worst{0};
+  size_t requests = 0;
+  size_t failed = 0;
+  size_t slow = 0;
+  while (std::chrono::steady_clock::now() - start < 3s) {
+    for (auto& k : remote) {
+      auto t0 = std::chrono::steady_clock::now();
+      auto t = e.token(restarted, k);
+      auto took = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0);
+      auto at = std::chrono::duration_cast<std::chrono::milliseconds>(t0 - start).count();
+      worst = std::max(worst, took);
+      ++requests;
+      if (t != tokens[k] && ++failed <= 5)
+        CAF_MESSAGE(k << " at " << at << " ms: " << t << " after " << took.count() << " ms");
+      if (took > 1s && ++slow <= 5)
+        CAF_MESSAGE(k << " at " << at << " ms waited " << took.count() << " ms");
+    }
+    std::this_thread::sleep_for(5ms);
+  }
+  CAF_MESSAGE(requests << " request(s), " << failed << " not served, slowest " << worst.count() << " ms");
+  CAF_CHECK_EQUAL(failed, 0u);
+  CAF_CHECK_EQUAL(slow, 0u);
+  std::string why;
+  WH_CHECK_WHY(e.wait_ready(e.all(), 10s, &why), why << "\n" << e.log_tails());
+}
+
 CAF_TEST_FIXTURE_SCOPE_END()
