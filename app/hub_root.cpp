@@ -331,6 +331,7 @@ http::cluster_port make_cluster_port(cluster::node* n) {
     auto v = n->current();
     return http::cluster_port::placement{v->own.owner(key), v->own.rank(key, v->replicas)};
   };
+  port.serves_held = [n] { return n->serves_held(); };
   port.relay_admin = [n](const std::string& method, const std::string& target,
                          const std::string& body, const std::string& ctype) {
     n->relay_admin(method, target, body, ctype);

@@ -46,6 +46,8 @@ struct node_state {
   std::shared_ptr<node::admin_handler> admin;
   /// Owner-to-replica delay of the last replicated state (rendered as a gauge).
   std::shared_ptr<std::atomic<int64_t>> lag_ms;
+  /// `ready`, for the front end's reads (node::serves_held).
+  std::shared_ptr<std::atomic<bool>> ready_flag;
 
   const std::string& self_id() const { return opts.cfg.node_id; }
 
@@ -154,6 +156,7 @@ void publish_view(self_ptr self) {
   v->routers = st.routers;
   v->owned_keys = st.owned;
   st.published->store(std::move(v), std::memory_order_release);
+  st.ready_flag->store(st.ready, std::memory_order_release);
 }
 
 /// The node that owned `key` before this one joined (the previous holder of
@@ -776,7 +779,8 @@ caf::behavior node_actor(self_ptr self, node_options opts, actors::registry* reg
                          metrics* stats, connector connect,
                          std::shared_ptr<std::atomic<std::shared_ptr<const view>>> published,
                          std::shared_ptr<node::admin_handler> admin,
-                         std::shared_ptr<std::atomic<int64_t>> lag_ms) {
+                         std::shared_ptr<std::atomic<int64_t>> lag_ms,
+                         std::shared_ptr<std::atomic<bool>> ready_flag) {
   auto& st = self->state;
   st.opts = std::move(opts);
   st.reg = reg;
@@ -786,6 +790,7 @@ caf::behavior node_actor(self_ptr self, node_options opts, actors::registry* reg
   st.published = std::move(published);
   st.admin = std::move(admin);
   st.lag_ms = std::move(lag_ms);
+  st.ready_flag = std::move(ready_flag);
   st.clk = st.opts.clock ? st.opts.clock : &system_wall();
   st.etcd = !st.opts.cfg.etcd.empty();
   st.started_ms = now_ms(self);
@@ -978,7 +983,7 @@ node::node(caf::actor_system& sys, actors::registry& reg, caf::actor store, metr
   view_->store(initial);
   auto configured = static_cast<double>(opts.cfg.peers.size() + 1);
   actor_ = sys.spawn(node_actor, std::move(opts), &reg, std::move(store), stats, std::move(connect),
-                     view_, admin_, lag_ms_);
+                     view_, admin_, lag_ms_, ready_);
   if (stats) {
     stats->describe("wechat_hub_cluster_failovers_total",
                     "Membership losses this node handled (a peer reported down)");
@@ -1058,6 +1063,10 @@ caf::actor node::owner_node(std::string_view key) const {
   if (auto i = v->actors.find(id); i != v->actors.end())
     return i->second;
   return {};
+}
+
+bool node::serves_held() const {
+  return ready_->load(std::memory_order_acquire);
 }
 
 void node::relay_admin(const std::string& method, const std::string& target, const std::string& body,

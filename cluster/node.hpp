@@ -146,6 +146,12 @@ public:
 
   std::shared_ptr<const view> current() const { return view_->load(std::memory_order_acquire); }
 
+  /// Whether the front end may answer from the credentials this node holds
+  /// (its published snapshots): not before it caught up with its peers
+  /// after a start or a rejoin, since what it stored may have been replaced
+  /// meanwhile; reads then go to the key's owner. Lock-free.
+  bool serves_held() const;
+
   /// Stops the node actor.
   void stop();
 
@@ -164,6 +170,7 @@ private:
   std::shared_ptr<std::atomic<std::shared_ptr<const view>>> view_;
   std::shared_ptr<admin_handler> admin_ = std::make_shared<admin_handler>();
   std::shared_ptr<std::atomic<int64_t>> lag_ms_ = std::make_shared<std::atomic<int64_t>>(0);
+  std::shared_ptr<std::atomic<bool>> ready_ = std::make_shared<std::atomic<bool>>(false);
 };
 
 } // namespace wh::cluster

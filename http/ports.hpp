@@ -35,6 +35,11 @@ struct cluster_port {
   };
   std::function<status()> current;
   std::function<placement(const std::string& key)> place;
+  /// Whether this node may answer from the credentials it holds (cheap,
+  /// called per request; empty = always): false while it catches up with its
+  /// peers, whose newer versions it may have missed. Reads then ask the
+  /// key's owner.
+  std::function<bool()> serves_held;
   /// Relays an accepted admin definition change to the other nodes.
   std::function<void(const std::string& method, const std::string& target,
                      const std::string& body, const std::string& content_type)>

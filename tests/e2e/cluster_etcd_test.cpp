@@ -7,6 +7,7 @@
 
 #include "caf/test/dsl.hpp"
 
+#include <algorithm>
 #include <csignal>
 #include <map>
 #include <thread>
@@ -240,6 +241,22 @@ CAF_TEST(a restarted node forwards requests for keys other nodes own at once) {
   CAF_MESSAGE("kill -9 and restart " << e.nodes[restarted].id << "; " << remote.size()
                                      << " key(s) owned by other nodes");
   e.kill_node(restarted);
+  // While it is down, the owner of a key it replicates replaces that key's
+  // token: what the restarted node stored is older.
+  std::string replaced;
+  for (auto& k : remote) {
+    auto holders = e.replicas_of(k, 0);
+    if (std::find(holders.begin(), holders.end(), e.nodes[restarted].id) != holders.end())
+      replaced = k;
+  }
+  if (!replaced.empty()) {
+    auto owner = e.index_of(e.owner_of(replaced, 0));
+    e.sim("POST", "/sim/invalidate", R"({"appid":")" + replaced + "\"}");
+    auto fresh = report_stale(e, owner, replaced, tokens[replaced]);
+    WH_REQUIRE_WHY(!is_error(fresh) && fresh != tokens[replaced], "refresh of " << replaced << ": " << fresh);
+    CAF_MESSAGE(replaced << " (replicated by " << e.nodes[restarted].id << ") replaced while it is down");
+    tokens[replaced] = fresh;
+  }
   e.start_node(restarted); // returns once its HTTP port accepts
   // Every request for a key another node owns is answered with the current
   // token within 1 s, from the first moment the port accepts until the
