@@ -46,8 +46,9 @@ struct node_state {
   std::shared_ptr<node::admin_handler> admin;
   /// Owner-to-replica delay of the last replicated state (rendered as a gauge).
   std::shared_ptr<std::atomic<int64_t>> lag_ms;
-  /// `ready`, for the front end's reads (node::serves_held).
+  /// `ready` and `self_lease`, for the front end's reads (node::serves_held, node::lease).
   std::shared_ptr<std::atomic<bool>> ready_flag;
+  std::shared_ptr<std::atomic<int64_t>> lease_flag;
 
   const std::string& self_id() const { return opts.cfg.node_id; }
 
@@ -101,6 +102,8 @@ struct node_state {
   bool have_members = false;
   /// Registration (create) revision per member: a new one is a rejoin.
   std::map<std::string, int64_t> registrations;
+  /// The etcd lease of this node's registration in the last view.
+  int64_t self_lease = 0;
   /// Fencing epochs: per key, the highest etcd membership revision an
   /// owner's write of it carried. A write or handover with an older epoch
   /// comes from a node that no longer owns the key (a paused or cut-off
@@ -156,7 +159,10 @@ void publish_view(self_ptr self) {
   v->routers = st.routers;
   v->owned_keys = st.owned;
   st.published->store(std::move(v), std::memory_order_release);
+  // In this order: whoever sees the new lease sees the readiness that
+  // came with it (a rejoin clears it).
   st.ready_flag->store(st.ready, std::memory_order_release);
+  st.lease_flag->store(st.self_lease, std::memory_order_release);
 }
 
 /// The node that owned `key` before this one joined (the previous holder of
@@ -482,6 +488,27 @@ bool met_all(self_ptr self) {
   return true;
 }
 
+/// Clears the published credentials of keys this node neither owns nor
+/// replicates (copies of remote answers): after a rejoin they may be older
+/// than what their owner holds, and no handover refreshes them.
+void drop_unheld_copies(self_ptr self) {
+  auto& st = self->state;
+  size_t dropped = 0;
+  ownership now{live_ids(self)};
+  for (auto& e : st.reg->entries()) {
+    auto holders = now.rank(e->key, st.opts.cfg.replicas);
+    if (std::find(holders.begin(), holders.end(), st.self_id()) != holders.end())
+      continue;
+    dropped += e->token.load() || e->jsapi.load() || e->wx_card.load();
+    e->token.clear();
+    e->jsapi.clear();
+    e->wx_card.clear();
+  }
+  if (dropped > 0)
+    WH_INFO("cluster", st.self_id() << ": dropped the cached credentials of " << dropped
+                                    << " key(s) other nodes hold; reads ask their owners");
+}
+
 /// etcd's view changed: the live set (and so every key's owner) follows it.
 /// A stale view (lease lost, etcd unreachable) keeps the last live set; the
 /// lease check before every upstream call keeps this node from acting.
@@ -492,17 +519,21 @@ bool met_all(self_ptr self) {
 /// still runs (their state may be older than what an interim owner wrote)
 /// and starts its keys again only after those handovers (or the join grace).
 void on_members(self_ptr self, std::vector<std::string> ids, std::vector<std::string> eps,
-                std::vector<int64_t> regs, int64_t rev, bool stale) {
+                std::vector<int64_t> regs, std::vector<int64_t> leases, int64_t rev, bool stale) {
   auto& st = self->state;
   if (st.stopped || stale)
     return;
   std::map<std::string, std::string> members;
   std::map<std::string, int64_t> registrations;
+  int64_t self_lease = 0;
   for (size_t i = 0; i < ids.size() && i < eps.size() && i < regs.size(); ++i) {
     members[ids[i]] = eps[i];
     registrations[ids[i]] = regs[i];
+    if (ids[i] == st.self_id() && i < leases.size())
+      self_lease = leases[i];
   }
-  if (st.have_members && members == st.members && registrations == st.registrations)
+  if (st.have_members && members == st.members && registrations == st.registrations
+      && self_lease == st.self_lease)
     return;
   bool rejoined = false;
   bool peer_rejoined = false;
@@ -517,6 +548,7 @@ void on_members(self_ptr self, std::vector<std::string> ids, std::vector<std::st
   st.registrations = std::move(registrations);
   st.members_rev = rev;
   st.have_members = true;
+  st.self_lease = self_lease;
   std::string list;
   for (auto& [id, ep] : st.members)
     list += (list.empty() ? "" : ",") + id;
@@ -537,6 +569,10 @@ void on_members(self_ptr self, std::vector<std::string> ids, std::vector<std::st
     st.ready = false;
     st.started_ms = now_ms(self);
     st.was = ownership{};
+    // Copies of keys this node neither owns nor replicates are not handed
+    // over: dropped, so that reads ask the owner instead of serving what it
+    // may have replaced meanwhile.
+    drop_unheld_copies(self);
     // Handovers that reached the stale actors before this view did.
     std::vector<key_state> held;
     for (auto& [key, s] : st.held)
@@ -780,7 +816,8 @@ caf::behavior node_actor(self_ptr self, node_options opts, actors::registry* reg
                          std::shared_ptr<std::atomic<std::shared_ptr<const view>>> published,
                          std::shared_ptr<node::admin_handler> admin,
                          std::shared_ptr<std::atomic<int64_t>> lag_ms,
-                         std::shared_ptr<std::atomic<bool>> ready_flag) {
+                         std::shared_ptr<std::atomic<bool>> ready_flag,
+                         std::shared_ptr<std::atomic<int64_t>> lease_flag) {
   auto& st = self->state;
   st.opts = std::move(opts);
   st.reg = reg;
@@ -791,6 +828,7 @@ caf::behavior node_actor(self_ptr self, node_options opts, actors::registry* reg
   st.admin = std::move(admin);
   st.lag_ms = std::move(lag_ms);
   st.ready_flag = std::move(ready_flag);
+  st.lease_flag = std::move(lease_flag);
   st.clk = st.opts.clock ? st.opts.clock : &system_wall();
   st.etcd = !st.opts.cfg.etcd.empty();
   st.started_ms = now_ms(self);
@@ -922,8 +960,8 @@ caf::behavior node_actor(self_ptr self, node_options opts, actors::registry* reg
     [=](ready_atom) { reconcile(self); },
     // etcd's view (node::on_membership; local only, never sent between nodes).
     [=](ready_atom, std::vector<std::string>& ids, std::vector<std::string>& eps, std::vector<int64_t>& regs,
-        int64_t rev, bool stale) {
-      on_members(self, std::move(ids), std::move(eps), std::move(regs), rev, stale);
+        std::vector<int64_t>& leases, int64_t rev, bool stale) {
+      on_members(self, std::move(ids), std::move(eps), std::move(regs), std::move(leases), rev, stale);
     },
     [=](put_atom, const std::string& method, const std::string& target, const std::string& body,
         const std::string& ctype, bool relayed) {
@@ -983,7 +1021,7 @@ node::node(caf::actor_system& sys, actors::registry& reg, caf::actor store, metr
   view_->store(initial);
   auto configured = static_cast<double>(opts.cfg.peers.size() + 1);
   actor_ = sys.spawn(node_actor, std::move(opts), &reg, std::move(store), stats, std::move(connect),
-                     view_, admin_, lag_ms_, ready_);
+                     view_, admin_, lag_ms_, ready_, lease_);
   if (stats) {
     stats->describe("wechat_hub_cluster_failovers_total",
                     "Membership losses this node handled (a peer reported down)");
@@ -1034,13 +1072,15 @@ void post_membership(const caf::actor& node_actor, const membership_view& v) {
   std::vector<std::string> ids;
   std::vector<std::string> eps;
   std::vector<int64_t> regs;
+  std::vector<int64_t> leases;
   for (auto& m : v.nodes) {
     ids.push_back(m.node_id);
     eps.push_back(m.endpoint);
     regs.push_back(m.create_revision);
+    leases.push_back(m.lease);
   }
-  caf::anon_send(node_actor, ready_atom::value, std::move(ids), std::move(eps), std::move(regs), v.revision,
-                 v.stale);
+  caf::anon_send(node_actor, ready_atom::value, std::move(ids), std::move(eps), std::move(regs), std::move(leases),
+                 v.revision, v.stale);
 }
 
 void node::start() {
@@ -1067,6 +1107,10 @@ caf::actor node::owner_node(std::string_view key) const {
 
 bool node::serves_held() const {
   return ready_->load(std::memory_order_acquire);
+}
+
+int64_t node::lease() const {
+  return lease_->load(std::memory_order_acquire);
 }
 
 void node::relay_admin(const std::string& method, const std::string& target, const std::string& body,

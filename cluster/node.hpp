@@ -152,6 +152,10 @@ public:
   /// meanwhile; reads then go to the key's owner. Lock-free.
   bool serves_held() const;
 
+  /// With etcd: the lease of this node's registration in the last view the
+  /// node actor processed (etcd_membership::may_serve); 0 before. Lock-free.
+  int64_t lease() const;
+
   /// Stops the node actor.
   void stop();
 
@@ -171,6 +175,7 @@ private:
   std::shared_ptr<admin_handler> admin_ = std::make_shared<admin_handler>();
   std::shared_ptr<std::atomic<int64_t>> lag_ms_ = std::make_shared<std::atomic<int64_t>>(0);
   std::shared_ptr<std::atomic<bool>> ready_ = std::make_shared<std::atomic<bool>>(false);
+  std::shared_ptr<std::atomic<int64_t>> lease_ = std::make_shared<std::atomic<int64_t>>(0);
 };
 
 } // namespace wh::cluster

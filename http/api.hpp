@@ -227,9 +227,10 @@ private:
   authenticator auth_;
   audit_log audit_;
   std::optional<cluster_port> cluster_;
-  /// Whether answers may come from the published snapshots
-  /// (cluster_port::serves_held); otherwise they come from the key's owner.
-  bool serves_held() const { return !cluster_ || !cluster_->serves_held || cluster_->serves_held(); }
+  /// How reads are answered now (cluster_port::reads).
+  cluster_port::reads_mode reads() const {
+    return cluster_ && cluster_->reads ? cluster_->reads() : cluster_port::reads_mode::serve;
+  }
   actors::quota_book* quota_ = nullptr;
   caf::actor upstream_;
   caf::actor store_;
