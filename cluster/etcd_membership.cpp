@@ -147,7 +147,8 @@ void etcd_membership::mirror_locked() {
 
 bool etcd_membership::may_serve(int64_t node_lease) const {
   // A node that processed no view yet has not served as an owner either
-  // (it is still joining: its reads go to the owners).
+  // (it is still joining: its reads go to the owners); -1: its last view
+  // did not hold it.
   if (node_lease == 0 || unreachable_.load(std::memory_order_acquire))
     return true;
   auto now = std::chrono::duration_cast<std::chrono::nanoseconds>(opts_.now().time_since_epoch()).count();

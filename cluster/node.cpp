@@ -102,8 +102,11 @@ struct node_state {
   bool have_members = false;
   /// Registration (create) revision per member: a new one is a rejoin.
   std::map<std::string, int64_t> registrations;
-  /// The etcd lease of this node's registration in the last view.
+  /// The etcd lease of this node's registration in the last view (-1: not
+  /// registered in it; 0: no view yet), and the last registration revision
+  /// of this node seen.
   int64_t self_lease = 0;
+  int64_t self_reg = 0;
   /// Fencing epochs: per key, the highest etcd membership revision an
   /// owner's write of it carried. A write or handover with an older epoch
   /// comes from a node that no longer owns the key (a paused or cut-off
@@ -525,7 +528,7 @@ void on_members(self_ptr self, std::vector<std::string> ids, std::vector<std::st
     return;
   std::map<std::string, std::string> members;
   std::map<std::string, int64_t> registrations;
-  int64_t self_lease = 0;
+  int64_t self_lease = -1; // not registered in this view
   for (size_t i = 0; i < ids.size() && i < eps.size() && i < regs.size(); ++i) {
     members[ids[i]] = eps[i];
     registrations[ids[i]] = regs[i];
@@ -543,18 +546,27 @@ void on_members(self_ptr self, std::vector<std::string> ids, std::vector<std::st
       continue;
     (id == st.self_id() ? rejoined : peer_rejoined) = true;
   }
+  // This node left etcd's view (its lease expired: a pause, or cut off
+  // from etcd), or is back after it did: both start a rejoin. Its
+  // registration is compared with the last one it saw of itself.
+  if (auto mine = registrations.find(st.self_id()); mine == registrations.end())
+    rejoined = rejoined || st.registrations.count(st.self_id()) > 0;
+  else
+    rejoined = rejoined || (st.self_reg != 0 && st.self_reg != mine->second);
   bool first = !st.have_members;
   st.members = std::move(members);
   st.registrations = std::move(registrations);
   st.members_rev = rev;
   st.have_members = true;
   st.self_lease = self_lease;
+  if (auto mine = st.registrations.find(st.self_id()); mine != st.registrations.end())
+    st.self_reg = mine->second;
   std::string list;
   for (auto& [id, ep] : st.members)
     list += (list.empty() ? "" : ",") + id;
   WH_INFO("cluster", st.self_id() << ": etcd membership at revision " << rev << ": " << list);
   if (rejoined && !first) {
-    WH_WARN("cluster", st.self_id() << ": registered anew in etcd (its lease lapsed); stopping its keys "
+    WH_WARN("cluster", st.self_id() << ": left etcd's view or registered anew (its lease lapsed); stopping its keys "
                                        "until the peers hand over what changed meanwhile");
     // Killed, not stopped: every change they made is durable already, and
     // a stop would write their (possibly older) state once more with a new

@@ -153,7 +153,8 @@ public:
   bool serves_held() const;
 
   /// With etcd: the lease of this node's registration in the last view the
-  /// node actor processed (etcd_membership::may_serve); 0 before. Lock-free.
+  /// node actor processed (etcd_membership::may_serve); 0 before, -1 when
+  /// that view did not hold this node. Lock-free.
   int64_t lease() const;
 
   /// Stops the node actor.
