@@ -856,7 +856,7 @@ caf::behavior node_actor(self_ptr self, node_options opts, actors::registry* reg
         return;
       }
   });
-  return {
+  caf::behavior running{
     [=](tick_atom) {
       auto& st = self->state;
       if (st.stopped)
@@ -1009,6 +1009,18 @@ caf::behavior node_actor(self_ptr self, node_options opts, actors::registry* reg
       return async_op(self, [reg, component, items = std::move(items)](auto done) mutable {
         reg->import_local(component, std::move(items), done);
       });
+    },
+  };
+  // Until start(): the registry may not know its keys yet (definitions load
+  // after the node is published), so a peer's hello or handover would find
+  // them unknown. Everything but the first tick waits in the mailbox.
+  self->set_default_handler(caf::skip);
+  return {
+    [=](tick_atom) mutable {
+      self->set_default_handler(caf::print_and_drop);
+      self->state.started_ms = now_ms(self);
+      self->become(running);
+      self->send(self, tick_atom::value);
     },
   };
 }

@@ -135,7 +135,9 @@ public:
   /// every view etcd_membership reports; a stale view changes nothing).
   void on_membership(const membership_view& v);
 
-  /// Starts connecting to the peers (call after publishing).
+  /// Starts connecting to the peers (call after publishing, once the
+  /// registry holds every definition: until then the node actor leaves
+  /// peers' hellos and handovers, and etcd's views, in its mailbox).
   void start();
 
   /// The node actor of `key`'s owner (this node's own included), or invalid.
