@@ -317,7 +317,7 @@ http::push_ledger make_push_ledger(std::shared_ptr<persistence::store> db, int64
 }
 
 /// The cluster node, as the front end sees it.
-http::cluster_port make_cluster_port(cluster::node* n) {
+http::cluster_port make_cluster_port(cluster::node* n, cluster::etcd_session* etcd) {
   http::cluster_port port;
   port.current = [n] {
     auto v = n->current();
@@ -332,6 +332,15 @@ http::cluster_port make_cluster_port(cluster::node* n) {
   port.place = [n](const std::string& key) {
     auto v = n->current();
     return http::cluster_port::placement{v->own.owner(key), v->own.rank(key, v->replicas)};
+  };
+  port.reads = [n, etcd] {
+    using mode = http::cluster_port::reads_mode;
+    // The lease first: a node that sees its new lease sees the readiness
+    // its rejoin cleared (node::lease).
+    auto lease = n->lease();
+    if (etcd && !etcd->membership().may_serve(lease))
+      return mode::refuse;
+    return n->serves_held() ? mode::serve : mode::ask_owner;
   };
   port.relay_admin = [n](const std::string& method, const std::string& target,
                          const std::string& body, const std::string& ctype) {
@@ -466,7 +475,7 @@ int run_hub(const hub_config& cfg, const hub_run_options& opts) {
   http::hub_api api{keys, stats, wall, *runtime_cfg, make_push_ledger(db, cfg.push_window_s)};
   api.set_quota(&quota, core.upstream, core.store);
   if (node) {
-    api.set_cluster(make_cluster_port(node.get()));
+    api.set_cluster(make_cluster_port(node.get(), etcd.get()));
     apply_relayed_admin(*node, api);
     node->start();
     const auto& ccfg = cfg.cluster;

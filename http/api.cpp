@@ -314,9 +314,18 @@ void hub_api::serve_refresh(const reply& out, const refresh_command& cmd,
   serve_stale(out, **entry, cmd.stale, who);
 }
 
+namespace {
+
+constexpr const char* refused_read = "this node's cluster lease lapsed; it answers again once it has rejoined; retry";
+
+} // namespace
+
 void hub_api::serve_current(const reply& out, const actors::key_entry& entry) {
   // Fast path: the actor's published token, no actor round trip.
-  if (auto x = entry.token.load(); x && clock_.now() < x->expires_at)
+  auto mode = reads();
+  if (mode == cluster_port::reads_mode::refuse)
+    return out.fail(make_detail_error(ec::cluster_unavailable, refused_read));
+  if (auto x = entry.token.load(); x && clock_.now() < x->expires_at && mode == cluster_port::reads_mode::serve)
     return out.ok(json_ok(render_token(*x)));
   svc_.keys.ask_token(entry, [out](caf::expected<actors::credential> res) {
     if (res)
@@ -366,7 +375,10 @@ void hub_api::serve_ticket(const reply& out, const ticket_query& q,
   if (recover)
     return recover_authorizer(out, q.ref, [this, out, q, who] { serve_ticket(out, q, who, false); });
   auto& e = **entry;
-  if (auto x = e.ticket(q.type)->load(); x && clock_.now() < x->expires_at)
+  auto mode = reads();
+  if (mode == cluster_port::reads_mode::refuse)
+    return out.fail(make_detail_error(ec::cluster_unavailable, refused_read));
+  if (auto x = e.ticket(q.type)->load(); x && clock_.now() < x->expires_at && mode == cluster_port::reads_mode::serve)
     return out.ok(json_ok(render_ticket(*x, q.type)));
   svc_.keys.ask_ticket(e, q.type, [out, type = q.type](caf::expected<actors::credential> res) {
     if (res)

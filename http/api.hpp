@@ -230,6 +230,10 @@ private:
   authenticator auth_;
   audit_log audit_;
   std::optional<cluster_port> cluster_;
+  /// How reads are answered now (cluster_port::reads).
+  cluster_port::reads_mode reads() const {
+    return cluster_ && cluster_->reads ? cluster_->reads() : cluster_port::reads_mode::serve;
+  }
   actors::quota_book* quota_ = nullptr;
   caf::actor upstream_;
   caf::actor store_;
