@@ -476,6 +476,10 @@ int run_hub(const hub_config& cfg, const hub_run_options& opts) {
                                    << (ccfg.tls_cert.empty() ? "" : " (TLS)") << ", "
                                    << (etcd ? "membership from etcd" : std::to_string(ccfg.peers.size()) + " peer(s)")
                                    << ", replicas " << ccfg.replicas);
+    if (!etcd && !ccfg.peers.empty())
+      WH_WARN("hub", "cluster.peers without cluster.etcd: each node decides ownership from its own view of "
+                     "who is alive, so a paused or partitioned node can act as owner beside another; set "
+                     "cluster.etcd to fence ownership (README: Cluster coordination with etcd)");
   }
   auto srv_opts = server_options_of(cfg);
   srv_opts.cached_get = [&api](const http::cached_get_request& req, std::string& out) {
