@@ -454,14 +454,6 @@ int run_hub(const hub_config& cfg, const hub_run_options& opts) {
       core.stop();
       return 1;
     }
-    if (etcd) {
-      // Owners come from etcd before the node serves (a restarting node
-      // forwards keys others own at once instead of parking them).
-      auto wait = std::chrono::milliseconds{std::max<uint32_t>(cfg.cluster.lease_ttl_ms, 3000)};
-      if (!etcd->attach(*node, wait))
-        WH_WARN("hub", "cluster node " << cfg.cluster.node_id << " is not registered in etcd after "
-                                       << wait.count() << " ms; it keeps trying and owns no key until then");
-    }
   }
   auto runtime_cfg = load_definitions(cfg, keys);
   if (!runtime_cfg) {
@@ -470,6 +462,16 @@ int run_hub(const hub_config& cfg, const hub_run_options& opts) {
     reg.shutdown();
     core.stop();
     return 1;
+  }
+  if (node && etcd) {
+    // Owners come from etcd before the node serves (a restarting node
+    // forwards keys others own at once instead of parking them). Only once
+    // every key is defined: the membership starts the peers' handover of
+    // newer states, which a node without the key's definition refuses.
+    auto wait = std::chrono::milliseconds{std::max<uint32_t>(cfg.cluster.lease_ttl_ms, 3000)};
+    if (!etcd->attach(*node, wait))
+      WH_WARN("hub", "cluster node " << cfg.cluster.node_id << " is not registered in etcd after "
+                                     << wait.count() << " ms; it keeps trying and owns no key until then");
   }
 
   http::hub_api api{keys, stats, wall, *runtime_cfg, make_push_ledger(db, cfg.push_window_s)};
@@ -483,6 +485,10 @@ int run_hub(const hub_config& cfg, const hub_run_options& opts) {
                                    << (ccfg.tls_cert.empty() ? "" : " (TLS)") << ", "
                                    << (etcd ? "membership from etcd" : std::to_string(ccfg.peers.size()) + " peer(s)")
                                    << ", replicas " << ccfg.replicas);
+    if (!etcd && !ccfg.peers.empty())
+      WH_WARN("hub", "cluster.peers without cluster.etcd: each node decides ownership from its own view of "
+                     "who is alive, so a paused or partitioned node can act as owner beside another; set "
+                     "cluster.etcd to fence ownership (README: Cluster coordination with etcd)");
   }
   auto srv_opts = server_options_of(cfg);
   srv_opts.cached_get = [&api](const http::cached_get_request& req, std::string& out) {

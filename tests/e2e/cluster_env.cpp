@@ -162,6 +162,15 @@ cluster_env::cluster_env(cluster_options o) : opts(std::move(o)) {
   if (sim_port == 0)
     throw std::runtime_error("wechat-sim did not start: " + read_file(dir / "sim.log"));
   sim_url_ = "http://127.0.0.1:" + std::to_string(sim_port);
+  if (opts.etcd.empty() && opts.nodes > 1) {
+    // More than one node needs etcd (cluster.etcd): a single member on loopback.
+    if (etcd_server::binary().empty())
+      throw std::runtime_error("the etcd binary is not installed (scripts/setup installs etcd-server)");
+    etcd_ = std::make_unique<etcd_server>(dir / "etcd-data", dir / "etcd.log");
+    if (!etcd_->start())
+      throw std::runtime_error("cannot start etcd: " + etcd_->error() + "\n" + read_file(dir / "etcd.log"));
+    opts.etcd = etcd_->endpoint();
+  }
   auto ports = free_ports(opts.nodes);
   for (std::size_t i = 0; i < opts.nodes; ++i) {
     cluster_node n;

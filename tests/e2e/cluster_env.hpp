@@ -8,6 +8,7 @@
 // CAF_REQUIRE and uncaught exceptions abort without running destructors).
 
 #include <chrono>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -16,6 +17,7 @@
 
 #include "net/http_client.hpp"
 #include "tests/e2e/hub_env.hpp"
+#include "tests/support/etcd.hpp"
 #include "tests/support/process.hpp"
 #include "tests/support/temp_dir.hpp"
 
@@ -39,7 +41,7 @@ struct cluster_options {
   uint32_t replicas = 2;
   uint32_t join_grace_ms = 1500;
   /// etcd client URL: the nodes take membership and leases from it (and get
-  /// no `peers`); empty = static peers.
+  /// no `peers`); empty = the env starts an etcd of its own for them.
   std::string etcd = {};
   uint32_t lease_ttl_ms = 1000;
 };
@@ -155,6 +157,8 @@ private:
   void await_port(std::size_t i);
 
   std::string sim_url_;
+  /// The env's own etcd (when opts.etcd was empty).
+  std::unique_ptr<etcd_server> etcd_;
 };
 
 /// Free TCP ports on 127.0.0.1, preferably below the ephemeral port range

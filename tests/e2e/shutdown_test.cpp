@@ -71,6 +71,8 @@ CAF_TEST(a cluster node dialling a mute peer exits promptly on sigterm) {
   CAF_CHECK_EQUAL(code, 0);
   CAF_CHECK_LESS(took, std::chrono::milliseconds(8000));
   CAF_CHECK(env.hub_log().find("stopped") != std::string::npos);
+  // Static peers cannot fence ownership: said once at start.
+  CAF_CHECK(env.hub_log().find("cluster.peers without cluster.etcd") != std::string::npos);
 }
 
 CAF_TEST(a cluster node dialling a peer that drops its syns exits promptly on sigterm) {
