@@ -67,6 +67,8 @@ struct node_state {
   std::map<std::string, int> unmet;
   /// Endpoints whose last attempt failed (logged once).
   std::set<std::string> failing;
+  /// Peers whose link went down: when (clk, ms); their return is logged.
+  std::map<std::string, int64_t> down_at;
   /// Peers that were ready when we met and have not handed over yet.
   std::set<std::string> expect_sync;
   /// Peers whose sync arrived (before or after their hello reply).
@@ -405,6 +407,11 @@ void peer_up(self_ptr self, const std::string& id, caf::actor handle, actors::ke
   set_members(self);
   WH_INFO("cluster", st.self_id() << ": node " << id << " is up (" << (peer_ready ? "ready" : "joining")
                                   << "); live nodes: " << st.peers.size() + 1);
+  if (auto i = st.down_at.find(id); i != st.down_at.end()) {
+    WH_INFO("cluster", st.self_id() << ": reconnected to node " << id << " " << now_ms(self) - i->second
+                                    << " ms after its link went down");
+    st.down_at.erase(i);
+  }
   reconcile(self);
 }
 
@@ -422,6 +429,7 @@ void peer_down(self_ptr self, const std::string& id) {
   st.synced_from.erase(id);
   st.applied_from.erase(id);
   st.handing.erase(handle.address());
+  st.down_at[id] = now_ms(self);
   auto before = st.owned;
   set_members(self);
   reconcile(self);
@@ -440,7 +448,7 @@ void become_ready(self_ptr self) {
 }
 
 std::string my_endpoint(self_ptr self) {
-  return self->state.opts.cfg.listen_host + ":" + std::to_string(self->state.opts.cfg.listen_port);
+  return self->state.opts.cfg.advertised_endpoint();
 }
 
 /// The endpoints of the peers to connect to: those registered in etcd, or
