@@ -5,6 +5,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <tuple>
 
 #include "caf/actor.hpp"
 
@@ -91,7 +92,10 @@ struct key_entry {
   /// Publishes `x` into `slot` unless it already holds a newer version
   /// (remote answers and replicated state may arrive out of order).
   static void publish_newer(snapshot_slot& slot, const credential& x) {
-    if (auto cur = slot.load(); cur && cur->version > x.version && cur->value != x.value)
+    // Obtained later wins (then the higher version), as when states merge
+    // (state_merge.hpp): versions restart after a revocation, times do not.
+    if (auto cur = slot.load(); cur && std::tie(cur->obtained_at, cur->version) > std::tie(x.obtained_at, x.version)
+                                && cur->value != x.value)
       return;
     slot.publish(x);
   }

@@ -37,12 +37,22 @@ bool partition_env::up(cluster_options o) {
   return true;
 }
 
-void partition_env::partition(std::size_t k) {
-  etcd_px[k]->cut();
-  peer_px[k]->cut();
+void partition_env::partition(std::size_t k, bool drop) {
+  std::set<pid_t> pids{env->nodes[k].proc.pid()};
+  if (drop) {
+    etcd_px[k]->blackhole();
+    peer_px[k]->blackhole();
+  } else {
+    etcd_px[k]->cut();
+    peer_px[k]->cut();
+  }
   for (std::size_t j = 0; j < peer_px.size(); ++j)
-    if (j != k)
-      peer_px[j]->cut_clients({env->nodes[k].proc.pid()});
+    if (j != k) {
+      if (drop)
+        peer_px[j]->blackhole_clients(pids);
+      else
+        peer_px[j]->cut_clients(pids);
+    }
 }
 
 void partition_env::heal() {

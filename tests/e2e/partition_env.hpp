@@ -68,8 +68,10 @@ struct partition_env {
   /// not start (test failed).
   bool up(cluster_options o);
 
-  /// Cuts node `k` off from etcd and from the other nodes.
-  void partition(std::size_t k);
+  /// Cuts node `k` off from etcd and from the other nodes: connections are
+  /// reset, or with `drop` held open with nothing passing (a firewall
+  /// dropping packets).
+  void partition(std::size_t k, bool drop = false);
   /// Restores every link.
   void heal();
 

@@ -69,6 +69,8 @@ struct link {
   int client = -1;
   int server = -1;
   uint16_t client_port = 0;
+  /// Blackholed: nothing passes until heal().
+  bool frozen = false;
   pipe_dir up;   // client -> server
   pipe_dir down; // server -> client
 };
@@ -87,18 +89,22 @@ struct tcp_proxy::impl {
   std::mutex mtx;
   bool cut_all = false;
   std::set<pid_t> cut_pids;
+  /// The cut drops instead of resetting (blackhole).
+  bool drop = false;
+  /// Accepted while blackholed: (client fd, client port), connected at heal.
+  std::vector<std::pair<int, uint16_t>> held;
+  uint64_t heal_gen = 0;
   /// Bumped by every cut: the worker resets the links it matches.
   uint64_t cut_gen = 0;
 
   std::vector<link> links;
 
-  bool refused(uint16_t client_port) {
+  enum verdict { forward, reset, hold };
+
+  verdict admit(uint16_t client_port) {
     std::lock_guard<std::mutex> guard{mtx};
-    if (cut_all)
-      return true;
-    if (cut_pids.empty())
-      return false;
-    return socket_owner(client_port, port, cut_pids) != 0;
+    bool cut = cut_all || (!cut_pids.empty() && socket_owner(client_port, port, cut_pids) != 0);
+    return !cut ? forward : drop ? hold : reset;
   }
 
   void on_accept() {
@@ -110,14 +116,21 @@ struct tcp_proxy::impl {
         return;
       ++accepted;
       auto client_port = ntohs(peer.sin_port);
-      if (refused(client_port)) {
-        reset_close(fd);
-        continue;
+      switch (admit(client_port)) {
+        case hold: held.emplace_back(fd, client_port); continue;
+        case reset: reset_close(fd); continue;
+        case forward: break;
       }
+      open_link(fd, client_port);
+    }
+  }
+
+  void open_link(int fd, uint16_t client_port) {
+    {
       int server = connect_loopback(target.load());
       if (server < 0) {
         reset_close(fd);
-        continue;
+        return;
       }
       int one = 1;
       ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
@@ -129,18 +142,34 @@ struct tcp_proxy::impl {
     }
   }
 
+  /// heal(): frozen links flow again, held connections are forwarded.
+  void apply_heal() {
+    for (auto& l : links)
+      l.frozen = false;
+    auto hs = std::move(held);
+    held.clear();
+    for (auto [fd, port] : hs)
+      open_link(fd, port);
+  }
+
   /// Applies a cut to the links already open.
   void apply_cut() {
     bool all;
+    bool dropping;
     std::set<pid_t> pids;
     {
       std::lock_guard<std::mutex> guard{mtx};
       all = cut_all;
       pids = cut_pids;
+      dropping = drop;
     }
     std::erase_if(links, [&](link& l) {
       if (!all && (pids.empty() || socket_owner(l.client_port, port, pids) == 0))
         return false;
+      if (dropping) {
+        l.frozen = true;
+        return false;
+      }
       reset_close(l.client);
       reset_close(l.server);
       return true;
@@ -180,10 +209,18 @@ struct tcp_proxy::impl {
 
   void run() {
     uint64_t seen_gen = 0;
+    uint64_t seen_heal = 0;
     std::vector<pollfd> fds;
+    std::vector<size_t> polled; // link index of fds[2 + 2 * j]
     while (!stop.load()) {
       {
         std::unique_lock<std::mutex> guard{mtx};
+        if (heal_gen != seen_heal) {
+          seen_heal = heal_gen;
+          guard.unlock();
+          apply_heal();
+          guard.lock();
+        }
         if (cut_gen != seen_gen) {
           seen_gen = cut_gen;
           guard.unlock();
@@ -191,9 +228,14 @@ struct tcp_proxy::impl {
         }
       }
       fds.clear();
+      polled.clear();
       fds.push_back(pollfd{listener, POLLIN, 0});
       fds.push_back(pollfd{wake, POLLIN, 0});
-      for (auto& l : links) {
+      for (size_t i = 0; i < links.size(); ++i) {
+        auto& l = links[i];
+        if (l.frozen)
+          continue; // nothing passes (and its hang-ups wait for the heal)
+        polled.push_back(i);
         short c = 0;
         short s = 0;
         // Read a side only when its buffer is empty; write when data waits.
@@ -214,12 +256,13 @@ struct tcp_proxy::impl {
         uint64_t x = 0;
         (void) !::read(wake, &x, sizeof x);
       }
-      // Links first (indexes match `fds`), then new connections.
+      // Links first (`polled` maps `fds` to them), then new connections.
       std::vector<bool> finished(links.size(), false);
-      for (size_t i = 0; i < links.size(); ++i) {
+      for (size_t j = 0; j < polled.size(); ++j) {
+        auto i = polled[j];
         auto& l = links[i];
-        auto rc = fds[2 + 2 * i].revents;
-        auto rs = fds[3 + 2 * i].revents;
+        auto rc = fds[2 + 2 * j].revents;
+        auto rs = fds[3 + 2 * j].revents;
         bool ok = pump(l.client, l.server, l.up, rc, rs) && pump(l.server, l.client, l.down, rs, rc);
         if (!ok || (l.up.done && l.down.done))
           finished[i] = true;
@@ -238,6 +281,9 @@ struct tcp_proxy::impl {
       reset_close(l.server);
     }
     links.clear();
+    for (auto [fd, port] : held)
+      reset_close(fd);
+    held.clear();
   }
 
   void poke() {
@@ -290,6 +336,7 @@ void tcp_proxy::cut() {
   {
     std::lock_guard<std::mutex> guard{impl_->mtx};
     impl_->cut_all = true;
+    impl_->drop = false;
     ++impl_->cut_gen;
   }
   impl_->poke();
@@ -299,15 +346,41 @@ void tcp_proxy::cut_clients(std::set<pid_t> pids) {
   {
     std::lock_guard<std::mutex> guard{impl_->mtx};
     impl_->cut_pids.insert(pids.begin(), pids.end());
+    impl_->drop = false;
+    ++impl_->cut_gen;
+  }
+  impl_->poke();
+}
+
+void tcp_proxy::blackhole() {
+  {
+    std::lock_guard<std::mutex> guard{impl_->mtx};
+    impl_->cut_all = true;
+    impl_->drop = true;
+    ++impl_->cut_gen;
+  }
+  impl_->poke();
+}
+
+void tcp_proxy::blackhole_clients(std::set<pid_t> pids) {
+  {
+    std::lock_guard<std::mutex> guard{impl_->mtx};
+    impl_->cut_pids.insert(pids.begin(), pids.end());
+    impl_->drop = true;
     ++impl_->cut_gen;
   }
   impl_->poke();
 }
 
 void tcp_proxy::heal() {
-  std::lock_guard<std::mutex> guard{impl_->mtx};
-  impl_->cut_all = false;
-  impl_->cut_pids.clear();
+  {
+    std::lock_guard<std::mutex> guard{impl_->mtx};
+    impl_->cut_all = false;
+    impl_->cut_pids.clear();
+    impl_->drop = false;
+    ++impl_->heal_gen;
+  }
+  impl_->poke();
 }
 
 void tcp_proxy::set_target(uint16_t target) {

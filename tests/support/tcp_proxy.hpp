@@ -11,6 +11,9 @@
 //   belongs to one of these processes (found through /proc: its local port
 //   -> socket inode -> the pid holding it), so one node can be cut off from
 //   a peer that other nodes still reach through the same proxy.
+// - blackhole(): like cut(), but as a firewall that drops packets: the
+//   connections stay open with nothing passing, and new ones are accepted
+//   and held; heal() lets both through again (TCP would retransmit).
 // - heal(): forwards everything again.
 
 #include <cstdint>
@@ -40,7 +43,11 @@ public:
   void cut();
   /// Resets and refuses the connections of clients in `pids` only.
   void cut_clients(std::set<pid_t> pids);
-  /// Forwards everything again.
+  /// Stops every connection (open, nothing passes) and holds new ones.
+  void blackhole();
+  /// ... only for clients in `pids`.
+  void blackhole_clients(std::set<pid_t> pids);
+  /// Forwards everything again (held connections reach the target now).
   void heal();
 
   /// Forwards new connections to 127.0.0.1:`target` from now on.
