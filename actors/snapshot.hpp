@@ -5,7 +5,6 @@
 #include <memory>
 #include <mutex>
 #include <string>
-#include <tuple>
 
 #include "caf/actor.hpp"
 
@@ -92,10 +91,10 @@ struct key_entry {
   /// Publishes `x` into `slot` unless it already holds a newer version
   /// (remote answers and replicated state may arrive out of order).
   static void publish_newer(snapshot_slot& slot, const credential& x) {
-    // Obtained later wins (then the higher version), as when states merge
-    // (state_merge.hpp): versions restart after a revocation, times do not.
-    if (auto cur = slot.load(); cur && std::tie(cur->obtained_at, cur->version) > std::tie(x.obtained_at, x.version)
-                                && cur->value != x.value)
+    // Obtained later wins, as when states merge (state_merge.hpp): versions
+    // restart after a revocation, times do not. Within the same second the
+    // last one published wins (an owner's states arrive in order).
+    if (auto cur = slot.load(); cur && cur->obtained_at > x.obtained_at && cur->value != x.value)
       return;
     slot.publish(x);
   }

@@ -170,9 +170,19 @@ state_records merge_states(const state_records& local, uint64_t local_seq, const
     out[std::string{seq_field}] = std::to_string(std::max(local_seq, incoming_seq));
   else
     out.erase(std::string{seq_field});
-  // Rule 1.
-  for (auto f : credential_fields)
+  // Rule 1. An authorizer's token and tickets obtained under an older
+  // authorization than the other copy's (a re-authorization on one side)
+  // are dead at WeChat whatever their times: they come from the copy with
+  // the later authorization (times have one-second resolution).
+  auto la = lifecycle_of(local);
+  auto ia = lifecycle_of(incoming);
+  for (auto f : credential_fields) {
+    if (f != "verify_ticket" && la.authorized_at > 0 && ia.authorized_at > 0 && la.authorized_at != ia.authorized_at) {
+      put_or_erase(out, f, find(la.authorized_at > ia.authorized_at ? local : incoming, f));
+      continue;
+    }
     put_or_erase(out, f, later_credential(local, incoming, f));
+  }
   // Rule 5.
   {
     auto a = find(local, force_field);

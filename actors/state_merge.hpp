@@ -8,7 +8,9 @@
 // The rules (README, "Cluster: merging by meaning"):
 // 1. Tokens and tickets (access_token, ticket/*, verify_ticket; a
 //    component's token is its access_token): the one obtained later
-//    (obtained_at, then version, expiry, value) replaces the earlier one.
+//    (obtained_at, then version, expiry, value) replaces the earlier one;
+//    an authorizer's token and tickets come from the copy with the later
+//    authorization when the copies' authorizations differ.
 // 2. Refresh token: the newest by the order WeChat issued it (the time the
 //    hub obtained it from api_query_auth or from a refresh reply that
 //    returned a new one) always survives, unless a later revocation applies.

@@ -66,8 +66,9 @@ CAF_TEST(the newest refresh token survives whichever copy has the higher version
   auto m = merged(owner, 900, other, 500);
   CAF_CHECK_EQUAL(value_of(m, "refresh_token"), "RT2");
   CAF_CHECK_EQUAL(m.at("authorized_at"), std::to_string(t0 + 9));
-  // Rule 1 on the same pair: the access token obtained later is the owner's.
-  CAF_CHECK_EQUAL(value_of(m, "access_token"), "A-owner");
+  // The owner's later access token was obtained under the older
+  // authorization: the re-authorized copy's token comes with RT2.
+  CAF_CHECK_EQUAL(value_of(m, "access_token"), "A-other");
   CAF_CHECK_EQUAL(m.at("seq"), "900");
   CAF_CHECK_EQUAL(status_of(m), "active");
 }
@@ -106,6 +107,26 @@ CAF_TEST(tokens and tickets obtained later replace earlier ones field by field) 
   // A corrupt record loses to a readable one.
   state_records e{{"access_token", "garbage"}};
   CAF_CHECK_EQUAL(value_of(merged(e, 9, d, 4), "access_token"), "NEW");
+}
+
+CAF_TEST(the token of the later authorization wins even when obtained in the same second) {
+  // One side re-authorized (a new refresh token); the other obtained its
+  // token under the older authorization, in the same second and with a
+  // higher version (versions restart after a revocation).
+  state_records older{{"refresh_token", rt("RT2", t0 - 10)},
+                      {"authorized_at", std::to_string(t0 - 11)},
+                      {"access_token", cred("A-old", t0, t0 + 7200, 2)},
+                      {"ticket/jsapi", cred("J-old", t0, t0 + 7200, 2)},
+                      {"seq", "60"}};
+  state_records newer{{"refresh_token", rt("RT3", t0)},
+                      {"authorized_at", std::to_string(t0 - 1)},
+                      {"access_token", cred("A-new", t0, t0 + 7200, 1)},
+                      {"seq", "50"}};
+  auto m = merged(older, 60, newer, 50);
+  CAF_CHECK_EQUAL(value_of(m, "refresh_token"), "RT3");
+  CAF_CHECK_EQUAL(value_of(m, "access_token"), "A-new");
+  // The older authorization's ticket is not kept either.
+  CAF_CHECK_EQUAL(value_of(m, "ticket/jsapi"), "<none>");
 }
 
 CAF_TEST(a revocation applies when its push is later than the authorization) {
