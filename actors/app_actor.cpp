@@ -134,6 +134,8 @@ void restore(self_ptr self) {
   st.budget = st.p.force_budget;
   st.refresh_token = st.p.refresh_token;
   st.status = st.p.status;
+  st.status_at = st.p.status_at;
+  st.authorized_at = st.p.authorized_at;
   st.p.entry->status.store(st.status);
   st.verify_ticket = st.p.verify_ticket;
   if (st.verify_ticket)
@@ -357,14 +359,9 @@ credential_api::behavior_type credential_handlers(self_ptr self) {
 /// What only the router and the node send: stops, timer steps, version sync.
 key_control::behavior_type control_handlers(self_ptr self) {
   return {
-    [=](sync_atom, uint64_t seen) {
-      // Another node held a version up to `seen` of this key (two nodes ran
-      // it apart): persist this actor's state above it so it replicates as newest.
-      auto& st = self->state;
-      if (seen < st.p.seq)
-        return;
-      st.p.seq = seen;
-      persist(self, store_write{}, [](caf::error) {});
+    [=](sync_atom, const key_state& incoming) {
+      // Another node's copy of this key (two nodes ran it apart).
+      merge_in(self, incoming);
     },
     [=](stop_atom) {
       self->quit();
@@ -414,6 +411,7 @@ authorizer_api::behavior_type not_an_authorizer() {
     [=](auth_atom, const authorization&) -> caf::result<done_atom> { return no(); },
     [=](auth_atom, const credential&) -> caf::result<done_atom> { return no(); },
     [=](revoke_atom) -> caf::result<done_atom> { return no(); },
+    [=](revoke_atom, int64_t) -> caf::result<done_atom> { return no(); },
   };
 }
 

@@ -93,6 +93,11 @@ struct app_params {
   /// Authorizers: the stored refresh token and status.
   std::optional<credential> refresh_token;
   authorizer_status status = authorizer_status::active;
+  /// When the status was set (the revocation push's CreateTime), and when
+  /// the authorization behind the refresh token happened (0 = not stored):
+  /// merges order a revocation against a re-authorization by them.
+  int64_t status_at = 0;
+  int64_t authorized_at = 0;
   /// Components: the latest verify ticket.
   std::optional<credential> verify_ticket;
   /// Version of this key's whole stored state (persistence::keys::seq); every
@@ -153,10 +158,16 @@ inline uint64_t next_seq(uint64_t prev, uint64_t now_ms) {
 /// - `(auth_atom, authorization)`: (re-)authorized; resets a revoked status.
 /// - `(auth_atom, std::string refresh_token)` -> `done_atom`: imported refresh token, durable.
 /// - `(revoke_atom)` -> `done_atom`: deletes tokens and tickets, marks revoked.
+/// - `(revoke_atom, int64_t create_time)` -> `done_atom`: the same for an
+///   unauthorized push of that CreateTime (merges order it by that time).
 /// All kinds:
 /// - `(stop_atom, idle_atom)` -> `(bool stopped, int64 due, int64 stored_due)`:
 ///   quits if nothing is pending (virtual activation); `due` is the earliest
 ///   armed refresh (0 = none), `stored_due` the schedule entry it replaces.
+/// - `(sync_atom, key_state)`: another node's copy of this key's state (two
+///   nodes ran it apart): merged by meaning (actors/state_merge.hpp); what
+///   the merge changes is applied, persisted and replicated, and so is this
+///   actor's state when the other copy was behind.
 /// - `(wake_atom)`: the refresh schedule woke the key; an expired token is
 ///   fetched now.
 /// - `(stop_atom)` -> `done_atom`: quits (ownership moved to another node). Every

@@ -193,6 +193,10 @@ struct app_state {
   // authorizers
   std::optional<credential> refresh_token;
   authorizer_status status = authorizer_status::active;
+  /// When the status was set; when the authorization behind the refresh
+  /// token happened (0 = not stored). See app_params.
+  int64_t status_at = 0;
+  int64_t authorized_at = 0;
 
   // components
   std::optional<credential> verify_ticket;
@@ -336,8 +340,23 @@ void needs_reauthorization(self_ptr self, const char* reason, int errcode);
 /// The authorizer's handlers (authorizations, imports, revocation).
 authorizer_api::behavior_type authorizer_handlers(self_ptr self);
 
-/// Deletes everything of a revoked authorizer and remembers the revocation.
-void revoke(self_ptr self, std::function<void(caf::error)> k);
+/// Deletes everything of a revoked authorizer and remembers the revocation
+/// (`at`: the unauthorized push's CreateTime; 0 = now).
+void revoke(self_ptr self, int64_t at, std::function<void(caf::error)> k);
+
+/// Sets the authorizer's status (`at`: when; ignored for active).
+void set_status(self_ptr self, authorizer_status x, int64_t at);
+
+/// The in-memory side of a revocation (revoked at `at`): tokens, tickets and
+/// the refresh token forgotten, ticket waiters failed.
+void apply_revoked(self_ptr self, int64_t at);
+
+// -- merging another node's copy (merge_ops.cpp) ---------------------------------
+
+/// Merges another node's copy of this key's state into the actor's own by
+/// meaning (state_merge.hpp): applies, persists and replicates what changed;
+/// persists (to replicate) when the other copy was behind.
+void merge_in(self_ptr self, const key_state& incoming);
 
 /// An authorizer took a new authorization: adopt its tokens (persisted first).
 void adopt_authorization(self_ptr self, const authorization& a, caf::typed_response_promise<done_atom> rp);

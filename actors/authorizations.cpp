@@ -168,6 +168,11 @@ void authorizations::adopt_authorization(const std::string& component, authoriza
 
 void authorizations::revoke(const std::string& component, const std::string& authorizer,
                             done_callback cb) {
+  revoke(component, authorizer, 0, std::move(cb));
+}
+
+void authorizations::revoke(const std::string& component, const std::string& authorizer,
+                            int64_t create_time, done_callback cb) {
   auto key = component + "/" + authorizer;
   auto e = reg_.find(key);
   if (!e && reg_.clustered()) {
@@ -182,7 +187,7 @@ void authorizations::revoke(const std::string& component, const std::string& aut
                                 "authorizer " + authorizer + " of " + component + " is not known"));
   keys_.ask<done_atom>(
     *e, [cb](done_atom) { cb(caf::none); }, [cb](caf::error err) { cb(std::move(err)); },
-    std::tuple{revoke_atom::value});
+    std::tuple{revoke_atom::value}, create_time);
 }
 
 void authorizations::import_authorizers(const std::string& component,

@@ -45,6 +45,9 @@ public:
 
   /// An `unauthorized` event or an admin delete: tokens deleted, marked revoked.
   void revoke(const std::string& component, const std::string& authorizer, done_callback cb);
+  /// ... for an unauthorized push of `create_time` (0: now).
+  void revoke(const std::string& component, const std::string& authorizer, int64_t create_time,
+              done_callback cb);
 
   /// Imports authorizers' refresh tokens (migration): one durable batch, then
   /// actors. Errors: unknown component, malformed entries.

@@ -8,12 +8,28 @@
 
 namespace wh::actors::detail {
 
-namespace {
-
-void set_status(self_ptr self, authorizer_status x) {
+void set_status(self_ptr self, authorizer_status x, int64_t at) {
   self->state.status = x;
+  self->state.status_at = x == authorizer_status::active ? 0 : at;
   self->state.p.entry->status.store(x);
 }
+
+void apply_revoked(self_ptr self, int64_t at) {
+  auto& st = self->state;
+  set_status(self, authorizer_status::revoked, at);
+  st.refresh_token.reset();
+  st.authorized_at = 0;
+  for (auto slot : {&st.token, &st.jsapi, &st.wx_card}) {
+    slot->value.reset();
+    ++slot->timer_gen;
+    slot->published->clear();
+  }
+  auto revoked = make_detail_error(ec::authorizer_revoked, "the authorizer revoked its authorization");
+  fail_all(st.jsapi.waiters, revoked);
+  fail_all(st.wx_card.waiters, revoked);
+}
+
+namespace {
 
 void answer(caf::typed_response_promise<done_atom>& rp, const caf::error& err) {
   if (err)
@@ -24,26 +40,21 @@ void answer(caf::typed_response_promise<done_atom>& rp, const caf::error& err) {
 
 } // namespace
 
-void revoke(self_ptr self, std::function<void(caf::error)> k) {
+void revoke(self_ptr self, int64_t at, std::function<void(caf::error)> k) {
+  if (at <= 0)
+    at = now(self);
   store_write w;
   for (auto key : {persistence::keys::token(prefix(self)), persistence::keys::ticket(prefix(self), "jsapi"),
                    persistence::keys::ticket(prefix(self), "wx_card"),
-                   persistence::keys::refresh_token(prefix(self))})
+                   persistence::keys::refresh_token(prefix(self)), persistence::keys::authorized_at(prefix(self))})
     w.ops.push_back(store_write::op{key, "", true});
-  w.put(persistence::keys::status(prefix(self)), persistence::encode_status("revoked", now(self)));
-  persist(self, std::move(w), [self, k](caf::error err) {
+  // `at`: the push's CreateTime, so a merge orders it against an
+  // authorization made on another node (state_merge.hpp).
+  w.put(persistence::keys::status(prefix(self)), persistence::encode_status("revoked", at));
+  persist(self, std::move(w), [self, k, at](caf::error err) {
     auto& st = self->state;
     if (!err) {
-      set_status(self, authorizer_status::revoked);
-      st.refresh_token.reset();
-      for (auto slot : {&st.token, &st.jsapi, &st.wx_card}) {
-        slot->value.reset();
-        ++slot->timer_gen;
-        slot->published->clear();
-      }
-      auto revoked = make_detail_error(ec::authorizer_revoked, "the authorizer revoked its authorization");
-      fail_all(st.jsapi.waiters, revoked);
-      fail_all(st.wx_card.waiters, revoked);
+      apply_revoked(self, at);
       WH_INFO("authorizer", st.p.component_appid << "/" << appid(self) << ": revoked; tokens deleted");
     }
     k(err);
@@ -52,11 +63,12 @@ void revoke(self_ptr self, std::function<void(caf::error)> k) {
 
 void needs_reauthorization(self_ptr self, const char* reason, int errcode) {
   auto& st = self->state;
-  set_status(self, authorizer_status::needs_reauthorization);
+  auto at = now(self);
+  set_status(self, authorizer_status::needs_reauthorization, at);
   st.token.value.reset();
   st.token.published->clear();
   store_write w;
-  w.put(persistence::keys::status(prefix(self)), persistence::encode_status("needs_reauthorization", now(self)));
+  w.put(persistence::keys::status(prefix(self)), persistence::encode_status("needs_reauthorization", at));
   persist(self, std::move(w), [](caf::error) {});
   WH_ERROR("authorizer", st.p.component_appid << "/" << appid(self)
                                               << ": refresh token rejected (61023); needs re-authorization");
@@ -81,7 +93,8 @@ void adopt_authorization(self_ptr self, const authorization& a, caf::typed_respo
     // Recovered from api_get_authorizer_list: only the refresh token is
     // known (durable already); the access token is fetched on first use.
     st.refresh_token = a.refresh_token;
-    set_status(self, authorizer_status::active);
+    st.authorized_at = 0; // erased with the recovery's write
+    set_status(self, authorizer_status::active, 0);
     st.blocked_until = 0;
     WH_INFO("authorizer", st.p.component_appid << "/" << appid(self) << ": authorization recovered");
     persist(self, store_write{}, [rp](caf::error err) mutable { answer(rp, err); });
@@ -89,16 +102,21 @@ void adopt_authorization(self_ptr self, const authorization& a, caf::typed_respo
   }
   credential x = a.access_token;
   x.version = st.token.last_version + 1;
+  // When the authorization happened: the push's CreateTime (a merge orders
+  // it against a revocation by it), else now.
+  auto authorized_at = a.create_time > 0 ? a.create_time : now(self);
   store_write w;
   w.put(persistence::keys::refresh_token(prefix(self)), persistence::encode(a.refresh_token));
+  w.put(persistence::keys::authorized_at(prefix(self)), std::to_string(authorized_at));
   w.put(persistence::keys::token(prefix(self)), persistence::encode(x));
   w.ops.push_back(store_write::op{persistence::keys::status(prefix(self)), "", true});
-  persist(self, std::move(w), [self, x, a, rp](caf::error err) mutable {
+  persist(self, std::move(w), [self, x, a, rp, authorized_at](caf::error err) mutable {
     auto& st = self->state;
     if (err)
       return (void) rp.deliver(err);
-    set_status(self, authorizer_status::active);
+    set_status(self, authorizer_status::active, 0);
     st.refresh_token = a.refresh_token;
+    st.authorized_at = authorized_at;
     auto& tok = st.token;
     tok.value = x;
     tok.dead.clear();
@@ -122,7 +140,8 @@ authorizer_api::behavior_type authorizer_handlers(self_ptr self) {
       // An imported refresh token, already durable (bulk imports batch their writes).
       auto& st = self->state;
       st.refresh_token = refresh;
-      set_status(self, authorizer_status::active);
+      st.authorized_at = 0; // erased with the import's write
+      set_status(self, authorizer_status::active, 0);
       st.blocked_until = 0;
       if (!st.p.cluster)
         return done_atom::value;
@@ -133,7 +152,12 @@ authorizer_api::behavior_type authorizer_handlers(self_ptr self) {
     },
     [=](revoke_atom) -> caf::result<done_atom> {
       auto rp = self->make_response_promise<done_atom>();
-      revoke(self, [rp](caf::error err) mutable { answer(rp, err); });
+      revoke(self, 0, [rp](caf::error err) mutable { answer(rp, err); });
+      return rp;
+    },
+    [=](revoke_atom, int64_t create_time) -> caf::result<done_atom> {
+      auto rp = self->make_response_promise<done_atom>();
+      revoke(self, create_time, [rp](caf::error err) mutable { answer(rp, err); });
       return rp;
     },
   };

@@ -196,6 +196,9 @@ void recover_authorization(self_ptr self, const std::string& authorizer, int err
     store_write w;
     w.put(persistence::keys::refresh_token(pre), persistence::encode(a.refresh_token));
     w.ops.push_back(store_write::op{persistence::keys::status(pre), "", true});
+    // WeChat lists it as authorized now: the refresh token's time stands
+    // for the authorization (state_merge.hpp).
+    w.ops.push_back(store_write::op{persistence::keys::authorized_at(pre), "", true});
     w.ops.push_back(store_write::op{pending_key(self, authorizer), "", true});
     persist(self, std::move(w), [rp, a](caf::error err) mutable {
       if (err)
@@ -206,21 +209,22 @@ void recover_authorization(self_ptr self, const std::string& authorizer, int err
 }
 
 void query_auth(self_ptr self, std::string code, caf::typed_response_promise<authorization> rp,
-                bool retried, std::string authorizer = {}) {
-  with_token(self, [self, code, rp, retried, authorizer](const caf::expected<credential>& tok) mutable {
+                bool retried, std::string authorizer = {}, int64_t create_time = 0) {
+  with_token(self, [self, code, rp, retried, authorizer, create_time](const caf::expected<credential>& tok) mutable {
     if (!tok)
       return (void) rp.deliver(tok.error());
     auto used = tok->value;
     auto sent_at = now(self);
     call_upstream(self, to_call(wechat::query_auth(used, appid(self), code)),
-                  [self, code, rp, retried, used, sent_at, authorizer](const caf::expected<upstream_reply>& rep) mutable {
+                  [self, code, rp, retried, used, sent_at, authorizer,
+                   create_time](const caf::expected<upstream_reply>& rep) mutable {
                     auto res = parse_reply(rep, wechat::parse_query_auth);
                     if (res.err)
                       return (void) rp.deliver(res.err);
                     if (res.errcode != 0) {
                       if (wechat::classify(res.errcode) == wechat::errclass::token_invalid && !retried) {
                         token_rejected(self, used, "query_auth_token_rejected");
-                        return query_auth(self, code, rp, true, authorizer);
+                        return query_auth(self, code, rp, true, authorizer, create_time);
                       }
                       if ((res.errcode == 61009 || res.errcode == 61010) && !authorizer.empty())
                         return recover_authorization(self, authorizer, res.errcode, rp);
@@ -234,6 +238,7 @@ void query_auth(self_ptr self, std::string code, caf::typed_response_promise<aut
                     a.access_token.obtained_at = now(self);
                     a.access_token.expires_at = sent_at + res->expires_in;
                     a.refresh_token = credential{std::move(res->refresh_token), now(self), never, 1};
+                    a.create_time = create_time;
                     // The refresh token is durable before anyone can depend on it.
                     auto pre = persistence::keys::authorizer_prefix(appid(self), a.authorizer_appid);
                     store_write w;
@@ -302,10 +307,10 @@ component_api::behavior_type component_handlers(self_ptr self) {
       store_write w;
       w.put(pending_key(self, authorizer), json::serialize(rec));
       persist(self, std::move(w), [self, code = std::move(code), authorizer = std::move(authorizer),
-                                   rp](caf::error err) mutable {
+                                   rp, create_time](caf::error err) mutable {
         if (err)
           return (void) rp.deliver(err);
-        query_auth(self, std::move(code), rp, false, std::move(authorizer));
+        query_auth(self, std::move(code), rp, false, std::move(authorizer), create_time);
       });
       return rp;
     },

@@ -24,12 +24,15 @@ struct authorization {
   std::string authorizer_appid;
   credential access_token;
   credential refresh_token;
+  /// The authorization push's CreateTime (0: not from a push): when the
+  /// authorization happened, for merges (see actors/state_merge.hpp).
+  int64_t create_time = 0;
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, authorization& x) {
   return f(caf::meta::type_name("authorization"), x.authorizer_appid, x.access_token,
-           x.refresh_token);
+           x.refresh_token, x.create_time);
 }
 
 // -- the key's interfaces ------------------------------------------------------
@@ -57,7 +60,8 @@ using component_api = caf::typed_actor<
 using authorizer_api = caf::typed_actor<
   caf::replies_to<auth_atom, authorization>::with<done_atom>,
   caf::replies_to<auth_atom, credential>::with<done_atom>,
-  caf::replies_to<revoke_atom>::with<done_atom>>;
+  caf::replies_to<revoke_atom>::with<done_atom>,
+  caf::replies_to<revoke_atom, int64_t>::with<done_atom>>;
 
 /// Every request a key serves: what the router delivers by key.
 using key_requests = credential_api::extend_with<component_api>::extend_with<authorizer_api>;
@@ -68,7 +72,7 @@ using key_control = caf::typed_actor<
   caf::replies_to<stop_atom>::with<done_atom>,
   caf::replies_to<stop_atom, idle_atom>::with<bool, int64_t, int64_t>,
   caf::reacts_to<tick_atom, uint8_t, uint64_t>,
-  caf::reacts_to<sync_atom, uint64_t>>;
+  caf::reacts_to<sync_atom, key_state>>;
 
 /// A key's actor.
 using key_actor = key_requests::extend_with<key_control>;

@@ -253,7 +253,7 @@ void authorizer_errcode(self_ptr self, credential_slot& slot, const attempt& a, 
     auto err = make_upstream_error(ec::authorizer_revoked, errcode, "the authorizer revoked its authorization");
     auto sp = &slot;
     auto reason = a.reason;
-    return revoke(self, [self, sp, reason, err](caf::error) { fail(self, *sp, reason, err); });
+    return revoke(self, 0, [self, sp, reason, err](caf::error) { fail(self, *sp, reason, err); });
   }
   fail(self, slot, a.reason, on_errcode(self, errcode, errmsg, false, slot.failures));
 }

@@ -11,6 +11,7 @@
 
 #include "actors/app_actor.hpp"
 #include "actors/ask.hpp"
+#include "actors/state_merge.hpp"
 #include "persistence/definitions.hpp"
 #include "core/error.hpp"
 #include "core/log.hpp"
@@ -105,6 +106,12 @@ void read_field(app_params& p, std::string_view field, std::string_view value,
     else
       p.status = *st == "revoked" ? authorizer_status::revoked
                                   : authorizer_status::needs_reauthorization;
+    p.status_at = persistence::decode_status_time(value);
+  } else if (field == "authorized_at") {
+    int64_t x = 0;
+    for (char c : value)
+      x = c >= '0' && c <= '9' ? x * 10 + (c - '0') : x;
+    p.authorized_at = x;
   } else if (field == "due") {
     int64_t x = 0;
     for (char c : value)
@@ -349,34 +356,43 @@ registry::adopt_result registry::adopt(const key_state& s) {
     return adopt_result::refused;
   if (auto running = e->actor()) {
     // Never write under a running actor (it would not learn of the change
-    // and its next write would mix both states): its state wins instead.
+    // and its next write would mix both states): it merges the incoming
+    // state into its own (actors/state_merge.hpp) and persists the result.
     // Not while this node's cluster lease lapsed: it must not act as owner
     // (the sender is a later owner; this node rejoins and takes its state).
     if (!opts_.may_act || opts_.may_act())
-      caf::anon_send(running, sync_atom::value, s.seq);
+      caf::anon_send(running, sync_atom::value, s);
     return adopt_result::owner_running;
   }
   auto pre = prefix_of(*e);
   std::vector<persistence::batch_entry> batch;
-  uint64_t local = 0;
+  state_records local;
   auto err = db_->scan(pre, [&](std::string_view k, std::string_view v) {
-    if (k.substr(pre.size()) == "seq") {
-      app_params p;
-      read_field(p, "seq", v, std::string{k});
-      local = p.seq;
-    }
-    batch.emplace_back(std::string{k}, std::nullopt);
+    local.emplace(std::string{k.substr(pre.size())}, std::string{v});
     return true;
   });
   if (err)
     return adopt_result::failed;
-  if (s.seq <= local)
+  uint64_t local_seq = 0;
+  if (auto i = local.find("seq"); i != local.end()) {
+    app_params q;
+    read_field(q, "seq", i->second, pre + "seq");
+    local_seq = q.seq;
+  }
+  // Merged by meaning, not by version: an older copy may still carry a
+  // newer refresh token or token (see state_merge.hpp).
+  auto merged = merge_states(local, local_seq, records_of(s), s.seq);
+  if (merged == local)
     return adopt_result::older;
-  // The new state replaces the old one entirely, in one atomic batch.
+  // The merged state replaces the old one entirely, in one atomic batch.
+  for (auto& [field, value] : local)
+    if (!merged.count(field))
+      batch.emplace_back(pre + field, std::nullopt);
   app_params p;
-  for (size_t i = 0; i < s.fields.size(); i += 2) {
-    batch.emplace_back(pre + s.fields[i], s.fields[i + 1]);
-    read_field(p, s.fields[i], s.fields[i + 1], pre + s.fields[i]);
+  for (auto& [field, value] : merged) {
+    if (auto i = local.find(field); i == local.end() || i->second != value)
+      batch.emplace_back(pre + field, value);
+    read_field(p, field, value, pre + field);
   }
   if (auto werr = db_->write(batch)) {
     WH_ERROR("cluster", "cannot store replicated state of " << s.key << ": " << detail_of(werr));
@@ -394,6 +410,8 @@ registry::adopt_result registry::adopt(const key_state& s) {
     exact(e->jsapi, p.jsapi);
     exact(e->wx_card, p.wx_card);
     e->status.store(p.status);
+    if (p.status != authorizer_status::active)
+      e->token.clear();
     if (p.verify_ticket)
       e->verify_ticket_at.store(p.verify_ticket->obtained_at);
   }
@@ -451,6 +469,8 @@ std::shared_ptr<key_entry> registry::make_authorizer(const std::string& componen
   base.wx_card = std::move(p.wx_card);
   base.refresh_token = std::move(p.refresh_token);
   base.status = p.status;
+  base.status_at = p.status_at;
+  base.authorized_at = p.authorized_at;
   base.seq = p.seq;
   start(entry, std::move(base));
   return entry;
@@ -590,6 +610,7 @@ void registry::import_local(const std::string& component,
     w.put(persistence::keys::refresh_token(pre),
           persistence::encode(credential{rt, t, std::numeric_limits<int64_t>::max(), 1}));
     w.ops.push_back(store_write::op{persistence::keys::status(pre), "", true});
+    w.ops.push_back(store_write::op{persistence::keys::authorized_at(pre), "", true});
   }
   auto apply = [this, component, t, refresh_tokens = std::move(refresh_tokens), cb]() {
     std::vector<std::shared_ptr<key_entry>> fresh;

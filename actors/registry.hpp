@@ -159,12 +159,15 @@ public:
   caf::expected<key_state> read_state(const key_entry& e) const;
 
   /// `owner_running`: this node runs the key's actor (two nodes ran it alone
-  /// before they met); the running owner's state wins — the caller tells the
-  /// actor to raise its version above the incoming one and re-replicate.
+  /// before they met); the actor was handed the incoming state to merge into
+  /// its own (persisted and re-replicated when that changes anything).
+  /// `older`: the merge left the local copy as it was.
   enum class adopt_result { applied, older, refused, failed, owner_running };
 
-  /// Stores replicated state if it is newer than the local copy (an older
-  /// version never overwrites a newer one) and serves it from the snapshots.
+  /// Merges replicated state into the local copy field by field
+  /// (actors/state_merge.hpp: the newest refresh token, tokens obtained
+  /// later, revocations by push time), stores the result and serves it from
+  /// the snapshots. Reads and writes RocksDB: storage worker only.
   adopt_result adopt(const key_state& s);
 
   /// A node that is not one of the key's replicas got its owner's new state:

@@ -91,7 +91,10 @@ struct key_entry {
   /// Publishes `x` into `slot` unless it already holds a newer version
   /// (remote answers and replicated state may arrive out of order).
   static void publish_newer(snapshot_slot& slot, const credential& x) {
-    if (auto cur = slot.load(); cur && cur->version > x.version && cur->value != x.value)
+    // Obtained later wins, as when states merge (state_merge.hpp): versions
+    // restart after a revocation, times do not. Within the same second the
+    // last one published wins (an owner's states arrive in order).
+    if (auto cur = slot.load(); cur && cur->obtained_at > x.obtained_at && cur->value != x.value)
       return;
     slot.publish(x);
   }

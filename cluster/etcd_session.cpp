@@ -15,7 +15,7 @@ etcd_session::etcd_session(const cluster_config& cfg) : node_id_(cfg.node_id) {
   etcd_ = std::make_unique<etcd_client>(*http_, eo);
   membership_options mo;
   mo.node_id = cfg.node_id;
-  mo.endpoint = cfg.listen_host + ":" + std::to_string(cfg.listen_port);
+  mo.endpoint = cfg.advertised_endpoint();
   mo.lease_ttl = std::chrono::milliseconds{cfg.lease_ttl_ms};
   membership_ = std::make_unique<etcd_membership>(*etcd_, mo);
 }

@@ -70,6 +70,12 @@ struct node_state {
   std::map<std::string, int> unmet;
   /// Endpoints whose last attempt failed (logged once).
   std::set<std::string> failing;
+  /// Peers whose link went down: when (clk, ms); their return is logged.
+  std::map<std::string, int64_t> down_at;
+  /// Until when (clk, ms) a failed dial of an endpoint is retried after
+  /// 100 ms instead of at the next tick: set when etcd's view changes (a
+  /// heal), so that a link comes back within a second of it.
+  int64_t dial_fast_until = 0;
   /// Peers that were ready when we met and have not handed over yet.
   std::set<std::string> expect_sync;
   /// Peers whose sync arrived (before or after their hello reply).
@@ -126,6 +132,8 @@ using self_ptr = caf::stateful_actor<node_state>*;
 void reconcile(self_ptr self);
 void expire_awaiting(self_ptr self, bool left_only);
 void try_connect(self_ptr self);
+/// Starts one connection attempt to `ep` (blocking connect on a detached actor).
+void dial(self_ptr self, const std::string& ep);
 
 int64_t now_ms(self_ptr self) {
   return self->state.clk->now_ms();
@@ -427,6 +435,11 @@ void peer_up(self_ptr self, const std::string& id, caf::actor handle, actors::ke
   set_members(self);
   WH_INFO("cluster", st.self_id() << ": node " << id << " is up (" << (peer_ready ? "ready" : "joining")
                                   << "); live nodes: " << st.peers.size() + 1);
+  if (auto i = st.down_at.find(id); i != st.down_at.end()) {
+    WH_INFO("cluster", st.self_id() << ": reconnected to node " << id << " " << now_ms(self) - i->second
+                                    << " ms after its link went down");
+    st.down_at.erase(i);
+  }
   reconcile(self);
 }
 
@@ -444,6 +457,7 @@ void peer_down(self_ptr self, const std::string& id) {
   st.synced_from.erase(id);
   st.applied_from.erase(id);
   st.handing.erase(handle.address());
+  st.down_at[id] = now_ms(self);
   auto before = st.owned;
   set_members(self);
   reconcile(self);
@@ -462,7 +476,7 @@ void become_ready(self_ptr self) {
 }
 
 std::string my_endpoint(self_ptr self) {
-  return self->state.opts.cfg.listen_host + ":" + std::to_string(self->state.opts.cfg.listen_port);
+  return self->state.opts.cfg.advertised_endpoint();
 }
 
 /// The endpoints of the peers to connect to: those registered in etcd, or
@@ -602,6 +616,7 @@ void on_members(self_ptr self, std::vector<std::string> ids, std::vector<std::st
   }
   set_members(self);
   expire_awaiting(self, true);
+  st.dial_fast_until = now_ms(self) + 3000;
   try_connect(self);
   reconcile(self);
   (void) peer_rejoined; // reconcile hands every peer what it should hold
@@ -621,21 +636,26 @@ void try_connect(self_ptr self) {
     }
     if (ep < mine && ++st.unmet[ep] < 5)
       continue;
-    std::string host;
-    uint16_t port = 0;
-    if (!split_host_port(ep, host, port))
-      continue;
-    st.connecting.insert(ep);
-    auto me = caf::actor_cast<caf::actor>(self);
-    auto fn = st.connect;
-    self->spawn<caf::detached>([me, fn, ep, host, port](caf::blocking_actor*) {
-      auto res = fn(host, port);
-      if (res)
-        caf::anon_send(me, connect_atom::value, ep, *res);
-      else
-        caf::anon_send(me, connect_atom::value, ep, to_string(res.error()));
-    });
+    dial(self, ep);
   }
+}
+
+void dial(self_ptr self, const std::string& ep) {
+  auto& st = self->state;
+  std::string host;
+  uint16_t port = 0;
+  if (!split_host_port(ep, host, port))
+    return;
+  st.connecting.insert(ep);
+  auto me = caf::actor_cast<caf::actor>(self);
+  auto fn = st.connect;
+  self->spawn<caf::detached>([me, fn, ep, host, port](caf::blocking_actor*) {
+    auto res = fn(host, port);
+    if (res)
+      caf::anon_send(me, connect_atom::value, ep, *res);
+    else
+      caf::anon_send(me, connect_atom::value, ep, to_string(res.error()));
+  });
 }
 
 /// The router's `(activate_atom, key, create)`: this node owns `key` and a
@@ -903,9 +923,22 @@ caf::behavior node_actor(self_ptr self, node_options opts, actors::registry* reg
       // Logged once per endpoint until it connects again.
       auto& st = self->state;
       st.connecting.erase(ep);
+      // Shortly after a membership change (a heal), retry this endpoint
+      // in 100 ms rather than at the next tick.
+      if (now_ms(self) < st.dial_fast_until)
+        self->delayed_send(self, std::chrono::milliseconds(100), connect_atom::value, ep);
       if (st.failing.insert(ep).second)
         WH_WARN("cluster", st.self_id() << ": cannot connect to peer " << ep << ": " << err
                                         << " (retrying every " << std::chrono::duration_cast<std::chrono::milliseconds>(st.opts.retry).count() << " ms)");
+    },
+    [=](connect_atom, const std::string& ep) {
+      // The fast retry of a failed dial (see dial_fast_until).
+      auto& st = self->state;
+      auto eps = dial_list(self);
+      if (st.stopped || st.endpoint_peer.count(ep) || st.connecting.count(ep)
+          || std::find(eps.begin(), eps.end(), ep) == eps.end())
+        return;
+      dial(self, ep);
     },
     [=](hello_atom, const std::string& id, const std::string& endpoint, bool peer_ready,
         actors::key_router_actor& router) {

@@ -14,15 +14,15 @@
 //   versions the receiver stores of keys the sender is about to hand over
 //   (0 = none, or the receiver runs the key); up to 20,000 keys per request.
 // - `(sync_atom, id, vector<key_state>, more)`: the sender's states of keys
-//   the receiver owns or replicates that are newer than the versions it
-//   reported; sent after every membership change, once the sender stopped
+//   the receiver owns or replicates whose versions differ from the ones it
+//   reported (merged by meaning there, see actors/state_merge.hpp); sent after every membership change, once the sender stopped
 //   the actors of keys that moved (and their writes reached storage). The
 //   message with `more == false` ends the handover (the three-argument form
 //   without `more` is a complete one).
 // - `(repl_atom, key_state)`: an owner's state change, sent to every live
 //   node (not only the key's `replicas - 1` next nodes), so that no node
-//   keeps serving a token its owner replaced. An older version never
-//   overwrites a newer one.
+//   keeps serving a token its owner replaced. The receiver merges it into
+//   its copy by meaning (actors/state_merge.hpp), whatever the versions.
 // - Key requests travel between the nodes' key routers (actors/key_router.hpp):
 //   a router delegates a request for a key another node owns to that node's
 //   router, whose handle came with the hello. The node actor keeps

@@ -45,8 +45,12 @@ caf::behavior state_io(caf::stateful_actor<state_io_state>* self, actors::regist
           continue;
         }
         auto theirs = i < peer_seqs.size() ? peer_seqs[i] : 0;
-        if (s->seq == 0 || s->seq <= theirs)
-          continue; // nothing stored yet, or the peer is up to date
+        // Nothing stored yet, or the peer holds this very version. A peer
+        // with a higher version still gets it: states merge by meaning
+        // (actors/state_merge.hpp), and a lower version may carry a newer
+        // refresh token or token.
+        if (s->seq == 0 || s->seq == theirs)
+          continue;
         out.push_back(std::move(*s));
       }
       return out;

@@ -430,10 +430,11 @@ caf::expected<hub_config> parse_config(const std::string& text, const std::strin
     auto& cl = cfg.cluster;
     std::string listen;
     if (!ck.no_unknown_keys(*tbl, "cluster",
-                            {"node_id", "listen", "peers", "replicas", "join_grace_ms", "tls",
+                            {"node_id", "listen", "advertise", "peers", "replicas", "join_grace_ms", "tls",
                              "etcd", "lease_ttl_ms"})
         || !ck.get(*tbl, "cluster", "node_id", cl.node_id, true)
         || !ck.get(*tbl, "cluster", "listen", listen, true)
+        || !ck.get(*tbl, "cluster", "advertise", cl.advertise)
         || !ck.get(*tbl, "cluster", "replicas", cl.replicas)
         || !ck.get(*tbl, "cluster", "join_grace_ms", cl.join_grace_ms)
         || !ck.get(*tbl, "cluster", "lease_ttl_ms", cl.lease_ttl_ms))
@@ -443,6 +444,13 @@ caf::expected<hub_config> parse_config(const std::string& text, const std::strin
     if (!split_host_port(listen, cl.listen_host, cl.listen_port) || cl.listen_port == 0)
       return ck.fail("cluster.listen", "expected \"host:port\" with a fixed port, got \"" + listen + "\""),
              bad();
+    if (!cl.advertise.empty()) {
+      std::string host;
+      uint16_t port = 0;
+      if (!split_host_port(cl.advertise, host, port) || port == 0 || host.empty())
+        return ck.fail("cluster.advertise", "expected \"host:port\" with a fixed port, got \"" + cl.advertise + "\""),
+               bad();
+    }
     if (auto pn = tbl->get("peers")) {
       auto list = pn->as_array();
       if (!list)

@@ -82,6 +82,14 @@ struct cluster_config {
   /// CAF middleman endpoint ("host:port") this node publishes on.
   std::string listen_host;
   uint16_t listen_port = 0;
+  /// The endpoint the other nodes dial to reach this one ("host:port":
+  /// registered in etcd, sent in the hello); empty = `listen`. Set it when
+  /// the nodes reach each other through a NAT, a port forward or a proxy.
+  std::string advertise;
+  /// The endpoint the other nodes dial (`advertise`, else `listen`).
+  std::string advertised_endpoint() const {
+    return advertise.empty() ? listen_host + ":" + std::to_string(listen_port) : advertise;
+  }
   /// The other nodes' endpoints (static membership).
   std::vector<std::string> peers;
   /// Copies of every key's state, the owner's included.

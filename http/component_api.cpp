@@ -208,7 +208,7 @@ void hub_api::post_push(exchange& x) {
   }
   if (info == "unauthorized") {
     WH_INFO("push", component << ": unauthorized " << ev->authorizer_appid);
-    return svc_.auths.revoke(component, ev->authorizer_appid, [done](caf::error err) {
+    return svc_.auths.revoke(component, ev->authorizer_appid, created, [done](caf::error err) {
       // Revoking an authorizer this hub never knew is a no-op, not a failure.
       done(code_of(err) == ec::unknown_key ? caf::error{} : std::move(err));
     });

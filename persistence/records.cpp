@@ -117,6 +117,14 @@ caf::expected<std::string> decode_status(std::string_view bytes) {
   return std::string{st->as_string()};
 }
 
+int64_t decode_status_time(std::string_view bytes) {
+  auto obj = open_record(bytes);
+  if (!obj)
+    return 0;
+  auto at = obj->if_contains("at");
+  return at && at->is_int64() ? at->as_int64() : 0;
+}
+
 caf::expected<credential> decode_credential(std::string_view bytes) {
   auto obj = open_record(bytes);
   if (!obj)

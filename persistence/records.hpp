@@ -55,6 +55,10 @@ inline std::string refresh_token(std::string_view prefix) { return std::string{p
 inline std::string verify_ticket(std::string_view prefix) { return std::string{prefix} + "verify_ticket"; }
 /// An authorizer's lifecycle status record ("revoked" / "needs_reauthorization").
 inline std::string status(std::string_view prefix) { return std::string{prefix} + "status"; }
+/// When an authorizer's authorization that gave its refresh token happened
+/// (decimal unix seconds: the push's CreateTime, else the hub's receipt
+/// time); merges order it against a revocation (see actors/state_merge.hpp).
+inline std::string authorized_at(std::string_view prefix) { return std::string{prefix} + "authorized_at"; }
 /// The version of the key's whole state (decimal), written with every change.
 inline std::string seq(std::string_view prefix) { return std::string{prefix} + "seq"; }
 /// The key's entry in the refresh schedule as last written (decimal unix time).
@@ -83,6 +87,8 @@ std::string encode(const force_budget_record& x);
 /// An authorizer's lifecycle status ("revoked", "needs_reauthorization") and when it was set.
 std::string encode_status(std::string_view status, int64_t at);
 caf::expected<std::string> decode_status(std::string_view bytes);
+/// ... and the time it was set (0 when the record has none).
+int64_t decode_status_time(std::string_view bytes);
 
 /// Decodes; ec::corrupt_record with a reason for garbage or an unknown version.
 caf::expected<credential> decode_credential(std::string_view bytes);

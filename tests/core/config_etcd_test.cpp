@@ -83,3 +83,16 @@ CAF_TEST(bad etcd keys are named) {
   CAF_CHECK_EQUAL(problem("replicas = 2\n"),
                   "test.toml: cluster.replicas: must be between 1 and the number of nodes (1)");
 }
+
+CAF_TEST(advertise names the endpoint the other nodes dial) {
+  auto plain = parse("[cluster]\nnode_id = \"n1\"\nlisten = \"0.0.0.0:7101\"\n");
+  CAF_REQUIRE(plain);
+  CAF_CHECK_EQUAL(plain->cluster.advertised_endpoint(), "0.0.0.0:7101");
+  auto cfg = parse("[cluster]\nnode_id = \"n1\"\nlisten = \"0.0.0.0:7101\"\nadvertise = \"10.0.0.5:17101\"\n");
+  CAF_REQUIRE(cfg);
+  CAF_CHECK_EQUAL(cfg->cluster.advertised_endpoint(), "10.0.0.5:17101");
+  CAF_CHECK_EQUAL(problem("advertise = \"10.0.0.5\"\n"),
+                  "test.toml: cluster.advertise: expected \"host:port\" with a fixed port, got \"10.0.0.5\"");
+  CAF_CHECK_EQUAL(problem("advertise = \"10.0.0.5:0\"\n"),
+                  "test.toml: cluster.advertise: expected \"host:port\" with a fixed port, got \"10.0.0.5:0\"");
+}

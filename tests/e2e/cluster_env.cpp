@@ -151,6 +151,7 @@ cluster_env::cluster_env(cluster_options o) : opts(std::move(o)) {
     argv.push_back("--app");
     argv.push_back(a.appid + ":" + a.secret);
   }
+  argv.insert(argv.end(), opts.sim_args.begin(), opts.sim_args.end());
   if (opts.component) {
     argv.push_back("--component");
     argv.push_back(std::string{component_appid} + ":" + component_secret + ":" + component_token + ":"
@@ -162,7 +163,7 @@ cluster_env::cluster_env(cluster_options o) : opts(std::move(o)) {
   if (sim_port == 0)
     throw std::runtime_error("wechat-sim did not start: " + read_file(dir / "sim.log"));
   sim_url_ = "http://127.0.0.1:" + std::to_string(sim_port);
-  if (opts.etcd.empty() && opts.nodes > 1) {
+  if (opts.etcd.empty() && opts.etcd_of.empty() && opts.nodes > 1) {
     // More than one node needs etcd (cluster.etcd): a single member on loopback.
     if (etcd_server::binary().empty())
       throw std::runtime_error("the etcd binary is not installed (scripts/setup installs etcd-server)");
@@ -204,12 +205,15 @@ cluster_env::~cluster_env() {
 std::string cluster_env::config_of(std::size_t i) const {
   std::ostringstream out;
   out << "[hub]\nlisten = \"127.0.0.1:0\"\ndata_dir = \"" << (dir / (nodes[i].id + "/data"))
-      << "\"\nrequest_timeout_s = 5\n"
+      << "\"\nrequest_timeout_s = 5\n" << opts.hub_extra << (opts.hub_extra.empty() ? "" : "\n")
       << "[wechat]\napi_base = \"" << sim_url_ << "\"\ntimeout_ms = 1500\n"
       << "[cluster]\nnode_id = \"" << nodes[i].id << "\"\nlisten = \"127.0.0.1:" << nodes[i].cluster_port
       << "\"\n";
-  if (!opts.etcd.empty()) {
-    out << "etcd = [\"" << opts.etcd << "\"]\nlease_ttl_ms = " << opts.lease_ttl_ms;
+  if (opts.advertise)
+    out << "advertise = \"" << opts.advertise(i, nodes[i].cluster_port) << "\"\n";
+  auto etcd = i < opts.etcd_of.size() ? opts.etcd_of[i] : opts.etcd;
+  if (!etcd.empty()) {
+    out << "etcd = [\"" << etcd << "\"]\nlease_ttl_ms = " << opts.lease_ttl_ms;
   } else {
     out << "peers = [";
     bool first = true;

@@ -8,6 +8,7 @@
 // CAF_REQUIRE and uncaught exceptions abort without running destructors).
 
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -44,6 +45,16 @@ struct cluster_options {
   /// no `peers`); empty = the env starts an etcd of its own for them.
   std::string etcd = {};
   uint32_t lease_ttl_ms = 1000;
+  /// Per node (by index): its own etcd URL in place of `etcd` (e.g. a
+  /// cuttable proxy in front of etcd, tests/support/tcp_proxy.hpp).
+  std::vector<std::string> etcd_of = {};
+  /// Per node: the `[cluster] advertise` endpoint for its CAF port (the
+  /// argument; e.g. a proxy forwarding to it); unset = none.
+  std::function<std::string(std::size_t node, uint16_t cluster_port)> advertise = {};
+  /// Extra lines for every node's `[hub]` table (e.g. "refresh_margin_s = 30").
+  std::string hub_extra = {};
+  /// Extra wechat-sim arguments (e.g. {"--token-lifetime", "40"}).
+  std::vector<std::string> sim_args = {};
 };
 
 /// One hub process of the cluster.
