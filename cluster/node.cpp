@@ -679,6 +679,8 @@ void hold_running(self_ptr self, std::vector<key_state>& states) {
 /// (`more` false) ends the wait for that peer.
 void on_sync(self_ptr self, const std::string& from, std::vector<key_state> states, bool more,
              int64_t epoch = 0) {
+  if (auto m = self->state.stats)
+    m->counter("wechat_hub_cluster_sync_states_received_total", {}) += states.size();
   fence(self, states, epoch, false);
   hold_running(self, states);
   auto n = states.size();
@@ -934,6 +936,9 @@ node::node(caf::actor_system& sys, actors::registry& reg, caf::actor store, metr
     stats->describe("wechat_hub_cluster_sync_states_sent_total",
                     "Key states handed to peers after membership changes (only keys newer than "
                     "the peer's copy)");
+    stats->describe("wechat_hub_cluster_sync_states_received_total",
+                    "Key states peers handed to this node after membership changes (a rejoin "
+                    "receives only what changed while it was away)");
     stats->describe("wechat_hub_cluster_replication_applied_total",
                     "Replicated key states received, by result (older = not applied)");
     stats->describe("wechat_hub_cluster_forwarded_total",
