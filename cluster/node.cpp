@@ -107,6 +107,16 @@ struct node_state {
   /// Handed-over states a running actor here refused since the last
   /// membership change (adopted if this node turns out to rejoin).
   std::map<std::string, key_state> held;
+  /// Keys to hand to members etcd reports before their connection is up
+  /// (a restarted node registers before it meets its peers): handed over
+  /// when they connect, else they would start from an older stored state.
+  std::map<std::string, std::set<std::string>> unsent;
+  /// node::start ran: this hub has loaded its keys. Until then peers'
+  /// version questions wait (an unloaded key would answer "none stored"
+  /// and be sent in full), and so do requests for keys it owns.
+  bool started = false;
+  std::vector<std::pair<caf::response_promise, std::vector<std::string>>> version_asks;
+  std::vector<std::tuple<caf::response_promise, std::string, bool>> early_asks;
 };
 
 using self_ptr = caf::stateful_actor<node_state>*;
@@ -271,12 +281,21 @@ void resync(self_ptr self, std::vector<std::shared_ptr<actors::key_entry>> moved
     for (auto& h : st.own.rank(key, st.opts.cfg.replicas))
       if (h != st.self_id() && out.count(h))
         out[h].push_back(key);
+      else if (h != st.self_id() && st.members.count(h))
+        st.unsent[h].insert(key);
   };
   for (auto& e : st.reg->entries())
     if (!e->shadow && (e->actor() || st.activating.count(e->key)))
       add(e->key);
   for (auto& e : moved)
     add(e->key);
+  for (auto& [id, keys] : out)
+    if (auto i = st.unsent.find(id); i != st.unsent.end()) {
+      keys.insert(keys.end(), i->second.begin(), i->second.end());
+      st.unsent.erase(i);
+      std::sort(keys.begin(), keys.end());
+      keys.erase(std::unique(keys.begin(), keys.end()), keys.end());
+    }
   for (auto& [id, keys] : out) {
     ++st.handing[st.peers[id].address()];
     hand_over(self, st.peers[id], std::make_shared<const std::vector<std::string>>(std::move(keys)), 0);
@@ -502,6 +521,7 @@ void on_members(self_ptr self, std::vector<std::string> ids, std::vector<std::st
   bool first = !st.have_members;
   st.members = std::move(members);
   st.registrations = std::move(registrations);
+  std::erase_if(st.unsent, [&](auto& kv) { return !st.members.count(kv.first); });
   st.members_rev = rev;
   st.have_members = true;
   std::string list;
@@ -583,6 +603,11 @@ void try_connect(self_ptr self) {
 caf::response_promise activate_owned(self_ptr self, const std::string& key, bool create) {
   auto& st = self->state;
   auto rp = self->make_response_promise();
+  if (!st.started) {
+    // Its keys are not loaded yet: answered once they are (see tick_atom).
+    st.early_asks.emplace_back(rp, key, create);
+    return rp;
+  }
   auto e = st.reg->find(key);
   if ((!e || e->shadow) && create && key.find('/') != std::string::npos
       && st.own.owner(key) == st.self_id()) {
@@ -758,6 +783,18 @@ caf::behavior node_actor(self_ptr self, node_options opts, actors::registry* reg
       auto& st = self->state;
       if (st.stopped)
         return;
+      if (!st.started) {
+        // node::start: the hub has loaded its keys. The join wait starts now.
+        st.started = true;
+        st.started_ms = now_ms(self);
+        for (auto& [rp, keys] : st.version_asks)
+          rp.delegate(st.io, version_atom::value, std::move(keys));
+        st.version_asks.clear();
+        auto me = caf::actor_cast<caf::actor>(self);
+        for (auto& [rp, key, create] : st.early_asks)
+          rp.delegate(me, activate_atom::value, std::move(key), create);
+        st.early_asks.clear();
+      }
       try_connect(self);
       if (!st.ready) {
         auto waited_ms = now_ms(self) - st.started_ms;
@@ -827,6 +864,11 @@ caf::behavior node_actor(self_ptr self, node_options opts, actors::registry* reg
     [=](sync_atom, version_atom, const std::string&, std::vector<std::string>& keys)
       -> caf::result<caf::message> {
       // A peer is about to hand keys over: the versions stored here.
+      if (!self->state.started) {
+        auto rp = self->make_response_promise();
+        self->state.version_asks.emplace_back(rp, std::move(keys));
+        return rp;
+      }
       return self->delegate(self->state.io, version_atom::value, std::move(keys));
     },
     [=](repl_atom, const std::string& key, const std::string&) {
