@@ -1403,4 +1403,44 @@ CAF_TEST(a restarting node answers the version exchange only once its keys are l
   CAF_CHECK_EQUAL(n3->total_calls(), 0);
 }
 
+CAF_TEST(a handover under way at the join grace keeps the keys it brings parked until it lands) {
+  n3->load_apps();
+  for (auto& k : appids())
+    CAF_REQUIRE(n3->reg->adopt(n1->state_of(k)) == adopt_result::applied);
+  cluster::ownership own3{{"n1", "n2", "n3"}};
+  cluster::ownership own2{{"n1", "n2"}};
+  std::string k;
+  for (auto& x : appids())
+    if (own3.owner(x) == "n3") {
+      k = x;
+      break;
+    }
+  CAF_REQUIRE(!k.empty());
+  for (auto* h : {n1.get(), n2.get(), n3.get()})
+    h->wall.advance(60);
+  auto& owner = own2.owner(k) == "n1" ? *n1 : *n2;
+  auto res = std::make_shared<std::optional<caf::expected<credential>>>();
+  owner.reg->force_refresh(*owner.reg->find(k), [res](caf::expected<credential> x) { *res = std::move(x); });
+  pump(planets);
+  tokens[k] = value_of(res);
+  // The peers ask n3 for its versions; n3 answers once started, and its
+  // join grace passes before their states arrive (a large handover takes
+  // longer than join_grace_ms).
+  register_n3();
+  connect_n3();
+  n3->node->start();
+  jupiter.sched.run();
+  n3->wall.advance(2);
+  jupiter.sched.advance_time(std::chrono::milliseconds(100));
+  jupiter.sched.run();
+  CAF_CHECK(n3->node->current()->ready); // it serves what it may
+  CAF_CHECK(!n3->running(k));            // but not the key on its way
+  pump(planets);
+  CAF_CHECK_EQUAL(credential_field(n3->state_of(k), "access_token"), tokens[k]);
+  auto a = ask_token(*n3, k);
+  pump(planets);
+  CAF_CHECK_EQUAL(value_of(a), tokens[k]);
+  CAF_CHECK_EQUAL(n3->total_calls(), 0);
+}
+
 CAF_TEST_FIXTURE_SCOPE_END()
