@@ -33,6 +33,9 @@ constexpr size_t version_chunk = 20000;
 
 /// How long a handover waits for the peer's versions before sending every state.
 constexpr auto version_timeout = std::chrono::seconds(30);
+/// How long past join_grace_ms a joining node (with etcd) waits for a
+/// handover under way before its keys start from storage anyway.
+constexpr int64_t handover_wait_ms = 60'000;
 
 struct node_state {
   static inline const char* name = "wh.cluster.node";
@@ -71,6 +74,9 @@ struct node_state {
   std::set<std::string> expect_sync;
   /// Peers whose sync arrived (before or after their hello reply).
   std::set<std::string> synced_from;
+  /// Peers whose handover to this node is under way (they asked for its
+  /// versions and have not sent their last part yet).
+  std::set<std::string> incoming;
   /// States applied from a peer's handover whose last message is still due.
   std::map<std::string, size_t> applied_from;
   /// Keys whose actor the storage worker is starting.
@@ -439,6 +445,7 @@ void peer_down(self_ptr self, const std::string& id) {
     i = i->second == handle ? st.endpoint_peer.erase(i) : std::next(i);
   st.expect_sync.erase(id);
   st.synced_from.erase(id);
+  st.incoming.erase(id);
   st.applied_from.erase(id);
   st.handing.erase(handle.address());
   auto before = st.owned;
@@ -721,6 +728,7 @@ void on_sync(self_ptr self, const std::string& from, std::vector<key_state> stat
     }
     applied += st.applied_from[from];
     st.applied_from.erase(from);
+    st.incoming.erase(from);
     st.synced_from.insert(from);
     bool was_waiting = st.expect_sync.erase(from) > 0;
     if (was_waiting || applied > 0)
@@ -796,19 +804,28 @@ caf::behavior node_actor(self_ptr self, node_options opts, actors::registry* reg
         st.early_asks.clear();
       }
       try_connect(self);
+      auto waited_ms = now_ms(self) - st.started_ms;
+      auto grace_ms = static_cast<int64_t>(st.opts.cfg.join_grace_ms);
       if (!st.ready) {
-        auto waited_ms = now_ms(self) - st.started_ms;
         bool all_met = met_all(self) && st.expect_sync.empty();
-        if (all_met || waited_ms >= static_cast<int64_t>(st.opts.cfg.join_grace_ms)) {
+        if (all_met || waited_ms >= grace_ms) {
           // With etcd, a handover that never comes (a peer that saw nothing
-          // change) must not keep keys parked: they start from storage.
+          // change) must not keep keys parked: they start from storage. One
+          // under way (a large one takes longer than the grace) is waited
+          // for: its keys stay parked, the others start now.
           if (st.etcd && !st.expect_sync.empty()) {
-            WH_WARN("cluster", st.self_id() << ": no handover from " << st.expect_sync.size()
-                                            << " peer(s) within the join grace; starting from stored state");
-            st.expect_sync.clear();
+            auto n = std::erase_if(st.expect_sync, [&](auto& id) { return !st.incoming.count(id); });
+            if (n > 0)
+              WH_WARN("cluster", st.self_id() << ": no handover from " << n
+                                              << " peer(s) within the join grace; starting from stored state");
           }
           become_ready(self);
         }
+      } else if (st.etcd && !st.expect_sync.empty() && waited_ms >= grace_ms + handover_wait_ms) {
+        WH_WARN("cluster", st.self_id() << ": a handover from " << st.expect_sync.size()
+                                        << " peer(s) did not end in time; starting their keys from stored state");
+        st.expect_sync.clear();
+        reconcile(self);
       }
       self->delayed_send(self, st.ready ? st.opts.retry : std::chrono::milliseconds(100), tick_atom::value);
     },
@@ -861,9 +878,10 @@ caf::behavior node_actor(self_ptr self, node_options opts, actors::registry* reg
     [=](sync_atom, const std::string& from, std::vector<key_state>& states, bool more, int64_t epoch) {
       on_sync(self, from, std::move(states), more, epoch);
     },
-    [=](sync_atom, version_atom, const std::string&, std::vector<std::string>& keys)
+    [=](sync_atom, version_atom, const std::string& from, std::vector<std::string>& keys)
       -> caf::result<caf::message> {
       // A peer is about to hand keys over: the versions stored here.
+      self->state.incoming.insert(from);
       if (!self->state.started) {
         auto rp = self->make_response_promise();
         self->state.version_asks.emplace_back(rp, std::move(keys));
