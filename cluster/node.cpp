@@ -117,6 +117,9 @@ struct node_state {
   /// (a restarted node registers before it meets its peers): handed over
   /// when they connect, else they would start from an older stored state.
   std::map<std::string, std::set<std::string>> unsent;
+  /// A reconcile is queued (ready_atom to self): many keys whose start
+  /// ended after their owner changed share one pass over the directory.
+  bool reconcile_queued = false;
   /// node::start ran: this hub has loaded its keys. Until then peers'
   /// version questions wait (an unloaded key would answer "none stored"
   /// and be sent in full), and so do requests for keys it owns.
@@ -323,9 +326,13 @@ void start_key(self_ptr self, const std::string& key) {
           return flush_parked(self, key, actors::key_actor{},
                               make_detail_error(ec::unknown_key, key + " is not known to this hub"));
         flush_parked(self, key, a, caf::error{});
-        // Ownership moved while it started: stop it and hand it over.
-        if (st.own.owner(key) != st.self_id())
-          reconcile(self);
+        // Ownership moved while it started: stop it and hand it over (one
+        // pass for all of them: a pass per key was quadratic when a
+        // membership change came while thousands of keys were starting).
+        if (st.own.owner(key) != st.self_id() && !st.reconcile_queued) {
+          st.reconcile_queued = true;
+          self->send(self, ready_atom::value);
+        }
       },
       [self, key](caf::error& err) {
         self->state.activating.erase(key);
@@ -365,6 +372,7 @@ void reconcile(self_ptr self) {
   auto& st = self->state;
   if (st.stopped)
     return;
+  st.reconcile_queued = false;
   std::vector<std::shared_ptr<actors::key_entry>> moved;
   std::vector<actors::key_actor> stopping;
   size_t owned = 0;
