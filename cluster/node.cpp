@@ -33,9 +33,6 @@ constexpr size_t version_chunk = 20000;
 
 /// How long a handover waits for the peer's versions before sending every state.
 constexpr auto version_timeout = std::chrono::seconds(30);
-/// How long past join_grace_ms a joining node (with etcd) waits for a
-/// handover under way before its keys start from storage anyway.
-constexpr int64_t handover_wait_ms = 60'000;
 
 struct node_state {
   static inline const char* name = "wh.cluster.node";
@@ -820,7 +817,9 @@ caf::behavior node_actor(self_ptr self, node_options opts, actors::registry* reg
           // With etcd, a handover that never comes (a peer that saw nothing
           // change) must not keep keys parked: they start from storage. One
           // under way (a large one takes longer than the grace) is waited
-          // for: its keys stay parked, the others start now.
+          // for: its keys stay parked, the others start now (a peer that
+          // goes down ends the wait; one whose version answer times out
+          // sends every state, and its last part ends the wait).
           if (st.etcd && !st.expect_sync.empty()) {
             auto n = std::erase_if(st.expect_sync, [&](auto& id) { return !st.incoming.count(id); });
             if (n > 0)
@@ -829,11 +828,6 @@ caf::behavior node_actor(self_ptr self, node_options opts, actors::registry* reg
           }
           become_ready(self);
         }
-      } else if (st.etcd && !st.expect_sync.empty() && waited_ms >= grace_ms + handover_wait_ms) {
-        WH_WARN("cluster", st.self_id() << ": a handover from " << st.expect_sync.size()
-                                        << " peer(s) did not end in time; starting their keys from stored state");
-        st.expect_sync.clear();
-        reconcile(self);
       }
       self->delayed_send(self, st.ready ? st.opts.retry : std::chrono::milliseconds(100), tick_atom::value);
     },
