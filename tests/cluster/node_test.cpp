@@ -1443,4 +1443,58 @@ CAF_TEST(a handover under way at the join grace keeps the keys it brings parked 
   CAF_CHECK_EQUAL(n3->total_calls(), 0);
 }
 
+CAF_TEST(a joining node waits a while for members etcd lists that have not connected yet) {
+  n3->load_apps();
+  for (auto& k : appids())
+    CAF_REQUIRE(n3->reg->adopt(n1->state_of(k)) == adopt_result::applied);
+  cluster::ownership own3{{"n1", "n2", "n3"}};
+  cluster::ownership own2{{"n1", "n2"}};
+  // A key n3 owns whose interim owner is n2, the peer that connects late.
+  std::string k;
+  for (auto& x : appids())
+    if (own3.owner(x) == "n3" && own2.owner(x) == "n2") {
+      k = x;
+      break;
+    }
+  CAF_REQUIRE(!k.empty());
+  for (auto* h : {n1.get(), n2.get(), n3.get()})
+    h->wall.advance(60);
+  auto res = std::make_shared<std::optional<caf::expected<credential>>>();
+  n2->reg->force_refresh(*n2->reg->find(k), [res](caf::expected<credential> x) { *res = std::move(x); });
+  pump(planets);
+  tokens[k] = value_of(res);
+  register_n3();
+  n3->node->start();
+  caf::anon_send(n1->node->actor(), connect_atom::value, std::string{"jupiter:8080"}, n3_on_n1);
+  pump(planets);
+  // join_grace_ms (1500) passes with n2 still to connect (it retries every
+  // second after n3 went away): n3 keeps waiting.
+  n3->wall.advance(2);
+  tick_n3();
+  CAF_CHECK(!n3->node->current()->ready);
+  CAF_CHECK(!n3->running(k));
+  caf::anon_send(n2->node->actor(), connect_atom::value, std::string{"jupiter:8080"}, n3_on_n2);
+  pump(planets);
+  tick_n3();
+  CAF_REQUIRE(n3->node->current()->ready);
+  auto a = ask_token(*n3, k);
+  pump(planets);
+  CAF_CHECK_EQUAL(value_of(a), tokens[k]);
+  CAF_CHECK_EQUAL(n3->total_calls(), 0);
+}
+
+CAF_TEST(a member that never connects delays a joining node by four join graces at most) {
+  n3->load_apps();
+  register_n3();
+  n3->node->start();
+  caf::anon_send(n1->node->actor(), connect_atom::value, std::string{"jupiter:8080"}, n3_on_n1);
+  pump(planets);
+  n3->wall.advance(5);
+  tick_n3();
+  CAF_CHECK(!n3->node->current()->ready);
+  n3->wall.advance(2);
+  tick_n3();
+  CAF_CHECK(n3->node->current()->ready);
+}
+
 CAF_TEST_FIXTURE_SCOPE_END()
