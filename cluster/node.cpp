@@ -812,8 +812,13 @@ caf::behavior node_actor(self_ptr self, node_options opts, actors::registry* reg
       auto waited_ms = now_ms(self) - st.started_ms;
       auto grace_ms = static_cast<int64_t>(st.opts.cfg.join_grace_ms);
       if (!st.ready) {
-        bool all_met = met_all(self) && st.expect_sync.empty();
-        if (all_met || waited_ms >= grace_ms) {
+        bool met = met_all(self);
+        bool all_met = met && st.expect_sync.empty();
+        // With etcd, members it lists that have not connected yet (a peer
+        // retrying its dial after this node went away) are waited for up
+        // to four graces: their handover brings what changed meanwhile.
+        bool late_members = st.etcd && !met && waited_ms < 4 * grace_ms;
+        if (all_met || (waited_ms >= grace_ms && !late_members)) {
           // With etcd, a handover that never comes (a peer that saw nothing
           // change) must not keep keys parked: they start from storage. One
           // under way (a large one takes longer than the grace) is waited
