@@ -815,10 +815,13 @@ caf::behavior node_actor(self_ptr self, node_options opts, actors::registry* reg
         bool met = met_all(self);
         bool all_met = met && st.expect_sync.empty();
         // With etcd, members it lists that have not connected yet (a peer
-        // retrying its dial after this node went away) are waited for up
-        // to four graces: their handover brings what changed meanwhile.
-        bool late_members = st.etcd && !met && waited_ms < 4 * grace_ms;
-        if (all_met || (waited_ms >= grace_ms && !late_members)) {
+        // retrying its dial after this node went away) and peers that have
+        // not started their handover yet are waited for up to four graces:
+        // their handover brings what changed meanwhile.
+        bool unstarted = std::any_of(st.expect_sync.begin(), st.expect_sync.end(),
+                                     [&](auto& id) { return !st.incoming.count(id); });
+        bool late = st.etcd && (!met || unstarted) && waited_ms < 4 * grace_ms;
+        if (all_met || (waited_ms >= grace_ms && !late)) {
           // With etcd, a handover that never comes (a peer that saw nothing
           // change) must not keep keys parked: they start from storage. One
           // under way (a large one takes longer than the grace) is waited
