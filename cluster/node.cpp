@@ -396,12 +396,15 @@ void reconcile(self_ptr self) {
   // Every write a stopped actor started reached the store actor before its
   // stop answer; the empty write after them is the barrier.
   auto left = std::make_shared<size_t>(stopping.size());
-  auto after_stop = [self, moved, left]() mutable {
+  // Shared, not copied: every stop's two handlers hold after_stop (a copy of
+  // `moved` each was quadratic: 16k keys moving took gigabytes).
+  auto handed = std::make_shared<const std::vector<std::shared_ptr<actors::key_entry>>>(std::move(moved));
+  auto after_stop = [self, handed, left]() mutable {
     if (*left > 0 && --*left > 0)
       return;
     self->request(self->state.store, caf::infinite, put_atom::value, actors::store_write{})
-      .then([self, moved](done_atom) { resync(self, moved); },
-            [self, moved](caf::error&) { resync(self, moved); });
+      .then([self, handed](done_atom) { resync(self, *handed); },
+            [self, handed](caf::error&) { resync(self, *handed); });
   };
   if (stopping.empty())
     return after_stop();
