@@ -130,6 +130,11 @@ using self_ptr = caf::stateful_actor<node_state>*;
 void reconcile(self_ptr self);
 void try_connect(self_ptr self);
 
+/// How long a joining node (with etcd) waits for late members.
+int64_t late_wait_ms(int64_t grace_ms) {
+  return std::max<int64_t>(4 * grace_ms, 20'000);
+}
+
 int64_t now_ms(self_ptr self) {
   return self->state.clk->now_ms();
 }
@@ -819,11 +824,12 @@ caf::behavior node_actor(self_ptr self, node_options opts, actors::registry* reg
         bool all_met = met && st.expect_sync.empty();
         // With etcd, members it lists that have not connected yet (a peer
         // retrying its dial after this node went away) and peers that have
-        // not started their handover yet are waited for up to four graces:
+        // not started their handover yet are waited for a while (four graces,
+        // at least 20 s: peers stop the keys that move back first):
         // their handover brings what changed meanwhile.
         bool unstarted = std::any_of(st.expect_sync.begin(), st.expect_sync.end(),
                                      [&](auto& id) { return !st.incoming.count(id); });
-        bool late = st.etcd && (!met || unstarted) && waited_ms < 4 * grace_ms;
+        bool late = st.etcd && (!met || unstarted) && waited_ms < late_wait_ms(grace_ms);
         if (all_met || (waited_ms >= grace_ms && !late)) {
           // With etcd, a handover that never comes (a peer that saw nothing
           // change) must not keep keys parked: they start from storage. One
