@@ -117,6 +117,10 @@ struct node_state {
   /// A reconcile is queued (ready_atom to self): many keys whose start
   /// ended after their owner changed share one pass over the directory.
   bool reconcile_queued = false;
+  /// Joining again after its lease lapsed (its peers may have handed over
+  /// before it noticed): peers that have not started a handover are not
+  /// waited for.
+  bool lapsed = false;
   /// node::start ran: this hub has loaded its keys. Until then peers'
   /// version questions wait (an unloaded key would answer "none stored"
   /// and be sent in full), and so do requests for keys it owns.
@@ -562,6 +566,7 @@ void on_members(self_ptr self, std::vector<std::string> ids, std::vector<std::st
       st.expect_sync.insert(id);
     st.synced_from.clear();
     st.ready = false;
+    st.lapsed = true;
     st.started_ms = now_ms(self);
     st.was = ownership{};
     // Handovers that reached the stale actors before this view did.
@@ -829,7 +834,7 @@ caf::behavior node_actor(self_ptr self, node_options opts, actors::registry* reg
         // their handover brings what changed meanwhile.
         bool unstarted = std::any_of(st.expect_sync.begin(), st.expect_sync.end(),
                                      [&](auto& id) { return !st.incoming.count(id); });
-        bool late = st.etcd && (!met || unstarted) && waited_ms < late_wait_ms(grace_ms);
+        bool late = st.etcd && (!met || (unstarted && !st.lapsed)) && waited_ms < late_wait_ms(grace_ms);
         if (all_met || (waited_ms >= grace_ms && !late)) {
           // With etcd, a handover that never comes (a peer that saw nothing
           // change) must not keep keys parked: they start from storage. One
