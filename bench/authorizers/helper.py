@@ -39,9 +39,13 @@ def cmd_import(a):
     started = time.monotonic()
     for i in range(0, len(items), a.chunk):
         body = json.dumps({"authorizers": items[i:i + a.chunk]}, separators=(",", ":"))
-        conn.request("POST", path, body=body, headers={"Content-Type": "application/json"})
-        res = conn.getresponse()
-        data = res.read()
+        for _ in range(a.retries + 1):
+            conn.request("POST", path, body=body, headers={"Content-Type": "application/json"})
+            res = conn.getresponse()
+            data = res.read()
+            if res.status != 503:
+                break
+            time.sleep(0.5)  # a cluster whose membership is changing: retry
         if res.status != 200:
             print("import failed at offset %d: HTTP %d %s" % (i, res.status, data[:300]),
                   file=sys.stderr)
@@ -275,6 +279,7 @@ def main():
     s.add_argument("--component", required=True)
     s.add_argument("--file", required=True)
     s.add_argument("--chunk", type=int, default=5000)
+    s.add_argument("--retries", type=int, default=0, help="retries of a chunk answered 503")
     s = sub.add_parser("warm")
     s.add_argument("--port", type=int, required=True)
     s.add_argument("--component", required=True)
