@@ -67,6 +67,16 @@ void needs_reauthorization(self_ptr self, const char* reason, int errcode) {
 
 void adopt_authorization(self_ptr self, const authorization& a, caf::typed_response_promise<done_atom> rp) {
   auto& st = self->state;
+  // Fencing: a node whose cluster lease lapsed never applies an
+  // authorization on its own (another node may own the key by now); the
+  // push fails, so that WeChat retries it.
+  if (auto& may_act = st.p.may_act; may_act && !may_act()) {
+    WH_WARN("authorizer", st.p.component_appid << "/" << appid(self)
+                                               << ": authorization not applied: this node's cluster lease lapsed");
+    rp.deliver(make_detail_error(ec::cluster_unavailable,
+                                 "this node's cluster lease has lapsed; it does not apply authorizations"));
+    return;
+  }
   if (a.access_token.value.empty()) {
     // Recovered from api_get_authorizer_list: only the refresh token is
     // known (durable already); the access token is fetched on first use.

@@ -240,24 +240,51 @@ void count_forwarded(self_ptr self, std::string_view request, const char* result
     m->inc("wechat_hub_cluster_forwarded_total", {{"request", std::string{request}}, {"result", result}});
 }
 
-/// The router of the node that owns `key` (membership.hpp), or an invalid
-/// handle where this node serves it (always on a single node).
-caf::expected<key_router_actor> owner_router(self_ptr self, const std::string& key, std::string_view request,
-                                             bool peer) {
+/// Where a key request goes (membership.hpp).
+struct key_route {
+  /// Refused (a peer's request for a key this node does not own).
+  caf::error err;
+  /// The owner's router; invalid where this node serves the key (always on
+  /// a single node).
+  key_router_actor router;
+  /// Another node owns the key but this node has not met it yet: ask the
+  /// node actor (await_owner).
+  bool await = false;
+};
+
+key_route owner_route(self_ptr self, const std::string& key, std::string_view request, bool peer) {
+  key_route out;
   auto& link = self->state.reg->cluster();
   if (!link.node)
-    return key_router_actor{};
+    return out;
   auto owner = link.owner_of(key);
   if (owner.here)
-    return key_router_actor{};
+    return out;
   if (peer) {
     // The peer's view differs from ours for a moment: never send it back.
     count_forwarded(self, request, "not_owner", peer);
-    return make_detail_error(ec::cluster_unavailable, "ownership of " + key + " is moving between nodes; retry");
+    out.err = make_detail_error(ec::cluster_unavailable, "ownership of " + key + " is moving between nodes; retry");
+  } else if (owner.router) {
+    out.router = std::move(owner.router);
+  } else {
+    out.await = true;
   }
-  if (!owner.router)
-    return make_detail_error(ec::cluster_unavailable, key + " has no running owner yet; retry");
-  return owner.router;
+  return out;
+}
+
+/// The owner of `key` is a node this node has not met yet (it just
+/// started): `then` gets the owner's router once the node actor has it, an
+/// invalid handle when the key is this node's by then, or an error after
+/// `owner_wait` (the request is forwarded, never parked for long).
+template <class F>
+void await_owner(self_ptr self, const std::string& key, F then) {
+  auto& st = self->state;
+  self->request(st.reg->cluster().node, st.opts.owner_wait, route_atom::value, key)
+    .then([then](key_router_actor& owner) mutable { then(caf::expected<key_router_actor>{std::move(owner)}); },
+          [then, key](caf::error&) mutable {
+            then(caf::expected<key_router_actor>{
+              make_detail_error(ec::cluster_unavailable, key + " has no reachable owner yet; retry")});
+          });
 }
 
 /// Starts `key`'s actor: from its stored state on the storage worker, or
@@ -341,11 +368,29 @@ struct route_fn<type_list<As...>, type_list<Rs...>, caf::output_tuple<Os...>> {
   caf::typed_response_promise<Os...> operator()(As... atoms, const std::string& key, const Rs&... xs) const {
     auto peer = from_peer(self);
     auto rp = self->template make_response_promise<Os...>();
-    auto owner = owner_router(self, key, request_name(), peer);
-    if (!owner)
-      return rp.deliver(owner.error());
-    if (*owner)
-      return rp.delegate(*owner, atoms..., key, xs...);
+    auto route = owner_route(self, key, request_name(), peer);
+    if (route.err)
+      return rp.deliver(route.err);
+    if (route.router)
+      return rp.delegate(route.router, atoms..., key, xs...);
+    if (route.await) {
+      await_owner(self, key, [s = self, rp, key, atoms..., xs...](caf::expected<key_router_actor> owner) mutable {
+        if (!owner)
+          rp.deliver(owner.error());
+        else if (*owner)
+          rp.delegate(*owner, atoms..., key, xs...);
+        else
+          serve_here(s, rp, key, false, atoms..., xs...);
+      });
+      return rp;
+    }
+    serve_here(self, rp, key, peer, atoms..., xs...);
+    return rp;
+  }
+
+  /// Delivers the request to the key's actor here (started if needed).
+  static void serve_here(self_ptr self, caf::typed_response_promise<Os...> rp, const std::string& key, bool peer,
+                         As... atoms, const Rs&... xs) {
     with_actor(
       self, key,
       [rp, atoms..., xs...](const key_actor& a, const caf::error& err) mutable {
@@ -355,7 +400,6 @@ struct route_fn<type_list<As...>, type_list<Rs...>, caf::output_tuple<Os...>> {
           rp.delegate(a, atoms..., xs...);
       },
       creates, request_name(), peer);
-    return rp;
   }
 
   /// An authorization is the one request that creates its (authorizer) key.
@@ -375,12 +419,23 @@ struct route_fn<type_list<As...>, type_list<Rs...>, caf::output_tuple<void>> {
   self_ptr self;
 
   void operator()(As... atoms, const std::string& key, const Rs&... xs) const {
-    auto owner = owner_router(self, key, "", from_peer(self));
-    if (!owner)
+    auto route = owner_route(self, key, "", from_peer(self));
+    if (route.err)
       return;
     // Sent as this router: the owner never sends it back (from_peer).
-    if (*owner)
-      return self->send(*owner, atoms..., key, xs...);
+    if (route.router)
+      return self->send(route.router, atoms..., key, xs...);
+    if (route.await)
+      return await_owner(self, key, [s = self, key, atoms..., xs...](caf::expected<key_router_actor> owner) {
+        if (owner && *owner)
+          s->send(*owner, atoms..., key, xs...);
+        else if (owner)
+          serve_here(s, key, atoms..., xs...);
+      });
+    serve_here(self, key, atoms..., xs...);
+  }
+
+  static void serve_here(self_ptr self, const std::string& key, As... atoms, const Rs&... xs) {
     with_actor(self, key, [atoms..., xs...](const key_actor& a, const caf::error&) {
       if (a)
         caf::anon_send(a, atoms..., xs...);

@@ -54,6 +54,10 @@ struct router_options {
   size_t max_active = 20000;
   /// Period of the schedule's check.
   caf::timespan tick = std::chrono::seconds(1);
+  /// How long a request for a key another node owns waits for the
+  /// connection to that node (a node that just started has not met its
+  /// peers yet); then it fails with cluster_unavailable.
+  caf::timespan owner_wait = std::chrono::milliseconds(800);
   /// Runs storage reads and schedule writes on a detached actor (tests turn
   /// this off to step them on the deterministic scheduler).
   bool detached_io = true;

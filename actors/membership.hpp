@@ -8,6 +8,8 @@
 #include <functional>
 #include <string_view>
 
+#include "caf/atom.hpp"
+
 #include "actors/key_protocol.hpp"
 
 namespace wh::actors {
@@ -19,6 +21,13 @@ struct key_owner {
   /// Another node owns it: that node's router (invalid: no live owner).
   key_router_actor router;
 };
+
+/// `(route_atom, key)` -> `key_router_actor`, asked of the node actor
+/// (registry::cluster_link::node) when the owner is another node this node
+/// has not met yet (a node that just started): the owner's router once the
+/// connection is up, an invalid handle when the key is now this node's, or an
+/// error when the owner left. The router bounds the wait (router_options).
+using route_atom = caf::atom_constant<caf::atom("route")>;
 
 /// Answers for any key; thread-safe, never blocks.
 using owner_lookup = std::function<key_owner(std::string_view key)>;

@@ -10,6 +10,7 @@
 
 
 #include "actors/app_actor.hpp"
+#include "actors/ask.hpp"
 #include "persistence/definitions.hpp"
 #include "core/error.hpp"
 #include "core/log.hpp"
@@ -18,31 +19,6 @@
 namespace wh::actors {
 
 namespace {
-
-caf::error normalize(caf::error err) {
-  if (code_of(err) == ec::none)
-    return make_detail_error(ec::timeout, "the token actor did not answer in time");
-  return err;
-}
-
-/// Sends one request from a short-lived bridge actor so that non-actor threads
-/// (Asio) never block on the actor system. `T` is the expected reply type.
-template <class T, class Handle, class OnOk, class OnErr, class... Ts>
-void ask_then(caf::actor_system& sys, Handle target, caf::timespan timeout, OnOk on_ok,
-              OnErr on_err, Ts... xs) {
-  sys.spawn([target, timeout, on_ok, on_err, xs...](caf::event_based_actor* self) mutable {
-    self->request(target, timeout, xs...)
-      .then([on_ok](T& x) mutable { on_ok(std::move(x)); },
-            [on_err](caf::error& err) mutable { on_err(normalize(std::move(err))); });
-  });
-}
-
-/// Runs `fn` on a thread of its own (blocking actors are always detached),
-/// never on a scheduler thread: for work that reads RocksDB.
-template <class F>
-void off_scheduler(caf::actor_system& sys, F fn) {
-  sys.spawn([fn = std::move(fn)](caf::blocking_actor*) mutable { fn(); });
-}
 
 std::optional<credential> decode_logged(const std::string& key, std::string_view raw) {
   auto x = persistence::decode_credential(raw);
@@ -186,11 +162,12 @@ app_params registry::load_params(const std::shared_ptr<key_entry>& e) const {
       p.recovery_interval_s = opts_.recovery_interval_s;
       if (!cluster_.node) {
         p.reconcile_interval_s = reconcile_s;
-        // load_params only reads; the callback later imports into this registry.
-        auto self = const_cast<registry*>(this);
-        p.on_reconcile = [self, comp = e->key](std::vector<std::pair<std::string, std::string>> listed) {
-          self->reconciled(comp, std::move(listed));
-        };
+        // The authorizer operations import what the walk found missing.
+        if (hooks_.reconciled)
+          p.on_reconcile = [hook = hooks_.reconciled, comp = e->key](
+                             std::vector<std::pair<std::string, std::string>> listed) {
+            hook(comp, std::move(listed));
+          };
       }
       break;
     }
@@ -504,7 +481,8 @@ caf::error registry::start_component(const component_config& comp, bool runtime)
     // the keys (and the rare non-active status); tokens load on first use.
     auto err = load_authorizer_keys(comp.appid, all);
     if (!err) {
-      recover_pending(comp.appid);
+      if (hooks_.started)
+        hooks_.started(comp.appid);
       warm_snapshots(comp.appid);
     }
     return err;
@@ -529,98 +507,9 @@ caf::error registry::start_component(const component_config& comp, bool runtime)
   WH_INFO("registry", comp.appid << ": component with " << found.size() << " stored authorizer(s)");
   insert(std::move(entries));
   flush_migration();
-  if (!cluster_.node)
-    recover_pending(comp.appid);
+  if (!cluster_.node && hooks_.started)
+    hooks_.started(comp.appid);
   return caf::none;
-}
-
-void registry::recover_pending(const std::string& component) {
-  auto pre = persistence::keys::component_prefix(component) + "pending_auth/";
-  std::vector<std::string> pending;
-  auto err = db_->scan(pre, [&](std::string_view key, std::string_view) {
-    pending.emplace_back(key.substr(pre.size()));
-    return true;
-  });
-  if (err || pending.empty())
-    return;
-  for (auto& aid : pending) {
-    WH_WARN("registry", component << "/" << aid << ": an authorization was in flight when the hub stopped; "
-                                     "recovering it from api_get_authorizer_list");
-    auto key = pre + aid;
-    recover_authorizer(component, aid, [this, component, aid, key](caf::error err) {
-      if (err && code_of(err) != ec::unknown_key) {
-        WH_WARN("registry", component << "/" << aid << ": recovery failed: " << detail_of(err)
-                                      << "; WeChat's retry of the push recovers it");
-        return;
-      }
-      if (err)
-        WH_WARN("registry", component << "/" << aid << ": WeChat does not list it; the authorization "
-                                         "did not complete");
-      store_write w;
-      w.ops.push_back(store_write::op{key, "", true});
-      write(std::move(w), [](caf::error) {});
-    });
-  }
-}
-
-void registry::recover_authorizer(const std::string& component, const std::string& authorizer,
-                                  done_callback cb) {
-  auto comp = find(component);
-  if (!comp || comp->kind != key_kind::component)
-    return cb(make_detail_error(ec::unknown_key, "component " + component + " is not configured"));
-  auto dst = comp->actor();
-  if (!dst)
-    return cb(make_detail_error(ec::cluster_unavailable,
-                                "authorizer recovery runs on the component's owner"));
-  ask_then<credential>(
-    sys_, dst, opts_.ask_timeout,
-    [this, component, authorizer, cb](credential rt) {
-      WH_INFO("registry", component << "/" << authorizer << ": recovered from api_get_authorizer_list");
-      if (stats_)
-        stats_->inc("wechat_hub_authorizers_recovered_total", {{"component", component}});
-      import_local(component, {{authorizer, rt.value}}, cb);
-    },
-    [cb](caf::error err) { cb(std::move(err)); }, import_atom::value, authorizer);
-}
-
-void registry::reconciled(const std::string& component,
-                          std::vector<std::pair<std::string, std::string>> listed) {
-  std::vector<std::pair<std::string, std::string>> missing;
-  std::set<std::string> upstream;
-  for (auto& [aid, rt] : listed) {
-    upstream.insert(aid);
-    auto e = find(component + "/" + aid);
-    if (!e || e->shadow)
-      missing.emplace_back(aid, rt);
-  }
-  std::vector<std::string> absent;
-  auto pre = component + "/";
-  for (auto& e : entries())
-    if (!e->shadow && e->key.compare(0, pre.size(), pre) == 0 && e->status.load() != authorizer_status::revoked
-        && !upstream.count(e->key.substr(pre.size())))
-      absent.push_back(e->key.substr(pre.size()));
-  if (stats_) {
-    stats_->counter("wechat_hub_reconcile_imported_total", {{"component", component}}) += missing.size();
-    stats_->counter("wechat_hub_authorizers_absent_upstream", {{"component", component}})
-      .store(absent.size());
-    stats_->inc("wechat_hub_reconciliations_total", {{"component", component}});
-  }
-  if (!absent.empty()) {
-    std::string sample;
-    for (size_t i = 0; i < absent.size() && i < 10; ++i)
-      sample += (i ? ", " : "") + absent[i];
-    WH_WARN("registry", component << ": reconciliation: " << absent.size()
-                                  << " authorizer(s) held here are not listed by WeChat (kept; e.g. "
-                                  << sample << ")");
-  }
-  WH_INFO("registry", component << ": reconciliation: " << listed.size() << " listed upstream, "
-                                << missing.size() << " imported, " << absent.size() << " absent upstream");
-  if (missing.empty())
-    return;
-  import_local(component, std::move(missing), [component](caf::error err) {
-    if (err)
-      WH_ERROR("registry", component << ": reconciliation import failed: " << detail_of(err));
-  });
 }
 
 void registry::write(store_write w, done_callback cb) {
@@ -642,7 +531,7 @@ std::array<size_t, 3> registry::active_actors() const {
   return n;
 }
 
-registry::key_route registry::target(const key_entry& e) const {
+registry::key_route registry::route_of(const key_entry& e) const {
   key_route r;
   if (virtual_key(e) || cluster_.node) {
     // Always through the router: it knows whether the actor is starting,
@@ -676,98 +565,6 @@ void registry::remember(const std::string& key, const std::string& slot, const c
     key_entry::publish_newer(*dst, x);
 }
 
-namespace {
-
-caf::error no_target(const key_entry& e) {
-  return make_detail_error(ec::cluster_unavailable, e.key + " has no running owner yet; retry");
-}
-
-} // namespace
-
-template <class T, class OnOk, class OnErr, class... As, class... Rs>
-void registry::ask_key(const key_entry& e, OnOk on_ok, OnErr on_err, std::tuple<As...>, Rs... xs) {
-  auto r = target(e);
-  if (r.local)
-    return ask_then<T>(sys_, r.local, opts_.ask_timeout, on_ok, on_err, As{}..., xs...);
-  // The keyed form: the key follows the leading atoms (key_protocol.hpp).
-  if (r.router)
-    return ask_then<T>(sys_, r.router, opts_.ask_timeout, on_ok, on_err, As{}..., e.key, xs...);
-  on_err(no_target(e));
-}
-
-namespace {
-
-/// A credential answer: cached where the key's actor does not publish it.
-template <class Remember>
-auto credential_reply(Remember remember, credential_callback cb) {
-  return std::pair{[remember, cb](credential x) {
-                     remember(x);
-                     cb(std::move(x));
-                   },
-                   [cb](caf::error err) { cb(std::move(err)); }};
-}
-
-} // namespace
-
-void registry::ask_token(const key_entry& e, credential_callback cb) {
-  auto [ok, fail] = credential_reply([this, key = e.key](const credential& x) { remember(key, "token", x); }, cb);
-  ask_key<credential>(e, ok, fail, std::tuple{get_atom::value, token_atom::value});
-}
-
-void registry::ask_ticket(const key_entry& e, std::string type, credential_callback cb) {
-  auto [ok, fail] = credential_reply([this, key = e.key, type](const credential& x) { remember(key, type, x); }, cb);
-  ask_key<credential>(e, ok, fail, std::tuple{get_atom::value, ticket_atom::value}, std::move(type));
-}
-
-void registry::report_stale(const key_entry& e, std::string token, credential_callback cb) {
-  auto [ok, fail] = credential_reply([this, key = e.key](const credential& x) { remember(key, "token", x); }, cb);
-  ask_key<credential>(e, ok, fail, std::tuple{stale_atom::value}, std::move(token));
-}
-
-void registry::force_refresh(const key_entry& e, credential_callback cb) {
-  auto [ok, fail] = credential_reply([this, key = e.key](const credential& x) { remember(key, "token", x); }, cb);
-  ask_key<credential>(e, ok, fail, std::tuple{refresh_atom::value});
-}
-
-void registry::describe(const key_entry& e, std::function<void(caf::expected<std::string>)> cb) {
-  ask_key<std::string>(
-    e, [cb](std::string x) { cb(std::move(x)); }, [cb](caf::error err) { cb(std::move(err)); },
-    std::tuple{state_atom::value});
-}
-
-void registry::deliver_verify_ticket(const std::string& component, std::string ticket,
-                                     done_callback cb) {
-  auto e = find(component);
-  if (!e || e->kind != key_kind::component)
-    return cb(make_detail_error(ec::unknown_key, "component " + component + " is not configured"));
-  ask_key<done_atom>(
-    *e, [cb](done_atom) { cb(caf::none); }, [cb](caf::error err) { cb(std::move(err)); },
-    std::tuple{vticket_atom::value}, std::move(ticket));
-}
-
-void registry::authorize(const std::string& component, std::string code, done_callback cb) {
-  auto e = find(component);
-  if (!e || e->kind != key_kind::component)
-    return cb(make_detail_error(ec::unknown_key, "component " + component + " is not configured"));
-  auto fail = [cb](caf::error err) { cb(std::move(err)); };
-  // api_query_auth on the component's owner (the router delivers it there),
-  // then the authorizer's owner adopts the result.
-  ask_key<authorization>(
-    *e, [this, component, cb](authorization a) { adopt_authorization(component, std::move(a), cb); },
-    fail, std::tuple{auth_atom::value}, std::move(code));
-}
-
-void registry::authorize(const std::string& component, std::string code, std::string authorizer,
-                         int64_t create_time, done_callback cb) {
-  auto e = find(component);
-  if (!e || e->kind != key_kind::component || (!cluster_.node && !e->actor()))
-    return authorize(component, std::move(code), std::move(cb));
-  ask_key<authorization>(
-    *e, [this, component, cb](authorization a) { adopt_authorization(component, std::move(a), cb); },
-    [cb](caf::error err) { cb(std::move(err)); }, std::tuple{auth_atom::value}, std::move(code),
-    std::move(authorizer), create_time);
-}
-
 std::shared_ptr<key_entry> registry::ensure_authorizer(const std::string& component,
                                                        const std::string& authorizer) {
   std::lock_guard<std::mutex> guard{runtime_mtx_};
@@ -781,90 +578,6 @@ std::shared_ptr<key_entry> registry::ensure_authorizer(const std::string& compon
       fresh->token.publish(*x);
   insert({fresh});
   return fresh;
-}
-
-void registry::adopt_authorization(const std::string& component, authorization a, done_callback cb) {
-  auto key = component + "/" + a.authorizer_appid;
-  if (cluster_.node) {
-    // The authorizer's owner adopts it (possibly this node): the router
-    // delivers it there, and the owner creates the entry if it is new.
-    return ask_then<done_atom>(
-      sys_, router_, opts_.ask_timeout, [cb](done_atom) { cb(caf::none); },
-      [cb](caf::error err) { cb(std::move(err)); }, auth_atom::value, key, std::move(a));
-  }
-  auto entry = ensure_authorizer(component, a.authorizer_appid);
-  if (virtual_key(*entry))
-    return ask_then<done_atom>(
-      sys_, router_, opts_.ask_timeout, [cb](done_atom) { cb(caf::none); },
-      [cb](caf::error err) { cb(std::move(err)); }, auth_atom::value, entry->key, std::move(a));
-  ask_then<done_atom>(
-    sys_, entry->actor(), opts_.ask_timeout, [cb](done_atom) { cb(caf::none); },
-    [cb](caf::error err) { cb(std::move(err)); }, auth_atom::value, std::move(a));
-}
-
-void registry::revoke(const std::string& component, const std::string& authorizer,
-                      done_callback cb) {
-  auto key = component + "/" + authorizer;
-  auto e = find(key);
-  if (!e && cluster_.node) {
-    // Only the owner and its replicas store an authorizer: ask the owner.
-    e = std::make_shared<key_entry>();
-    e->key = key;
-    e->kind = key_kind::authorizer;
-    e->shadow = true;
-  }
-  if (!e)
-    return cb(make_detail_error(ec::unknown_key,
-                                "authorizer " + authorizer + " of " + component + " is not known"));
-  ask_key<done_atom>(
-    *e, [cb](done_atom) { cb(caf::none); }, [cb](caf::error err) { cb(std::move(err)); },
-    std::tuple{revoke_atom::value});
-}
-
-void registry::import_authorizers(const std::string& component,
-                                  std::vector<std::pair<std::string, std::string>> refresh_tokens,
-                                  done_callback cb) {
-  auto e = find(component);
-  if (!e || e->kind != key_kind::component)
-    return cb(make_detail_error(ec::unknown_key, "component " + component + " is not configured"));
-  if (!cluster_.node)
-    return import_local(component, std::move(refresh_tokens), std::move(cb));
-  // Each owner imports its share: group by owner node, then fan out.
-  std::map<caf::actor, std::vector<std::string>> shares;
-  for (auto& [aid, rt] : refresh_tokens) {
-    auto owner = cluster_.owner_node(component + "/" + aid);
-    if (!owner)
-      return cb(make_detail_error(ec::cluster_unavailable, "no live owner for " + component + "/"
-                                                             + aid + "; retry"));
-    auto& flat = shares[owner];
-    flat.push_back(aid);
-    flat.push_back(rt);
-  }
-  struct fan_in {
-    std::mutex mtx;
-    size_t left = 0;
-    caf::error first;
-    done_callback cb;
-  };
-  auto state = std::make_shared<fan_in>();
-  state->left = shares.size();
-  state->cb = std::move(cb);
-  if (shares.empty())
-    return state->cb(caf::none);
-  auto finish = [state](caf::error err) {
-    std::unique_lock<std::mutex> guard{state->mtx};
-    if (err && !state->first)
-      state->first = std::move(err);
-    if (--state->left > 0)
-      return;
-    auto result = std::move(state->first);
-    guard.unlock();
-    state->cb(std::move(result));
-  };
-  for (auto& [owner, flat] : shares)
-    ask_then<done_atom>(
-      sys_, owner, opts_.ask_timeout, [finish](done_atom) { finish(caf::none); }, finish,
-      import_atom::value, component, std::move(flat));
 }
 
 void registry::import_local(const std::string& component,
@@ -920,25 +633,12 @@ void registry::import_local(const std::string& component,
   });
 }
 
-std::vector<registry::authorizer_info>
-registry::list_authorizers(const std::string& component, size_t offset, size_t limit,
-                           size_t& total) const {
-  auto pre = component + "/";
-  auto all = dir_.with_prefix(pre);
-  std::erase_if(all, [](auto& e) { return e->shadow; });
-  total = all.size();
-  std::vector<authorizer_info> out;
-  auto t = clock_.now();
-  for (size_t i = offset; i < all.size() && out.size() < limit; ++i) {
-    authorizer_info info;
-    info.appid = all[i]->key.substr(pre.size());
-    auto x = all[i]->token.load();
-    info.status = to_string(all[i]->status.load());
-    if (x && x->valid_at(t))
-      info.token_expires_at = x->expires_at;
-    out.push_back(std::move(info));
-  }
-  return out;
+void registry::set_component_hooks(component_hooks hooks) {
+  hooks_ = std::move(hooks);
+}
+
+std::vector<std::shared_ptr<key_entry>> registry::with_prefix(std::string_view prefix) const {
+  return dir_.with_prefix(prefix);
 }
 
 std::shared_ptr<key_entry> registry::find(std::string_view key) const {
@@ -947,66 +647,6 @@ std::shared_ptr<key_entry> registry::find(std::string_view key) const {
 
 std::vector<std::shared_ptr<key_entry>> registry::entries() const {
   return dir_.all();
-}
-
-caf::error registry::load_runtime(std::vector<app_config>& apps,
-                                  std::vector<component_config>& comps) const {
-  return persistence::definitions::load(*db_, apps, comps);
-}
-
-void registry::put_app(app_config app, done_callback cb) {
-  if (auto e = find(app.appid)) {
-    if (!e->runtime)
-      return cb(make_detail_error(ec::invalid_request, app.appid + " is defined in the config file"));
-    if (e->kind != key_kind::app)
-      return cb(make_detail_error(ec::invalid_request, app.appid + " is a component"));
-  }
-  store_write w;
-  w.put(persistence::definitions::app_key(app.appid), persistence::definitions::encode(app));
-  write(std::move(w), [this, app, cb](caf::error err) {
-    if (err)
-      return cb(std::move(err));
-    // add_app reads the app's stored state from RocksDB: on a thread of its
-    // own, not on the scheduler thread that delivered the store's answer.
-    off_scheduler(sys_, [this, app, cb] {
-      std::lock_guard<std::mutex> guard{runtime_mtx_};
-      if (auto old = find(app.appid)) {
-        caf::anon_send_exit(old->actor(), caf::exit_reason::user_shutdown);
-        erase_entries({app.appid});
-      }
-      auto err2 = add_app(app, true);
-      if (cluster_.node)
-        caf::anon_send(cluster_.node, ready_atom::value);
-      cb(std::move(err2));
-    });
-  });
-}
-
-void registry::put_component(component_config comp, done_callback cb) {
-  if (auto e = find(comp.appid)) {
-    if (!e->runtime)
-      return cb(make_detail_error(ec::invalid_request, comp.appid + " is defined in the config file"));
-    if (e->kind != key_kind::component)
-      return cb(make_detail_error(ec::invalid_request, comp.appid + " is an app"));
-  }
-  store_write w;
-  w.put(persistence::definitions::component_key(comp.appid), persistence::definitions::encode(comp));
-  write(std::move(w), [this, comp, cb](caf::error err) {
-    if (err)
-      return cb(std::move(err));
-    // add_component reads the component and every stored authorizer from
-    // RocksDB: on a thread of its own, not on the scheduler thread that
-    // delivered the store's answer (blocking actors are always detached).
-    sys_.spawn([this, comp, cb](caf::blocking_actor*) {
-      std::lock_guard<std::mutex> guard{runtime_mtx_};
-      if (find(comp.appid))
-        stop_component(comp.appid);
-      auto err2 = add_component(comp, true);
-      if (cluster_.node)
-        caf::anon_send(cluster_.node, ready_atom::value);
-      cb(std::move(err2));
-    });
-  });
 }
 
 void registry::stop_component(const std::string& appid) {
@@ -1022,45 +662,6 @@ void registry::stop_component(const std::string& appid) {
 
 void registry::erase_entries(const std::vector<std::string>& keys) {
   dir_.erase(keys);
-}
-
-void registry::remove(const std::string& appid, done_callback cb) {
-  auto e = find(appid);
-  if (!e || e->kind == key_kind::authorizer)
-    return cb(make_detail_error(ec::unknown_key, appid + " is not defined on this hub"));
-  if (!e->runtime)
-    return cb(make_detail_error(ec::invalid_request, appid + " is defined in the config file"));
-  bool comp = e->kind == key_kind::component;
-  // Delete the definition and every stored value of the key. The scan runs
-  // on a thread of its own: the caller may be a scheduler thread (the node
-  // actor applies a peer's relayed DELETE).
-  off_scheduler(sys_, [this, appid, comp, cb] {
-    store_write w;
-    w.ops.push_back({comp ? persistence::definitions::component_key(appid)
-                          : persistence::definitions::app_key(appid),
-                     "", true});
-    std::vector<std::string> prefixes{comp ? persistence::keys::component_prefix(appid)
-                                           : persistence::keys::app_prefix(appid)};
-    if (comp)
-      prefixes.push_back(persistence::keys::authorizers_of(appid));
-    for (auto& pre : prefixes)
-      db_->scan(pre, [&](std::string_view k, std::string_view) {
-        w.ops.push_back({std::string{k}, "", true});
-        return true;
-      });
-    write(std::move(w), [this, appid, comp, cb](caf::error err) {
-      if (err)
-        return cb(std::move(err));
-      std::lock_guard<std::mutex> guard{runtime_mtx_};
-      if (comp) {
-        stop_component(appid);
-      } else if (auto e = find(appid)) {
-        caf::anon_send_exit(e->actor(), caf::exit_reason::user_shutdown);
-        erase_entries({appid});
-      }
-      cb(caf::none);
-    });
-  });
 }
 
 void registry::shutdown() {

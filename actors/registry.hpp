@@ -35,10 +35,13 @@ namespace wh::actors {
 /// Completion of an ask; may run on any thread, must not block.
 using credential_callback = std::function<void(caf::expected<credential>)>;
 
-/// The keyed directory of token actors. The front end reaches an actor only
-/// through this interface (find + ask_*), so a cluster can later place a key's
-/// actor on another node without the HTTP layer noticing. Lookups are
-/// lock-free reads of a copy-on-write map.
+/// The directory of every key and its snapshots: what the front end reads
+/// (published tokens and tickets, status) without an actor hop, each key's
+/// stored state, and where a key is served (its actor here, or the router).
+/// Lookups take one shard's shared lock (actors/directory.hpp). Asking a key is
+/// key_client's job (actors/key_client.hpp); what components' authorizers go
+/// through is authorizations' (actors/authorizations.hpp); admin-defined
+/// keys are runtime_definitions' (actors/runtime_definitions.hpp).
 class registry {
 public:
   struct options {
@@ -84,72 +87,8 @@ public:
     dir_.for_each(fn);
   }
 
-  /// Asks for the current access token (in a cluster: of the key's owner).
-  void ask_token(const key_entry& e, credential_callback cb);
-
-  /// Asks for a ticket ("jsapi" / "wx_card").
-  void ask_ticket(const key_entry& e, std::string type, credential_callback cb);
-
-  /// Reports that `token` failed for a client.
-  void report_stale(const key_entry& e, std::string token, credential_callback cb);
-
-  /// Forces a refresh (operators only; spends the force budget).
-  void force_refresh(const key_entry& e, credential_callback cb);
-
-  /// Done callback of component operations (empty error = success).
+  /// Done callback of operations that store (empty error = success).
   using done_callback = std::function<void(caf::error)>;
-
-  /// Stores a pushed verify ticket durably and hands it to the component.
-  void deliver_verify_ticket(const std::string& component, std::string ticket, done_callback cb);
-
-  /// An `authorized` / `updateauthorized` event: api_query_auth, then both
-  /// tokens durable and the authorizer's actor running.
-  void authorize(const std::string& component, std::string code, done_callback cb);
-
-  /// As above with the authorizer and the push's CreateTime known: the
-  /// pending authorization is durable before api_query_auth, and a code
-  /// WeChat refuses as used or expired is recovered from the authorizer list.
-  void authorize(const std::string& component, std::string code, std::string authorizer,
-                 int64_t create_time, done_callback cb);
-
-  /// An authorizer this hub does not know: looked up in WeChat's
-  /// api_get_authorizer_list (one walk per component at a time, rate-limited)
-  /// and imported when listed. `ec::unknown_key` when WeChat does not list it.
-  void recover_authorizer(const std::string& component, const std::string& authorizer,
-                          done_callback cb);
-
-  /// An `unauthorized` event or an admin delete: tokens deleted, marked revoked.
-  void revoke(const std::string& component, const std::string& authorizer, done_callback cb);
-
-  /// Imports authorizers' refresh tokens (migration): one durable batch, then
-  /// actors. Errors: unknown component, malformed entries.
-  void import_authorizers(const std::string& component,
-                          std::vector<std::pair<std::string, std::string>> refresh_tokens,
-                          done_callback cb);
-
-  /// Authorizers of a component in appid order: (appid, status) pairs.
-  struct authorizer_info {
-    std::string appid;
-    std::string status;
-    int64_t token_expires_at = 0;
-  };
-  std::vector<authorizer_info> list_authorizers(const std::string& component, size_t offset,
-                                                size_t limit, size_t& total) const;
-
-  // -- runtime definitions (admin API) ----------------------------------------
-
-  /// Persists an app definition (secret included; the store encrypts values)
-  /// and (re)starts its actor. Config-file apps cannot be changed (ec::invalid_request).
-  void put_app(app_config app, done_callback cb);
-
-  /// Persists a component definition and (re)starts its actor.
-  void put_component(component_config comp, done_callback cb);
-
-  /// Deletes a runtime app or component (and a component's authorizers) and its state.
-  void remove(const std::string& appid, done_callback cb);
-
-  /// Loads the runtime definitions stored by put_app / put_component.
-  caf::error load_runtime(std::vector<app_config>& apps, std::vector<component_config>& comps) const;
 
   // -- config reload (actors/registry_reload.cpp) -----------------------------
 
@@ -172,9 +111,6 @@ public:
   /// key of the same appid, as at startup.
   sync_report sync_config(const std::vector<app_config>& apps,
                           const std::vector<component_config>& comps);
-
-  /// The key's state as JSON (no secret values), for GET /admin/state.
-  void describe(const key_entry& e, std::function<void(caf::expected<std::string>)> cb);
 
   /// Stops every actor.
   void shutdown();
@@ -240,14 +176,6 @@ public:
   std::shared_ptr<key_entry> ensure_authorizer(const std::string& component,
                                                const std::string& authorizer);
 
-  /// api_query_auth's result: handed to the authorizer's actor (its owner's).
-  void adopt_authorization(const std::string& component, authorization a, done_callback cb);
-
-  /// Imports refresh tokens of authorizers this node owns (see import_authorizers).
-  void import_local(const std::string& component,
-                    std::vector<std::pair<std::string, std::string>> refresh_tokens,
-                    done_callback cb);
-
   /// Storage prefix of a key.
   static std::string prefix_of(const key_entry& e);
 
@@ -261,10 +189,71 @@ public:
   /// The hub's (sealed) store, for records outside any key (the push journal).
   const std::shared_ptr<persistence::store>& db() const { return db_; }
 
-private:
-  /// Spawns an authorizer actor (not yet in the map).
+  /// The hub's clock (tokens' validity).
+  const wh::clock& clock() const { return clock_; }
+
+  /// Deadline of one ask from the front end (options::ask_timeout).
+  caf::timespan ask_timeout() const { return opts_.ask_timeout; }
+
+  // -- the directory's entries --------------------------------------------------
+
+  /// Entries whose key starts with `prefix`, in key order.
+  std::vector<std::shared_ptr<key_entry>> with_prefix(std::string_view prefix) const;
+
+  /// Creates an authorizer's entry (not yet in the directory) from its
+  /// stored state `p`, started as add_component starts stored authorizers.
   std::shared_ptr<key_entry> make_authorizer(const std::string& component,
                                              const std::string& authorizer, app_params&& p);
+
+  /// Adds entries with one copy of the map (100,000 authorizers must not be O(n^2)).
+  void insert(std::vector<std::shared_ptr<key_entry>> entries);
+
+  /// Removes entries with one copy of the map.
+  void erase_entries(const std::vector<std::string>& keys);
+
+  /// Stops a component's actor and its authorizers' and forgets them.
+  void stop_component(const std::string& appid);
+
+  /// Serializes changes of definitions (admin API, reload, new authorizers).
+  std::mutex& definitions_mutex() { return runtime_mtx_; }
+
+  /// Persists through the store actor from a non-actor thread.
+  void write(store_write w, done_callback cb);
+
+  /// Imports refresh tokens of authorizers this node owns: one durable
+  /// batch, then their entries and actors (authorizations::import_authorizers
+  /// gives each owner its share).
+  void import_local(const std::string& component,
+                    std::vector<std::pair<std::string, std::string>> refresh_tokens,
+                    done_callback cb);
+
+  // -- where a key is served ----------------------------------------------------
+
+  /// A key whose actor the router starts and stops (virtual activation).
+  bool virtual_key(const key_entry& e) const;
+
+  /// Where a request for `e` goes: its actor here, or by key to the router
+  /// (at most one is set; none: the key has no running actor).
+  struct key_route {
+    key_actor local;
+    key_router_actor router;
+  };
+  key_route route_of(const key_entry& e) const;
+
+  /// Caches an owner's answer for a key without a local actor (snapshots).
+  void remember(const std::string& key, const std::string& slot, const credential& x);
+
+  /// What a component's start hands to the authorizer operations
+  /// (actors/authorizations.hpp); set once, before any add_component.
+  struct component_hooks {
+    /// The component started on this node: recover its pending authorizations.
+    std::function<void(const std::string&)> started;
+    /// Its reconciliation walked WeChat's list: (appid, refresh token) pairs.
+    std::function<void(const std::string&, std::vector<std::pair<std::string, std::string>>)> reconciled;
+  };
+  void set_component_hooks(component_hooks hooks);
+
+private:
   /// The stored state of `e` as actor parameters.
   app_params load_params(const std::shared_ptr<key_entry>& e) const;
   /// Publishes stored state into the snapshots (keys without a local actor).
@@ -281,40 +270,9 @@ private:
   /// Publishes the stored tokens and tickets of a component's authorizers
   /// loaded by key only, on a thread of its own.
   void warm_snapshots(const std::string& component);
-  /// A key whose actor the router starts and stops (virtual activation).
-  bool virtual_key(const key_entry& e) const;
-  /// Where a request for `e` goes: its actor here, or by key to the router
-  /// (at most one is set; none: the key has no running actor).
-  struct key_route {
-    key_actor local;
-    key_router_actor router;
-  };
-  key_route target(const key_entry& e) const;
-  /// Asks `e`'s key `(atoms..., xs...)` wherever it is served (the keyed form
-  /// `(atoms..., key, xs...)` to the router); `T` is the answer.
-  template <class T, class OnOk, class OnErr, class... As, class... Rs>
-  void ask_key(const key_entry& e, OnOk on_ok, OnErr on_err, std::tuple<As...>, Rs... xs);
-  /// Caches an owner's answer for a key without a local actor.
-  void remember(const std::string& key, const std::string& slot, const credential& x);
   key_source component_handle(const std::string& component) const;
   key_source spawn_component_link(const std::string& component);
-  /// Adds entries with one copy of the map (100,000 authorizers must not be O(n^2)).
-  void insert(std::vector<std::shared_ptr<key_entry>> entries);
   app_params base_params(std::shared_ptr<key_entry> entry) const;
-  /// Persists through the store actor from a non-actor thread.
-  void write(store_write w, done_callback cb);
-
-  /// Reconciliation result of a component: imports authorizers missing
-  /// here, reports (never deletes) those WeChat no longer lists.
-  void reconciled(const std::string& component,
-                  std::vector<std::pair<std::string, std::string>> listed);
-  /// Recovers authorizations left pending by a crash during api_query_auth.
-  void recover_pending(const std::string& component);
-
-  /// Removes entries with one copy of the map.
-  void erase_entries(const std::vector<std::string>& keys);
-  /// Stops a component's actor and its authorizers' and forgets them.
-  void stop_component(const std::string& appid);
   /// sync_config: stops and forgets a file-defined key (state kept).
   void unload(const key_entry& e);
   /// sync_config: runs `app` in place of the entry `old`, keeping its cache.
@@ -343,6 +301,7 @@ private:
   /// Cluster: per component, the forwarder authorizer actors ask for its token.
   std::unordered_map<std::string, key_source> comp_links_;
   cluster_link cluster_;
+  component_hooks hooks_;
   key_router_actor router_;
   /// The refresh schedule holds every stored key's due time.
   bool schedule_ready_ = false;

@@ -20,6 +20,7 @@
 #include "caf/openssl/all.hpp"
 
 #include "actors/quota_book.hpp"
+#include "actors/key_services.hpp"
 #include "actors/registry.hpp"
 #include "actors/store_actor.hpp"
 #include "actors/upstream_actor.hpp"
@@ -254,7 +255,8 @@ std::unique_ptr<cluster::node> start_cluster(const hub_config& cfg, caf::actor_s
 
 /// Adds the config file's apps and components, then those the admin API
 /// defined (the file wins). Returns the config the front end starts with.
-std::optional<hub_config> load_definitions(const hub_config& cfg, actors::registry& reg) {
+std::optional<hub_config> load_definitions(const hub_config& cfg, actors::key_services& keys) {
+  auto& reg = keys.reg;
   for (auto& app : cfg.apps) {
     if (auto err = reg.add_app(app)) {
       WH_ERROR("hub", detail_of(err));
@@ -270,7 +272,7 @@ std::optional<hub_config> load_definitions(const hub_config& cfg, actors::regist
   auto runtime_cfg = cfg;
   std::vector<app_config> apps;
   std::vector<component_config> comps;
-  if (auto err = reg.load_runtime(apps, comps))
+  if (auto err = keys.defs.load_runtime(apps, comps))
     WH_ERROR("hub", "cannot load runtime definitions: " << detail_of(err));
   for (auto& a : apps)
     if (reg.find(a.appid))
@@ -315,7 +317,7 @@ http::push_ledger make_push_ledger(std::shared_ptr<persistence::store> db, int64
 }
 
 /// The cluster node, as the front end sees it.
-http::cluster_port make_cluster_port(cluster::node* n) {
+http::cluster_port make_cluster_port(cluster::node* n, cluster::etcd_session* etcd) {
   http::cluster_port port;
   port.current = [n] {
     auto v = n->current();
@@ -330,6 +332,15 @@ http::cluster_port make_cluster_port(cluster::node* n) {
   port.place = [n](const std::string& key) {
     auto v = n->current();
     return http::cluster_port::placement{v->own.owner(key), v->own.rank(key, v->replicas)};
+  };
+  port.reads = [n, etcd] {
+    using mode = http::cluster_port::reads_mode;
+    // The lease first: a node that sees its new lease sees the readiness
+    // its rejoin cleared (node::lease).
+    auto lease = n->lease();
+    if (etcd && !etcd->membership().may_serve(lease))
+      return mode::refuse;
+    return n->serves_held() ? mode::serve : mode::ask_owner;
   };
   port.relay_admin = [n](const std::string& method, const std::string& target,
                          const std::string& body, const std::string& ctype) {
@@ -433,6 +444,7 @@ int run_hub(const hub_config& cfg, const hub_run_options& opts) {
     reg_opts.may_act = etcd->may_act();
   }
   actors::registry reg{sys, core.upstream, core.store, db, wall, &stats, reg_opts};
+  actors::key_services keys{sys, reg};
   http::export_key_metrics(reg, stats, wall, cfg.refresh_margin_s);
 
   std::unique_ptr<cluster::node> node;
@@ -451,7 +463,7 @@ int run_hub(const hub_config& cfg, const hub_run_options& opts) {
                                        << wait.count() << " ms; it keeps trying and owns no key until then");
     }
   }
-  auto runtime_cfg = load_definitions(cfg, reg);
+  auto runtime_cfg = load_definitions(cfg, keys);
   if (!runtime_cfg) {
     if (node)
       node->stop();
@@ -460,10 +472,10 @@ int run_hub(const hub_config& cfg, const hub_run_options& opts) {
     return 1;
   }
 
-  http::hub_api api{reg, stats, wall, *runtime_cfg, make_push_ledger(db, cfg.push_window_s)};
+  http::hub_api api{keys, stats, wall, *runtime_cfg, make_push_ledger(db, cfg.push_window_s)};
   api.set_quota(&quota, core.upstream, core.store);
   if (node) {
-    api.set_cluster(make_cluster_port(node.get()));
+    api.set_cluster(make_cluster_port(node.get(), etcd.get()));
     apply_relayed_admin(*node, api);
     node->start();
     const auto& ccfg = cfg.cluster;

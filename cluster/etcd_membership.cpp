@@ -75,7 +75,9 @@ bool etcd_membership::wait_ready(milliseconds timeout) {
     return stopping_
            || (registered_ && read_once_
                && std::any_of(nodes_.begin(), nodes_.end(),
-                              [this](auto& n) { return n.node_id == opts_.node_id; }));
+                              // Under the current lease: a key the previous
+                              // process left (kill -9) does not count.
+                              [this](auto& n) { return n.node_id == opts_.node_id && n.lease == lease_; }));
   }) && !stopping_;
 }
 
@@ -98,6 +100,7 @@ void etcd_membership::stop() {
     lease_ = 0;
     registered_ = false;
     alive_until_ = time_point{};
+    mirror_locked();
   }
   if (lease != 0) {
     if (auto r = etcd_.revoke(lease); !r)
@@ -134,6 +137,23 @@ bool etcd_membership::lease_alive() const {
   auto now = opts_.now();
   std::lock_guard guard{mtx_};
   return lease_ != 0 && now < alive_until_;
+}
+
+void etcd_membership::mirror_locked() {
+  lease_mirror_.store(lease_, std::memory_order_release);
+  alive_until_ns_.store(std::chrono::duration_cast<std::chrono::nanoseconds>(alive_until_.time_since_epoch()).count(),
+                        std::memory_order_release);
+}
+
+bool etcd_membership::may_serve(int64_t node_lease) const {
+  // A node that processed no view yet has not served as an owner either
+  // (it is still joining: its reads go to the owners); -1: its last view
+  // did not hold it.
+  if (node_lease == 0 || unreachable_.load(std::memory_order_acquire))
+    return true;
+  auto now = std::chrono::duration_cast<std::chrono::nanoseconds>(opts_.now().time_since_epoch()).count();
+  return node_lease != 0 && lease_mirror_.load(std::memory_order_acquire) == node_lease
+         && now < alive_until_ns_.load(std::memory_order_acquire);
 }
 
 bool etcd_membership::stale() const {
@@ -218,6 +238,7 @@ void etcd_membership::lease_step() {
     granted_ttl_ = g->ttl;
     registered_ = registered = false;
     alive_until_ = sent + ttl_local(g->ttl);
+    mirror_locked();
     sent = opts_.now();
   }
   if (!registered) {
@@ -228,6 +249,7 @@ void etcd_membership::lease_step() {
         std::lock_guard guard{mtx_};
         if (lease_ == lease)
           lease_ = 0;
+        mirror_locked();
       }
       return fail("cannot register", p.error());
     }
@@ -254,6 +276,7 @@ void etcd_membership::lease_step() {
       lease_ = 0;
       registered_ = false;
       alive_until_ = std::min(alive_until_, sent);
+      mirror_locked();
     }
     lease_failing_ = false;
     return;
@@ -262,6 +285,7 @@ void etcd_membership::lease_step() {
     std::lock_guard guard{mtx_};
     if (lease_ == lease)
       alive_until_ = std::max(alive_until_, sent + ttl_local(std::min(granted, *k)));
+    mirror_locked();
   }
   recovered("etcd reachable again, lease kept");
 }
@@ -323,6 +347,7 @@ void etcd_membership::view_step() {
     if (view_failing_)
       WH_INFO(component, "node " << opts_.node_id << ": reading the live nodes again");
     view_failing_ = false;
+    unreachable_.store(false, std::memory_order_release);
     bool changed = false;
     {
       std::lock_guard guard{mtx_};
@@ -352,6 +377,8 @@ void etcd_membership::view_step() {
                                                 : std::string{"the membership record keeps changing"})
                                  << " (keeping the last known ones; logged once until it recovers)");
     view_failing_ = true;
+    // Only etcd's failure counts, not a record that keeps changing.
+    unreachable_.store(static_cast<bool>(last_error), std::memory_order_release);
   }
   // Publish a change of the set or of the stale flag.
   membership_view v;

@@ -34,6 +34,7 @@
 // here runs on a CAF scheduler thread. The change handler runs on the view
 // thread and must not block (hand the view to an actor with anon_send).
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
@@ -151,6 +152,15 @@ public:
   /// The current lease id, 0 while none is granted.
   int64_t lease_id() const;
 
+  /// Whether this node may answer reads from the credentials it holds,
+  /// given the lease of the registration its node actor last processed
+  /// (`node_lease`, 0 = none yet): that lease is the current one and alive
+  /// on the local clock, or etcd cannot be reached at all (the last read of
+  /// the live set failed: held tokens are served read-only). False from the moment a
+  /// paused process resumes until its node has seen its new registration.
+  /// Lock-free (called per request).
+  bool may_serve(int64_t node_lease) const;
+
   /// The owner of `key` by rendezvous hashing over the live set ("" when
   /// the set is empty).
   std::string owner_of(std::string_view key) const;
@@ -203,6 +213,13 @@ private:
   // Used by the lease / view threads only: for logging state changes once.
   bool lease_failing_ = false;
   bool view_failing_ = false;
+
+  /// Mirrors of lease_ and alive_until_ (steady ns) for may_serve, and
+  /// whether the last read of the live set failed.
+  void mirror_locked();
+  std::atomic<int64_t> lease_mirror_{0};
+  std::atomic<int64_t> alive_until_ns_{0};
+  std::atomic<bool> unreachable_{false};
 
   std::thread lease_thread_;
   std::thread view_thread_;

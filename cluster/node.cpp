@@ -46,6 +46,9 @@ struct node_state {
   std::shared_ptr<node::admin_handler> admin;
   /// Owner-to-replica delay of the last replicated state (rendered as a gauge).
   std::shared_ptr<std::atomic<int64_t>> lag_ms;
+  /// `ready` and `self_lease`, for the front end's reads (node::serves_held, node::lease).
+  std::shared_ptr<std::atomic<bool>> ready_flag;
+  std::shared_ptr<std::atomic<int64_t>> lease_flag;
 
   const std::string& self_id() const { return opts.cfg.node_id; }
 
@@ -102,6 +105,11 @@ struct node_state {
   bool have_members = false;
   /// Registration (create) revision per member: a new one is a rejoin.
   std::map<std::string, int64_t> registrations;
+  /// The etcd lease of this node's registration in the last view (-1: not
+  /// registered in it; 0: no view yet), and the last registration revision
+  /// of this node seen.
+  int64_t self_lease = 0;
+  int64_t self_reg = 0;
   /// Fencing epochs: per key, the highest etcd membership revision an
   /// owner's write of it carried. A write or handover with an older epoch
   /// comes from a node that no longer owns the key (a paused or cut-off
@@ -110,6 +118,10 @@ struct node_state {
   /// Handed-over states a running actor here refused since the last
   /// membership change (adopted if this node turns out to rejoin).
   std::map<std::string, key_state> held;
+  /// The router's `(route_atom, key)` for keys of live peers not met yet
+  /// (a node that just started): answered with the peer's router at its
+  /// hello; by owner node id, with the time (ms) after which nobody waits.
+  std::map<std::string, std::vector<std::pair<int64_t, caf::response_promise>>> awaiting;
   /// Keys to hand to members etcd reports before their connection is up
   /// (a restarted node registers before it meets its peers): handed over
   /// when they connect, else they would start from an older stored state.
@@ -121,17 +133,12 @@ struct node_state {
   /// before it noticed): peers that have not started a handover are not
   /// waited for.
   bool lapsed = false;
-  /// node::start ran: this hub has loaded its keys. Until then peers'
-  /// version questions wait (an unloaded key would answer "none stored"
-  /// and be sent in full), and so do requests for keys it owns.
-  bool started = false;
-  std::vector<std::pair<caf::response_promise, std::vector<std::string>>> version_asks;
-  std::vector<std::tuple<caf::response_promise, std::string, bool>> early_asks;
 };
 
 using self_ptr = caf::stateful_actor<node_state>*;
 
 void reconcile(self_ptr self);
+void expire_awaiting(self_ptr self, bool left_only);
 void try_connect(self_ptr self);
 
 /// How long a joining node (with etcd) waits for late members.
@@ -174,6 +181,10 @@ void publish_view(self_ptr self) {
   v->routers = st.routers;
   v->owned_keys = st.owned;
   st.published->store(std::move(v), std::memory_order_release);
+  // In this order: whoever sees the new lease sees the readiness that
+  // came with it (a rejoin clears it).
+  st.ready_flag->store(st.ready, std::memory_order_release);
+  st.lease_flag->store(st.self_lease, std::memory_order_release);
 }
 
 /// The node that owned `key` before this one joined (the previous holder of
@@ -442,6 +453,11 @@ void peer_up(self_ptr self, const std::string& id, caf::actor handle, actors::ke
   self->monitor(handle);
   st.peers[id] = handle;
   st.routers[id] = std::move(router);
+  if (auto i = st.awaiting.find(id); i != st.awaiting.end()) {
+    for (auto& [until, rp] : i->second)
+      rp.deliver(st.routers[id]);
+    st.awaiting.erase(i);
+  }
   if (peer_ready && !st.synced_from.count(id))
     st.expect_sync.insert(id);
   set_members(self);
@@ -512,6 +528,27 @@ bool met_all(self_ptr self) {
   return true;
 }
 
+/// Clears the published credentials of keys this node neither owns nor
+/// replicates (copies of remote answers): after a rejoin they may be older
+/// than what their owner holds, and no handover refreshes them.
+void drop_unheld_copies(self_ptr self) {
+  auto& st = self->state;
+  size_t dropped = 0;
+  ownership now{live_ids(self)};
+  for (auto& e : st.reg->entries()) {
+    auto holders = now.rank(e->key, st.opts.cfg.replicas);
+    if (std::find(holders.begin(), holders.end(), st.self_id()) != holders.end())
+      continue;
+    dropped += e->token.load() || e->jsapi.load() || e->wx_card.load();
+    e->token.clear();
+    e->jsapi.clear();
+    e->wx_card.clear();
+  }
+  if (dropped > 0)
+    WH_INFO("cluster", st.self_id() << ": dropped the cached credentials of " << dropped
+                                    << " key(s) other nodes hold; reads ask their owners");
+}
+
 /// etcd's view changed: the live set (and so every key's owner) follows it.
 /// A stale view (lease lost, etcd unreachable) keeps the last live set; the
 /// lease check before every upstream call keeps this node from acting.
@@ -522,17 +559,21 @@ bool met_all(self_ptr self) {
 /// still runs (their state may be older than what an interim owner wrote)
 /// and starts its keys again only after those handovers (or the join grace).
 void on_members(self_ptr self, std::vector<std::string> ids, std::vector<std::string> eps,
-                std::vector<int64_t> regs, int64_t rev, bool stale) {
+                std::vector<int64_t> regs, std::vector<int64_t> leases, int64_t rev, bool stale) {
   auto& st = self->state;
   if (st.stopped || stale)
     return;
   std::map<std::string, std::string> members;
   std::map<std::string, int64_t> registrations;
+  int64_t self_lease = -1; // not registered in this view
   for (size_t i = 0; i < ids.size() && i < eps.size() && i < regs.size(); ++i) {
     members[ids[i]] = eps[i];
     registrations[ids[i]] = regs[i];
+    if (ids[i] == st.self_id() && i < leases.size())
+      self_lease = leases[i];
   }
-  if (st.have_members && members == st.members && registrations == st.registrations)
+  if (st.have_members && members == st.members && registrations == st.registrations
+      && self_lease == st.self_lease)
     return;
   bool rejoined = false;
   bool peer_rejoined = false;
@@ -542,18 +583,28 @@ void on_members(self_ptr self, std::vector<std::string> ids, std::vector<std::st
       continue;
     (id == st.self_id() ? rejoined : peer_rejoined) = true;
   }
+  // This node left etcd's view (its lease expired: a pause, or cut off
+  // from etcd), or is back after it did: both start a rejoin. Its
+  // registration is compared with the last one it saw of itself.
+  if (auto mine = registrations.find(st.self_id()); mine == registrations.end())
+    rejoined = rejoined || st.registrations.count(st.self_id()) > 0;
+  else
+    rejoined = rejoined || (st.self_reg != 0 && st.self_reg != mine->second);
   bool first = !st.have_members;
   st.members = std::move(members);
   st.registrations = std::move(registrations);
   std::erase_if(st.unsent, [&](auto& kv) { return !st.members.count(kv.first); });
   st.members_rev = rev;
   st.have_members = true;
+  st.self_lease = self_lease;
+  if (auto mine = st.registrations.find(st.self_id()); mine != st.registrations.end())
+    st.self_reg = mine->second;
   std::string list;
   for (auto& [id, ep] : st.members)
     list += (list.empty() ? "" : ",") + id;
   WH_INFO("cluster", st.self_id() << ": etcd membership at revision " << rev << ": " << list);
   if (rejoined && !first) {
-    WH_WARN("cluster", st.self_id() << ": registered anew in etcd (its lease lapsed); stopping its keys "
+    WH_WARN("cluster", st.self_id() << ": left etcd's view or registered anew (its lease lapsed); stopping its keys "
                                        "until the peers hand over what changed meanwhile");
     // Killed, not stopped: every change they made is durable already, and
     // a stop would write their (possibly older) state once more with a new
@@ -569,6 +620,10 @@ void on_members(self_ptr self, std::vector<std::string> ids, std::vector<std::st
     st.lapsed = true;
     st.started_ms = now_ms(self);
     st.was = ownership{};
+    // Copies of keys this node neither owns nor replicates are not handed
+    // over: dropped, so that reads ask the owner instead of serving what it
+    // may have replaced meanwhile.
+    drop_unheld_copies(self);
     // Handovers that reached the stale actors before this view did.
     std::vector<key_state> held;
     for (auto& [key, s] : st.held)
@@ -585,6 +640,7 @@ void on_members(self_ptr self, std::vector<std::string> ids, std::vector<std::st
     st.held.clear();
   }
   set_members(self);
+  expire_awaiting(self, true);
   try_connect(self);
   reconcile(self);
   (void) peer_rejoined; // reconcile hands every peer what it should hold
@@ -628,11 +684,6 @@ void try_connect(self_ptr self) {
 caf::response_promise activate_owned(self_ptr self, const std::string& key, bool create) {
   auto& st = self->state;
   auto rp = self->make_response_promise();
-  if (!st.started) {
-    // Its keys are not loaded yet: answered once they are (see tick_atom).
-    st.early_asks.emplace_back(rp, key, create);
-    return rp;
-  }
   auto e = st.reg->find(key);
   if ((!e || e->shadow) && create && key.find('/') != std::string::npos
       && st.own.owner(key) == st.self_id()) {
@@ -669,6 +720,45 @@ caf::response_promise activate_owned(self_ptr self, const std::string& key, bool
   park();
   self->delayed_send(self, st.opts.park_timeout, park_atom::value, key);
   return rp;
+}
+
+/// The router's `(route_atom, key)`: the router of `key`'s owner, which is
+/// a live node this node has not met yet (see node_state::awaiting); an
+/// invalid handle when this node owns the key now.
+caf::response_promise route_to_owner(self_ptr self, const std::string& key) {
+  auto& st = self->state;
+  auto rp = self->make_response_promise();
+  auto& id = st.own.owner(key);
+  if (id == st.self_id()) {
+    rp.deliver(actors::key_router_actor{});
+  } else if (auto i = st.routers.find(id); i != st.routers.end()) {
+    rp.deliver(i->second);
+  } else if (st.etcd && !st.members.count(id)) {
+    rp.deliver(make_detail_error(ec::cluster_unavailable, "the owner of " + key + " left; retry"));
+  } else {
+    // The router stops waiting on its own (router_options::owner_wait);
+    // this only bounds what is kept here.
+    st.awaiting[id].emplace_back(now_ms(self) + 5000, std::move(rp));
+  }
+  return rp;
+}
+
+/// Fails the waits for owners that left etcd's view and, unless
+/// `left_only`, those past their time.
+void expire_awaiting(self_ptr self, bool left_only) {
+  auto& st = self->state;
+  auto t = now_ms(self);
+  for (auto i = st.awaiting.begin(); i != st.awaiting.end();) {
+    bool left = st.etcd && st.have_members && !st.members.count(i->first);
+    auto& ws = i->second;
+    std::erase_if(ws, [&](auto& w) {
+      if (!left && (left_only || w.first > t))
+        return false;
+      w.second.deliver(make_detail_error(ec::cluster_unavailable, "no connection to node " + i->first + " yet; retry"));
+      return true;
+    });
+    i = ws.empty() ? st.awaiting.erase(i) : std::next(i);
+  }
 }
 
 /// Runs a callback-based registry operation that answers `rp`.
@@ -779,7 +869,9 @@ caf::behavior node_actor(self_ptr self, node_options opts, actors::registry* reg
                          metrics* stats, connector connect,
                          std::shared_ptr<std::atomic<std::shared_ptr<const view>>> published,
                          std::shared_ptr<node::admin_handler> admin,
-                         std::shared_ptr<std::atomic<int64_t>> lag_ms) {
+                         std::shared_ptr<std::atomic<int64_t>> lag_ms,
+                         std::shared_ptr<std::atomic<bool>> ready_flag,
+                         std::shared_ptr<std::atomic<int64_t>> lease_flag) {
   auto& st = self->state;
   st.opts = std::move(opts);
   st.reg = reg;
@@ -789,6 +881,8 @@ caf::behavior node_actor(self_ptr self, node_options opts, actors::registry* reg
   st.published = std::move(published);
   st.admin = std::move(admin);
   st.lag_ms = std::move(lag_ms);
+  st.ready_flag = std::move(ready_flag);
+  st.lease_flag = std::move(lease_flag);
   st.clk = st.opts.clock ? st.opts.clock : &system_wall();
   st.etcd = !st.opts.cfg.etcd.empty();
   st.started_ms = now_ms(self);
@@ -804,23 +898,12 @@ caf::behavior node_actor(self_ptr self, node_options opts, actors::registry* reg
         return;
       }
   });
-  return {
+  caf::behavior running{
     [=](tick_atom) {
       auto& st = self->state;
       if (st.stopped)
         return;
-      if (!st.started) {
-        // node::start: the hub has loaded its keys. The join wait starts now.
-        st.started = true;
-        st.started_ms = now_ms(self);
-        for (auto& [rp, keys] : st.version_asks)
-          rp.delegate(st.io, version_atom::value, std::move(keys));
-        st.version_asks.clear();
-        auto me = caf::actor_cast<caf::actor>(self);
-        for (auto& [rp, key, create] : st.early_asks)
-          rp.delegate(me, activate_atom::value, std::move(key), create);
-        st.early_asks.clear();
-      }
+      expire_awaiting(self, false);
       try_connect(self);
       auto waited_ms = now_ms(self) - st.started_ms;
       auto grace_ms = static_cast<int64_t>(st.opts.cfg.join_grace_ms);
@@ -906,11 +989,6 @@ caf::behavior node_actor(self_ptr self, node_options opts, actors::registry* reg
       -> caf::result<caf::message> {
       // A peer is about to hand keys over: the versions stored here.
       self->state.incoming.insert(from);
-      if (!self->state.started) {
-        auto rp = self->make_response_promise();
-        self->state.version_asks.emplace_back(rp, std::move(keys));
-        return rp;
-      }
       return self->delegate(self->state.io, version_atom::value, std::move(keys));
     },
     [=](repl_atom, const std::string& key, const std::string&) {
@@ -952,8 +1030,8 @@ caf::behavior node_actor(self_ptr self, node_options opts, actors::registry* reg
     [=](ready_atom) { reconcile(self); },
     // etcd's view (node::on_membership; local only, never sent between nodes).
     [=](ready_atom, std::vector<std::string>& ids, std::vector<std::string>& eps, std::vector<int64_t>& regs,
-        int64_t rev, bool stale) {
-      on_members(self, std::move(ids), std::move(eps), std::move(regs), rev, stale);
+        std::vector<int64_t>& leases, int64_t rev, bool stale) {
+      on_members(self, std::move(ids), std::move(eps), std::move(regs), std::move(leases), rev, stale);
     },
     [=](put_atom, const std::string& method, const std::string& target, const std::string& body,
         const std::string& ctype, bool relayed) {
@@ -980,6 +1058,7 @@ caf::behavior node_actor(self_ptr self, node_options opts, actors::registry* reg
     },
     // -- keys (the router asks) and imports (peers ask the owner) --------------
     [=](activate_atom, const std::string& key, bool create) { return activate_owned(self, key, create); },
+    [=](actors::route_atom, const std::string& key) { return route_to_owner(self, key); },
     [=](import_atom, const std::string& component, const std::vector<std::string>& flat) {
       std::vector<std::pair<std::string, std::string>> items;
       for (size_t i = 0; i + 1 < flat.size(); i += 2)
@@ -988,6 +1067,18 @@ caf::behavior node_actor(self_ptr self, node_options opts, actors::registry* reg
       return async_op(self, [reg, component, items = std::move(items)](auto done) mutable {
         reg->import_local(component, std::move(items), done);
       });
+    },
+  };
+  // Until start(): the registry may not know its keys yet (definitions load
+  // after the node is published), so a peer's hello or handover would find
+  // them unknown. Everything but the first tick waits in the mailbox.
+  self->set_default_handler(caf::skip);
+  return {
+    [=](tick_atom) mutable {
+      self->set_default_handler(caf::print_and_drop);
+      self->state.started_ms = now_ms(self);
+      self->become(running);
+      self->send(self, tick_atom::value);
     },
   };
 }
@@ -1012,7 +1103,7 @@ node::node(caf::actor_system& sys, actors::registry& reg, caf::actor store, metr
   view_->store(initial);
   auto configured = static_cast<double>(opts.cfg.peers.size() + 1);
   actor_ = sys.spawn(node_actor, std::move(opts), &reg, std::move(store), stats, std::move(connect),
-                     view_, admin_, lag_ms_);
+                     view_, admin_, lag_ms_, ready_, lease_);
   if (stats) {
     stats->describe("wechat_hub_cluster_failovers_total",
                     "Membership losses this node handled (a peer reported down)");
@@ -1066,13 +1157,15 @@ void post_membership(const caf::actor& node_actor, const membership_view& v) {
   std::vector<std::string> ids;
   std::vector<std::string> eps;
   std::vector<int64_t> regs;
+  std::vector<int64_t> leases;
   for (auto& m : v.nodes) {
     ids.push_back(m.node_id);
     eps.push_back(m.endpoint);
     regs.push_back(m.create_revision);
+    leases.push_back(m.lease);
   }
-  caf::anon_send(node_actor, ready_atom::value, std::move(ids), std::move(eps), std::move(regs), v.revision,
-                 v.stale);
+  caf::anon_send(node_actor, ready_atom::value, std::move(ids), std::move(eps), std::move(regs), std::move(leases),
+                 v.revision, v.stale);
 }
 
 void node::start() {
@@ -1095,6 +1188,14 @@ caf::actor node::owner_node(std::string_view key) const {
   if (auto i = v->actors.find(id); i != v->actors.end())
     return i->second;
   return {};
+}
+
+bool node::serves_held() const {
+  return ready_->load(std::memory_order_acquire);
+}
+
+int64_t node::lease() const {
+  return lease_->load(std::memory_order_acquire);
 }
 
 void node::relay_admin(const std::string& method, const std::string& target, const std::string& body,

@@ -135,7 +135,9 @@ public:
   /// every view etcd_membership reports; a stale view changes nothing).
   void on_membership(const membership_view& v);
 
-  /// Starts connecting to the peers (call after publishing).
+  /// Starts connecting to the peers (call after publishing, once the
+  /// registry holds every definition: until then the node actor leaves
+  /// peers' hellos and handovers, and etcd's views, in its mailbox).
   void start();
 
   /// The node actor of `key`'s owner (this node's own included), or invalid.
@@ -145,6 +147,17 @@ public:
   actors::key_owner owner_of(std::string_view key) const;
 
   std::shared_ptr<const view> current() const { return view_->load(std::memory_order_acquire); }
+
+  /// Whether the front end may answer from the credentials this node holds
+  /// (its published snapshots): not before it caught up with its peers
+  /// after a start or a rejoin, since what it stored may have been replaced
+  /// meanwhile; reads then go to the key's owner. Lock-free.
+  bool serves_held() const;
+
+  /// With etcd: the lease of this node's registration in the last view the
+  /// node actor processed (etcd_membership::may_serve); 0 before, -1 when
+  /// that view did not hold this node. Lock-free.
+  int64_t lease() const;
 
   /// Stops the node actor.
   void stop();
@@ -164,6 +177,8 @@ private:
   std::shared_ptr<std::atomic<std::shared_ptr<const view>>> view_;
   std::shared_ptr<admin_handler> admin_ = std::make_shared<admin_handler>();
   std::shared_ptr<std::atomic<int64_t>> lag_ms_ = std::make_shared<std::atomic<int64_t>>(0);
+  std::shared_ptr<std::atomic<bool>> ready_ = std::make_shared<std::atomic<bool>>(false);
+  std::shared_ptr<std::atomic<int64_t>> lease_ = std::make_shared<std::atomic<int64_t>>(0);
 };
 
 } // namespace wh::cluster

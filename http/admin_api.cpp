@@ -5,6 +5,7 @@
 
 #include <boost/json.hpp>
 
+#include "actors/key_services.hpp"
 #include "actors/registry.hpp"
 #include "core/error.hpp"
 #include "core/log.hpp"
@@ -86,7 +87,7 @@ void hub_api::get_state(exchange& x) {
   auto entry = admin_entry(x, false);
   if (!entry)
     return out.fail(entry.error());
-  reg_.describe(**entry, [out](caf::expected<std::string> res) {
+  svc_.keys.describe(**entry, [out](caf::expected<std::string> res) {
     if (!res)
       return out.fail(res.error());
     out.ok(json_ok(std::move(*res)));
@@ -98,7 +99,7 @@ void hub_api::post_force_refresh(exchange& x) {
   auto entry = admin_entry(x, true);
   if (!entry)
     return out.fail(entry.error());
-  reg_.force_refresh(**entry, [out](caf::expected<actors::credential> res) {
+  svc_.keys.force_refresh(**entry, [out](caf::expected<actors::credential> res) {
     if (!res)
       return out.fail(res.error());
     json::object o;
@@ -174,11 +175,11 @@ void hub_api::put_app(exchange& x) {
   auto app = parse_app_definition(x.args.at(0), x.req);
   if (!app)
     return out.fail(app.error());
-  reg_.put_app(std::move(*app), definition_done(x));
+  svc_.defs.put_app(std::move(*app), definition_done(x));
 }
 
 void hub_api::delete_app(exchange& x) {
-  reg_.remove(x.args.at(0), definition_done(x));
+  svc_.defs.remove(x.args.at(0), definition_done(x));
 }
 
 void hub_api::put_component(exchange& x) {
@@ -189,7 +190,7 @@ void hub_api::put_component(exchange& x) {
     return out.fail(comp.error());
   // parse_component_definition checked that the crypto can be made.
   auto crypto = wechat::msg_crypto::make(comp->encoding_aes_key, comp->token, appid);
-  reg_.put_component(*comp, [this, appid, crypto = std::move(*crypto),
+  svc_.defs.put_component(*comp, [this, appid, crypto = std::move(*crypto),
                              done = definition_done(x)](caf::error err) {
     if (!err)
       put_push_crypto(appid, crypto);
@@ -198,7 +199,7 @@ void hub_api::put_component(exchange& x) {
 }
 
 void hub_api::delete_component(exchange& x) {
-  reg_.remove(x.args.at(0), [this, appid = x.args.at(0), done = definition_done(x)](caf::error err) {
+  svc_.defs.remove(x.args.at(0), [this, appid = x.args.at(0), done = definition_done(x)](caf::error err) {
     if (!err)
       drop_push_crypto(appid);
     done(std::move(err));
@@ -253,7 +254,7 @@ void hub_api::list_authorizers(exchange& x) {
   if (!p)
     return out.fail(p.error());
   size_t total = 0;
-  auto items = reg_.list_authorizers(component, p->offset, p->limit, total);
+  auto items = svc_.auths.list_authorizers(component, p->offset, p->limit, total);
   json::array arr;
   for (auto& i : items) {
     json::object o;
@@ -277,7 +278,7 @@ void hub_api::import_authorizers(exchange& x) {
   if (!items)
     return out.fail(items.error());
   auto n = items->size();
-  reg_.import_authorizers(component, std::move(*items),
+  svc_.auths.import_authorizers(component, std::move(*items),
                           done_json(out, "{\"imported\":" + std::to_string(n) + "}"));
 }
 
@@ -289,14 +290,14 @@ void hub_api::put_authorizer(exchange& x) {
   if (!rt)
     return out.fail(rt.error());
   WH_INFO("admin", "import of authorizer " << component << "/" << authorizer);
-  reg_.import_authorizers(component, {{authorizer, *rt}}, done_json(out, R"({"status":"imported"})"));
+  svc_.auths.import_authorizers(component, {{authorizer, *rt}}, done_json(out, R"({"status":"imported"})"));
 }
 
 void hub_api::delete_authorizer(exchange& x) {
   const auto& component = x.args.at(0);
   const auto& authorizer = x.args.at(1);
   WH_INFO("admin", "revoking authorizer " << component << "/" << authorizer);
-  reg_.revoke(component, authorizer, done_json(reply_to(this, x), R"({"status":"revoked"})"));
+  svc_.auths.revoke(component, authorizer, done_json(reply_to(this, x), R"({"status":"revoked"})"));
 }
 
 } // namespace wh::http

@@ -5,6 +5,7 @@
 #include <boost/json.hpp>
 #include <boost/url.hpp>
 
+#include "actors/key_services.hpp"
 #include "actors/registry.hpp"
 #include "core/clock.hpp"
 #include "core/error.hpp"
@@ -255,7 +256,7 @@ hub_api::find_component(const std::string& appid) const {
 }
 
 void hub_api::recover_authorizer(const reply& out, const key_ref& ref, std::function<void()> retry) {
-  reg_.recover_authorizer(ref.appid, ref.authorizer, [out, ref, retry](caf::error err) {
+  svc_.auths.recover_authorizer(ref.appid, ref.authorizer, [out, ref, retry](caf::error err) {
     if (!err)
       return retry();
     if (code_of(err) == ec::unknown_key)
@@ -313,11 +314,20 @@ void hub_api::serve_refresh(const reply& out, const refresh_command& cmd,
   serve_stale(out, **entry, cmd.stale, who);
 }
 
+namespace {
+
+constexpr const char* refused_read = "this node's cluster lease lapsed; it answers again once it has rejoined; retry";
+
+} // namespace
+
 void hub_api::serve_current(const reply& out, const actors::key_entry& entry) {
   // Fast path: the actor's published token, no actor round trip.
-  if (auto x = entry.token.load(); x && clock_.now() < x->expires_at)
+  auto mode = reads();
+  if (mode == cluster_port::reads_mode::refuse)
+    return out.fail(make_detail_error(ec::cluster_unavailable, refused_read));
+  if (auto x = entry.token.load(); x && clock_.now() < x->expires_at && mode == cluster_port::reads_mode::serve)
     return out.ok(json_ok(render_token(*x)));
-  reg_.ask_token(entry, [out](caf::expected<actors::credential> res) {
+  svc_.keys.ask_token(entry, [out](caf::expected<actors::credential> res) {
     if (res)
       out.ok(json_ok(render_token(*res)));
     else
@@ -327,7 +337,7 @@ void hub_api::serve_current(const reply& out, const actors::key_entry& entry) {
 
 void hub_api::serve_stale(const reply& out, const actors::key_entry& entry,
                           const std::string& stale, std::shared_ptr<const client_config> who) {
-  reg_.report_stale(entry, stale, [this, out, who, key = entry.key](caf::expected<actors::credential> res) {
+  svc_.keys.report_stale(entry, stale, [this, out, who, key = entry.key](caf::expected<actors::credential> res) {
     if (res)
       return out.ok(json_ok(render_token(*res)));
     note_loop(res.error(), key, who.get());
@@ -365,9 +375,12 @@ void hub_api::serve_ticket(const reply& out, const ticket_query& q,
   if (recover)
     return recover_authorizer(out, q.ref, [this, out, q, who] { serve_ticket(out, q, who, false); });
   auto& e = **entry;
-  if (auto x = e.ticket(q.type)->load(); x && clock_.now() < x->expires_at)
+  auto mode = reads();
+  if (mode == cluster_port::reads_mode::refuse)
+    return out.fail(make_detail_error(ec::cluster_unavailable, refused_read));
+  if (auto x = e.ticket(q.type)->load(); x && clock_.now() < x->expires_at && mode == cluster_port::reads_mode::serve)
     return out.ok(json_ok(render_ticket(*x, q.type)));
-  reg_.ask_ticket(e, q.type, [out, type = q.type](caf::expected<actors::credential> res) {
+  svc_.keys.ask_ticket(e, q.type, [out, type = q.type](caf::expected<actors::credential> res) {
     if (res)
       out.ok(json_ok(render_ticket(*res, type)));
     else

@@ -39,6 +39,7 @@ class msg_crypto;
 namespace wh::actors {
 class quota_book;
 class registry;
+struct key_services;
 } // namespace wh::actors
 
 namespace wh::http {
@@ -69,7 +70,7 @@ class hub_api {
 public:
   /// `cfg` supplies the client keys, the components' push crypto and the
   /// push time window; `ledger` keeps accepted pushes durable.
-  hub_api(actors::registry& reg, wh::metrics& stats, const wh::clock& clk,
+  hub_api(actors::key_services& keys, wh::metrics& stats, const wh::clock& clk,
           const hub_config& cfg, push_ledger ledger);
   ~hub_api();
 
@@ -215,6 +216,8 @@ private:
   struct push_state;
   static std::unique_ptr<push_state> make_push_state(const hub_config& cfg);
 
+  actors::key_services& svc_;
+  /// The directory (svc_.reg).
   actors::registry& reg_;
   wh::metrics& stats_;
   const wh::clock& clock_;
@@ -227,6 +230,10 @@ private:
   authenticator auth_;
   audit_log audit_;
   std::optional<cluster_port> cluster_;
+  /// How reads are answered now (cluster_port::reads).
+  cluster_port::reads_mode reads() const {
+    return cluster_ && cluster_->reads ? cluster_->reads() : cluster_port::reads_mode::serve;
+  }
   actors::quota_book* quota_ = nullptr;
   caf::actor upstream_;
   caf::actor store_;

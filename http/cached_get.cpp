@@ -151,7 +151,7 @@ bool hub_api::serve_cached(const cached_get_request& req, std::string& out) {
     return false;
   auto slot = which == hot_route::ticket ? entry->ticket(q.type) : &entry->token;
   auto x = slot->load();
-  if (!x || clock_.now() >= x->expires_at)
+  if (!x || clock_.now() >= x->expires_at || reads() != cluster_port::reads_mode::serve)
     return false;
   thread_local rendered_cache rendered;
   if (which == hot_route::ticket)

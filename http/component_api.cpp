@@ -7,6 +7,7 @@
 
 #include <boost/json.hpp>
 
+#include "actors/key_services.hpp"
 #include "actors/registry.hpp"
 #include "core/clock.hpp"
 #include "core/metrics.hpp"
@@ -42,9 +43,9 @@ std::unique_ptr<hub_api::push_state> hub_api::make_push_state(const hub_config& 
   return st;
 }
 
-hub_api::hub_api(actors::registry& reg, wh::metrics& stats, const wh::clock& clk,
+hub_api::hub_api(actors::key_services& keys, wh::metrics& stats, const wh::clock& clk,
                  const hub_config& cfg, push_ledger ledger)
-  : reg_(reg), stats_(stats), clock_(clk), push_(make_push_state(cfg)), auth_(cfg.clients),
+  : svc_(keys), reg_(keys.reg), stats_(stats), clock_(clk), push_(make_push_state(cfg)), auth_(cfg.clients),
     audit_(cfg.audit_log.empty() ? cfg.data_dir + "/audit.log" : cfg.audit_log) {
   push_->journal = std::move(ledger);
   stats_.describe("wechat_hub_pushes_total",
@@ -200,14 +201,14 @@ void hub_api::post_push(exchange& x) {
     out.ok(success_text());
   };
   if (info == "component_verify_ticket")
-    return reg_.deliver_verify_ticket(component, ev->component_verify_ticket, done);
+    return svc_.auths.deliver_verify_ticket(component, ev->component_verify_ticket, done);
   if (info == "authorized" || info == "updateauthorized") {
     WH_INFO("push", component << ": " << info << " " << ev->authorizer_appid);
-    return reg_.authorize(component, ev->authorization_code, ev->authorizer_appid, ev->create_time, done);
+    return svc_.auths.authorize(component, ev->authorization_code, ev->authorizer_appid, ev->create_time, done);
   }
   if (info == "unauthorized") {
     WH_INFO("push", component << ": unauthorized " << ev->authorizer_appid);
-    return reg_.revoke(component, ev->authorizer_appid, [done](caf::error err) {
+    return svc_.auths.revoke(component, ev->authorizer_appid, [done](caf::error err) {
       // Revoking an authorizer this hub never knew is a no-op, not a failure.
       done(code_of(err) == ec::unknown_key ? caf::error{} : std::move(err));
     });

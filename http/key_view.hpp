@@ -49,7 +49,7 @@ inline const std::string& token_api_of(const actors::key_entry& e) {
 }
 
 /// A stand-in for an authorizer this node does not store (multi-node hubs):
-/// the registry's ask_* forward it to the key's owner, which answers 404
+/// key_client's asks forward it to the key's owner, which answers 404
 /// itself if it does not know the authorizer either.
 inline std::shared_ptr<actors::key_entry> shadow_authorizer(const std::string& key) {
   auto e = std::make_shared<actors::key_entry>();

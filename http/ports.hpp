@@ -35,6 +35,20 @@ struct cluster_port {
   };
   std::function<status()> current;
   std::function<placement(const std::string& key)> place;
+  /// How reads of tokens and tickets are answered now.
+  enum class reads_mode {
+    /// From the credentials this node holds (its published snapshots).
+    serve,
+    /// From the key's owner: this node is catching up with its peers (a
+    /// start or a rejoin), whose newer versions it may have missed.
+    ask_owner,
+    /// Refused (503): its etcd lease lapsed while etcd is reachable (a
+    /// paused process that resumed; others may have replaced its tokens)
+    /// until it has rejoined.
+    refuse,
+  };
+  /// Cheap, called per request; empty = always `serve`.
+  std::function<reads_mode()> reads;
   /// Relays an accepted admin definition change to the other nodes.
   std::function<void(const std::string& method, const std::string& target,
                      const std::string& body, const std::string& content_type)>

@@ -8,6 +8,7 @@
 
 #include "actors/messages.hpp"
 #include "actors/quota_book.hpp"
+#include "actors/key_services.hpp"
 #include "actors/registry.hpp"
 #include "actors/upstream_actor.hpp"
 #include "core/error.hpp"
@@ -135,7 +136,7 @@ void hub_api::post_clear_quota(exchange& x) {
                                           "(the budget resets on the 1st, Beijing time)"));
   WH_WARN("quota", appid << ": clear_quota requested by an operator (" << used << "/"
                          << clears_per_month << " this month)");
-  reg_.ask_token(*entry, [this, out, appid, used, entry](caf::expected<actors::credential> tok) {
+  svc_.keys.ask_token(*entry, [this, out, appid, used, entry](caf::expected<actors::credential> tok) {
     if (!tok) {
       // Without a valid token of its own the account cannot be reset
       // (WeChat's clear_quota authenticates with it). The answer keeps the

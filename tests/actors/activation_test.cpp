@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "actors/key_services.hpp"
 #include "actors/registry.hpp"
 #include "actors/store_actor.hpp"
 #include "core/error.hpp"
@@ -44,6 +45,7 @@ struct fixture : test_coordinator_fixture<> {
   caf::actor upstream;
   caf::actor store;
   std::unique_ptr<registry> reg;
+  std::unique_ptr<key_services> svc;
 
   fixture() {
     auto opened = persistence::open_rocksdb(dir.path());
@@ -92,6 +94,8 @@ struct fixture : test_coordinator_fixture<> {
 
   void start_registry() {
     reg = std::make_unique<registry>(sys, upstream, store, db, wall, nullptr, opts());
+
+    svc = std::make_unique<key_services>(sys, *reg);
     sched.run();
   }
 
@@ -101,6 +105,7 @@ struct fixture : test_coordinator_fixture<> {
       return;
     reg->shutdown();
     sched.run();
+    svc.reset();
     reg.reset();
     sched.run();
   }
@@ -121,7 +126,7 @@ struct fixture : test_coordinator_fixture<> {
     auto res = std::make_shared<std::optional<caf::expected<credential>>>();
     auto e = reg->find(appid);
     CAF_REQUIRE(e != nullptr);
-    reg->ask_token(*e, [res](caf::expected<credential> x) { *res = std::move(x); });
+    svc->keys.ask_token(*e, [res](caf::expected<credential> x) { *res = std::move(x); });
     return res;
   }
 

@@ -522,4 +522,45 @@ CAF_TEST(reconciliation walks the list on its interval and hands it over) {
   CAF_CHECK_EQUAL(got->size(), 2u);
 }
 
+// Fencing (issue 15): a node whose lease lapsed never applies an
+// authorization on its own; the push fails and WeChat retries it.
+CAF_TEST(a lapsed lease refuses an authorization and stores nothing) {
+  start_comp(comp_params());
+  auto alive = std::make_shared<bool>(false);
+  auto p = base(key_kind::authorizer, std::string{comp_id} + "/wxauth9");
+  p.app.appid = "wxauth9";
+  p.component_appid = comp_id;
+  p.component = comp;
+  p.prefix = persistence::keys::authorizer_prefix(comp_id, "wxauth9");
+  p.may_act = [alive] { return *alive; };
+  auto auth = spawn_app_actor(sys, std::move(p));
+  others.push_back(auth);
+  sched.run();
+  authorization a{"wxauth9", cred("A9"), credential{"rt-9", wall.now(), std::numeric_limits<int64_t>::max(), 1}};
+  auto apply = [&] {
+    auto res = std::make_shared<std::optional<caf::error>>();
+    sys.spawn([auth, a, res](caf::event_based_actor* self) {
+      self->request(auth, caf::infinite, auth_atom::value, a)
+        .then([res](done_atom) { *res = caf::error{}; }, [res](caf::error& err) { *res = std::move(err); });
+    });
+    sched.run();
+    return res;
+  };
+  auto refused = apply();
+  CAF_REQUIRE(refused->has_value());
+  CAF_CHECK_EQUAL(code_of(**refused), ec::cluster_unavailable);
+  auto rt_key = persistence::keys::refresh_token(persistence::keys::authorizer_prefix(comp_id, "wxauth9"));
+  auto stored = db->get(rt_key);
+  CAF_REQUIRE(stored);
+  CAF_CHECK(!stored->has_value());
+  CAF_CHECK(calls.empty());
+  *alive = true;
+  auto applied = apply();
+  CAF_REQUIRE(applied->has_value());
+  CAF_CHECK(!**applied);
+  stored = db->get(rt_key);
+  CAF_REQUIRE(stored);
+  CAF_CHECK(stored->has_value());
+}
+
 CAF_TEST_FIXTURE_SCOPE_END()

@@ -3,7 +3,7 @@
 // RocksDB is never touched on a CAF scheduler thread that serves other
 // actors: the node actor's reads and writes (starting a key's actor,
 // reading a state to replicate, adopting a peer's state) and
-// registry::put_component's reload run on detached threads.
+// runtime_definitions::put_component's reload run on detached threads.
 //
 // A real threaded actor system and a real RocksDB; the store is wrapped to
 // record the name of every thread that calls it. CAF 0.17.6 names its
@@ -24,6 +24,7 @@
 
 #include "caf/all.hpp"
 
+#include "actors/key_services.hpp"
 #include "actors/registry.hpp"
 #include "actors/store_actor.hpp"
 #include "cluster/node.hpp"
@@ -104,6 +105,7 @@ struct fixture {
   caf::actor upstream;
   caf::actor store;
   std::unique_ptr<actors::registry> reg;
+  std::unique_ptr<actors::key_services> svc;
   std::unique_ptr<cluster::node> node;
 
   fixture() {
@@ -120,6 +122,8 @@ struct fixture {
     store = actors::spawn_store_actor(sys, db, /*detached=*/true);
     reg = std::make_unique<actors::registry>(sys, upstream, store, db, wall, nullptr,
                                              actors::registry::options{});
+
+    svc = std::make_unique<actors::key_services>(sys, *reg);
     cluster_config ccfg;
     ccfg.node_id = "n1";
     ccfg.replicas = 2; // owners read every persisted state to replicate it
@@ -219,7 +223,7 @@ CAF_TEST(put_component reloads the component off the scheduler threads) {
   auto before = db->calls();
   std::promise<caf::error> done;
   auto fut = done.get_future();
-  reg->put_component(component_config{"wxc02", "csecret2", "tok2", std::string(43, 'b')},
+  svc->defs.put_component(component_config{"wxc02", "csecret2", "tok2", std::string(43, 'b')},
                      [&done](caf::error err) { done.set_value(std::move(err)); });
   CAF_REQUIRE(fut.wait_for(10s) == std::future_status::ready);
   auto err = fut.get();
@@ -242,7 +246,7 @@ CAF_TEST(import_authorizers activates the imported keys off the scheduler thread
   auto fut = done.get_future();
   // In a cluster the owner's node actor runs import_local; the imported key
   // starts from its stored state (the refresh token just written).
-  reg->import_authorizers("wxc01", {{"wxauth9", "R9"}},
+  svc->auths.import_authorizers("wxc01", {{"wxauth9", "R9"}},
                           [&done](caf::error err) { done.set_value(std::move(err)); });
   CAF_REQUIRE(fut.wait_for(10s) == std::future_status::ready);
   auto err = fut.get();
@@ -260,7 +264,7 @@ CAF_TEST(put_app starts the app off the scheduler threads) {
   auto before = db->calls();
   std::promise<caf::error> done;
   auto fut = done.get_future();
-  reg->put_app(app_config{"wxa09", "secret-9", token_api::stable},
+  svc->defs.put_app(app_config{"wxa09", "secret-9", token_api::stable},
                [&done](caf::error err) { done.set_value(std::move(err)); });
   CAF_REQUIRE(fut.wait_for(10s) == std::future_status::ready);
   auto err = fut.get();
@@ -283,7 +287,7 @@ CAF_TEST(a relayed remove scans RocksDB off the scheduler threads) {
   std::promise<caf::error> done;
   auto fut = done.get_future();
   node->on_relayed_admin([this, &done](std::string, std::string, std::string, std::string) {
-    reg->remove("wxa08", [&done](caf::error err) { done.set_value(std::move(err)); });
+    svc->defs.remove("wxa08", [&done](caf::error err) { done.set_value(std::move(err)); });
   });
   caf::anon_send(node->actor(), put_atom::value, std::string{"DELETE"},
                  std::string{"/admin/apps/wxa08"}, std::string{}, std::string{}, true);

@@ -29,6 +29,7 @@
 #include "caf/all.hpp"
 #include "caf/io/all.hpp"
 
+#include "actors/key_services.hpp"
 #include "actors/registry.hpp"
 #include "actors/store_actor.hpp"
 #include "cluster/node.hpp"
@@ -102,6 +103,7 @@ struct sim_hub {
   caf::actor upstream;
   caf::actor store;
   std::unique_ptr<actors::registry> reg;
+  std::unique_ptr<actors::key_services> svc;
   metrics stats;
   std::unique_ptr<cluster::node> node;
   bool stopped = false;
@@ -134,6 +136,8 @@ struct sim_hub {
     actors::registry::options reg_opts;
     reg_opts.router.detached_io = false; // the schedule's reads and writes step with the test
     reg = std::make_unique<actors::registry>(p.sys, upstream, store, db, wall, nullptr, reg_opts);
+
+    svc = std::make_unique<actors::key_services>(p.sys, *reg);
     cluster_config cfg;
     cfg.node_id = id;
     cfg.replicas = 2;
@@ -278,7 +282,7 @@ answer ask_token(sim_hub& h, const std::string& key) {
   auto res = std::make_shared<std::optional<caf::expected<credential>>>();
   auto e = h.reg->find(key);
   CAF_REQUIRE(e != nullptr);
-  h.reg->ask_token(*e, [res](caf::expected<credential> x) { *res = std::move(x); });
+  h.svc->keys.ask_token(*e, [res](caf::expected<credential> x) { *res = std::move(x); });
   return res;
 }
 
@@ -852,7 +856,7 @@ CAF_TEST(a token the owner replaces reaches the node that cached the old one) {
   CAF_REQUIRE_EQUAL(snapshot_token(other, k), old);
   // The owner replaces the token (a forced refresh).
   auto fresh = std::make_shared<std::optional<caf::expected<credential>>>();
-  n2->reg->force_refresh(*n2->reg->find(k), [fresh](caf::expected<credential> x) { *fresh = std::move(x); });
+  n2->svc->keys.force_refresh(*n2->reg->find(k), [fresh](caf::expected<credential> x) { *fresh = std::move(x); });
   pump(planets);
   auto replaced = value_of(fresh);
   CAF_REQUIRE(replaced != old && replaced.rfind("T-n2-", 0) == 0);
@@ -897,7 +901,7 @@ CAF_TEST(after a split brain the replica follows the owners later writes) {
   CAF_CHECK_EQUAL(credential_field(n2->state_of(k), "access_token"), "T-n2-" + k + "-1");
   // The owner replaces its token (same second); the replica must follow.
   auto res = std::make_shared<std::optional<caf::expected<credential>>>();
-  n2->reg->force_refresh(*n2->reg->find(k),
+  n2->svc->keys.force_refresh(*n2->reg->find(k),
                          [res](caf::expected<credential> x) { *res = std::move(x); });
   pump(planets);
   auto latest = value_of(res);
@@ -933,7 +937,7 @@ CAF_TEST(the replication lag is measured on the injected clocks) {
   // Clocks in step: no lag.
   n2->wall.advance(3);
   auto res = std::make_shared<std::optional<caf::expected<credential>>>();
-  n2->reg->force_refresh(*n2->reg->find(k), [res](caf::expected<credential> x) { *res = std::move(x); });
+  n2->svc->keys.force_refresh(*n2->reg->find(k), [res](caf::expected<credential> x) { *res = std::move(x); });
   pump(planets);
   CAF_REQUIRE_EQUAL(value_of(res).rfind("T-n2-" + k + "-", 0), 0u);
   CAF_CHECK_EQUAL(credential_field(n1->state_of(k), "access_token"), value_of(res));
@@ -1047,7 +1051,7 @@ CAF_TEST(a rejoining node receives only the keys that changed while it was away)
   n2->wall.advance(60);
   for (auto& k : changed) {
     auto res = std::make_shared<std::optional<caf::expected<credential>>>();
-    n1->reg->force_refresh(*n1->reg->find(k), [res](caf::expected<credential> x) { *res = std::move(x); });
+    n1->svc->keys.force_refresh(*n1->reg->find(k), [res](caf::expected<credential> x) { *res = std::move(x); });
     pump(planets);
     tokens[k] = value_of(res);
     CAF_REQUIRE_EQUAL(tokens[k].rfind("T-n1-" + k + "-", 0), 0u);
@@ -1178,7 +1182,7 @@ CAF_TEST(a node rejoining two others receives only the key that changed) {
     h->wall.advance(60);
   auto& owner = own2.owner(k) == "n1" ? *n1 : *n2;
   auto res = std::make_shared<std::optional<caf::expected<credential>>>();
-  owner.reg->force_refresh(*owner.reg->find(k), [res](caf::expected<credential> x) { *res = std::move(x); });
+  owner.svc->keys.force_refresh(*owner.reg->find(k), [res](caf::expected<credential> x) { *res = std::move(x); });
   pump(planets);
   tokens[k] = value_of(res);
   CAF_REQUIRE_EQUAL(tokens[k].rfind("T-" + owner.id + "-" + k + "-", 0), 0u);

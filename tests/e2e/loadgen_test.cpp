@@ -271,6 +271,24 @@ CAF_TEST(a server stall counts for every request due behind it) {
   CAF_CHECK_LESS(run["p50_ms"], run["p90_ms"]);
 }
 
+CAF_TEST(with a tick requests go out in batches and their wait counts) {
+  // 400/s with a 50 ms tick: about 20 requests per batch, each due up to
+  // 50 ms before its batch went out. The wait counts (latency runs from the
+  // due time), so the median is about 25 ms against a server that answers at
+  // once; without the tick it is well under a millisecond.
+  temp_dir dir;
+  toy_server server{behaviour{}};
+  auto run = loadgen(dir, rate_args(400, 1, 0, 64) + std::vector<std::string>{"--tick", "50000", server.url()});
+  CAF_REQUIRE_EQUAL(run.code, 0);
+  CAF_CHECK_EQUAL(run["completed"], 400);
+  CAF_CHECK_EQUAL(run["errors"], 0);
+  CAF_CHECK_GREATER(run["p50_ms"], 10);
+  CAF_CHECK_GREATER_OR_EQUAL(run["max_ms"], 40);
+  auto plain = loadgen(dir, rate_args(400, 1, 0, 64) + std::vector<std::string>{server.url()});
+  CAF_REQUIRE_EQUAL(plain.code, 0);
+  CAF_CHECK_LESS(plain["p50_ms"], 10);
+}
+
 CAF_TEST(answers other than 200 are errors and not latencies) {
   temp_dir dir;
   behaviour b;
