@@ -80,6 +80,9 @@ struct node_state {
   std::set<std::string> expect_sync;
   /// Peers whose sync arrived (before or after their hello reply).
   std::set<std::string> synced_from;
+  /// Peers whose handover to this node is under way (they asked for its
+  /// versions and have not sent their last part yet).
+  std::set<std::string> incoming;
   /// States applied from a peer's handover whose last message is still due.
   std::map<std::string, size_t> applied_from;
   /// Keys whose actor the storage worker is starting.
@@ -125,6 +128,17 @@ struct node_state {
   /// (a node that just started): answered with the peer's router at its
   /// hello; by owner node id, with the time (ms) after which nobody waits.
   std::map<std::string, std::vector<std::pair<int64_t, caf::response_promise>>> awaiting;
+  /// Keys to hand to members etcd reports before their connection is up
+  /// (a restarted node registers before it meets its peers): handed over
+  /// when they connect, else they would start from an older stored state.
+  std::map<std::string, std::set<std::string>> unsent;
+  /// A reconcile is queued (ready_atom to self): many keys whose start
+  /// ended after their owner changed share one pass over the directory.
+  bool reconcile_queued = false;
+  /// Joining again after its lease lapsed (its peers may have handed over
+  /// before it noticed): peers that have not started a handover are not
+  /// waited for.
+  bool lapsed = false;
 };
 
 using self_ptr = caf::stateful_actor<node_state>*;
@@ -134,6 +148,11 @@ void expire_awaiting(self_ptr self, bool left_only);
 void try_connect(self_ptr self);
 /// Starts one connection attempt to `ep` (blocking connect on a detached actor).
 void dial(self_ptr self, const std::string& ep);
+
+/// How long a joining node (with etcd) waits for late members.
+int64_t late_wait_ms(int64_t grace_ms) {
+  return std::max<int64_t>(4 * grace_ms, 20'000);
+}
 
 int64_t now_ms(self_ptr self) {
   return self->state.clk->now_ms();
@@ -296,12 +315,21 @@ void resync(self_ptr self, std::vector<std::shared_ptr<actors::key_entry>> moved
     for (auto& h : st.own.rank(key, st.opts.cfg.replicas))
       if (h != st.self_id() && out.count(h))
         out[h].push_back(key);
+      else if (h != st.self_id() && st.members.count(h))
+        st.unsent[h].insert(key);
   };
   for (auto& e : st.reg->entries())
     if (!e->shadow && (e->actor() || st.activating.count(e->key)))
       add(e->key);
   for (auto& e : moved)
     add(e->key);
+  for (auto& [id, keys] : out)
+    if (auto i = st.unsent.find(id); i != st.unsent.end()) {
+      keys.insert(keys.end(), i->second.begin(), i->second.end());
+      st.unsent.erase(i);
+      std::sort(keys.begin(), keys.end());
+      keys.erase(std::unique(keys.begin(), keys.end()), keys.end());
+    }
   for (auto& [id, keys] : out) {
     ++st.handing[st.peers[id].address()];
     hand_over(self, st.peers[id], std::make_shared<const std::vector<std::string>>(std::move(keys)), 0);
@@ -323,9 +351,13 @@ void start_key(self_ptr self, const std::string& key) {
           return flush_parked(self, key, actors::key_actor{},
                               make_detail_error(ec::unknown_key, key + " is not known to this hub"));
         flush_parked(self, key, a, caf::error{});
-        // Ownership moved while it started: stop it and hand it over.
-        if (st.own.owner(key) != st.self_id())
-          reconcile(self);
+        // Ownership moved while it started: stop it and hand it over (one
+        // pass for all of them: a pass per key was quadratic when a
+        // membership change came while thousands of keys were starting).
+        if (st.own.owner(key) != st.self_id() && !st.reconcile_queued) {
+          st.reconcile_queued = true;
+          self->send(self, ready_atom::value);
+        }
       },
       [self, key](caf::error& err) {
         self->state.activating.erase(key);
@@ -365,6 +397,7 @@ void reconcile(self_ptr self) {
   auto& st = self->state;
   if (st.stopped)
     return;
+  st.reconcile_queued = false;
   std::vector<std::shared_ptr<actors::key_entry>> moved;
   std::vector<actors::key_actor> stopping;
   size_t owned = 0;
@@ -391,12 +424,15 @@ void reconcile(self_ptr self) {
   // Every write a stopped actor started reached the store actor before its
   // stop answer; the empty write after them is the barrier.
   auto left = std::make_shared<size_t>(stopping.size());
-  auto after_stop = [self, moved, left]() mutable {
+  // Shared, not copied: every stop's two handlers hold after_stop (a copy of
+  // `moved` each was quadratic: 16k keys moving took gigabytes).
+  auto handed = std::make_shared<const std::vector<std::shared_ptr<actors::key_entry>>>(std::move(moved));
+  auto after_stop = [self, handed, left]() mutable {
     if (*left > 0 && --*left > 0)
       return;
     self->request(self->state.store, caf::infinite, put_atom::value, actors::store_write{})
-      .then([self, moved](done_atom) { resync(self, moved); },
-            [self, moved](caf::error&) { resync(self, moved); });
+      .then([self, handed](done_atom) { resync(self, *handed); },
+            [self, handed](caf::error&) { resync(self, *handed); });
   };
   if (stopping.empty())
     return after_stop();
@@ -455,6 +491,7 @@ void peer_down(self_ptr self, const std::string& id) {
     i = i->second == handle ? st.endpoint_peer.erase(i) : std::next(i);
   st.expect_sync.erase(id);
   st.synced_from.erase(id);
+  st.incoming.erase(id);
   st.applied_from.erase(id);
   st.handing.erase(handle.address());
   st.down_at[id] = now_ms(self);
@@ -570,6 +607,7 @@ void on_members(self_ptr self, std::vector<std::string> ids, std::vector<std::st
   bool first = !st.have_members;
   st.members = std::move(members);
   st.registrations = std::move(registrations);
+  std::erase_if(st.unsent, [&](auto& kv) { return !st.members.count(kv.first); });
   st.members_rev = rev;
   st.have_members = true;
   st.self_lease = self_lease;
@@ -593,6 +631,7 @@ void on_members(self_ptr self, std::vector<std::string> ids, std::vector<std::st
       st.expect_sync.insert(id);
     st.synced_from.clear();
     st.ready = false;
+    st.lapsed = true;
     st.started_ms = now_ms(self);
     st.was = ownership{};
     // Copies of keys this node neither owns nor replicates are not handed
@@ -800,6 +839,8 @@ void hold_running(self_ptr self, std::vector<key_state>& states) {
 /// (`more` false) ends the wait for that peer.
 void on_sync(self_ptr self, const std::string& from, std::vector<key_state> states, bool more,
              int64_t epoch = 0) {
+  if (auto m = self->state.stats)
+    m->counter("wechat_hub_cluster_sync_states_received_total", {}) += states.size();
   fence(self, states, epoch, false);
   hold_running(self, states);
   auto n = states.size();
@@ -815,6 +856,7 @@ void on_sync(self_ptr self, const std::string& from, std::vector<key_state> stat
     }
     applied += st.applied_from[from];
     st.applied_from.erase(from);
+    st.incoming.erase(from);
     st.synced_from.insert(from);
     bool was_waiting = st.expect_sync.erase(from) > 0;
     if (was_waiting || applied > 0)
@@ -883,16 +925,31 @@ caf::behavior node_actor(self_ptr self, node_options opts, actors::registry* reg
         return;
       expire_awaiting(self, false);
       try_connect(self);
+      auto waited_ms = now_ms(self) - st.started_ms;
+      auto grace_ms = static_cast<int64_t>(st.opts.cfg.join_grace_ms);
       if (!st.ready) {
-        auto waited_ms = now_ms(self) - st.started_ms;
-        bool all_met = met_all(self) && st.expect_sync.empty();
-        if (all_met || waited_ms >= static_cast<int64_t>(st.opts.cfg.join_grace_ms)) {
+        bool met = met_all(self);
+        bool all_met = met && st.expect_sync.empty();
+        // With etcd, members it lists that have not connected yet (a peer
+        // retrying its dial after this node went away) and peers that have
+        // not started their handover yet are waited for a while (four graces,
+        // at least 20 s: peers stop the keys that move back first):
+        // their handover brings what changed meanwhile.
+        bool unstarted = std::any_of(st.expect_sync.begin(), st.expect_sync.end(),
+                                     [&](auto& id) { return !st.incoming.count(id); });
+        bool late = st.etcd && (!met || (unstarted && !st.lapsed)) && waited_ms < late_wait_ms(grace_ms);
+        if (all_met || (waited_ms >= grace_ms && !late)) {
           // With etcd, a handover that never comes (a peer that saw nothing
-          // change) must not keep keys parked: they start from storage.
+          // change) must not keep keys parked: they start from storage. One
+          // under way (a large one takes longer than the grace) is waited
+          // for: its keys stay parked, the others start now (a peer that
+          // goes down ends the wait; one whose version answer times out
+          // sends every state, and its last part ends the wait).
           if (st.etcd && !st.expect_sync.empty()) {
-            WH_WARN("cluster", st.self_id() << ": no handover from " << st.expect_sync.size()
-                                            << " peer(s) within the join grace; starting from stored state");
-            st.expect_sync.clear();
+            auto n = std::erase_if(st.expect_sync, [&](auto& id) { return !st.incoming.count(id); });
+            if (n > 0)
+              WH_WARN("cluster", st.self_id() << ": no handover from " << n
+                                              << " peer(s) within the join grace; starting from stored state");
           }
           become_ready(self);
         }
@@ -961,9 +1018,10 @@ caf::behavior node_actor(self_ptr self, node_options opts, actors::registry* reg
     [=](sync_atom, const std::string& from, std::vector<key_state>& states, bool more, int64_t epoch) {
       on_sync(self, from, std::move(states), more, epoch);
     },
-    [=](sync_atom, version_atom, const std::string&, std::vector<std::string>& keys)
+    [=](sync_atom, version_atom, const std::string& from, std::vector<std::string>& keys)
       -> caf::result<caf::message> {
       // A peer is about to hand keys over: the versions stored here.
+      self->state.incoming.insert(from);
       return self->delegate(self->state.io, version_atom::value, std::move(keys));
     },
     [=](repl_atom, const std::string& key, const std::string&) {
@@ -1086,6 +1144,9 @@ node::node(caf::actor_system& sys, actors::registry& reg, caf::actor store, metr
     stats->describe("wechat_hub_cluster_sync_states_sent_total",
                     "Key states handed to peers after membership changes (only keys newer than "
                     "the peer's copy)");
+    stats->describe("wechat_hub_cluster_sync_states_received_total",
+                    "Key states peers handed to this node after membership changes (a rejoin "
+                    "receives only what changed while it was away)");
     stats->describe("wechat_hub_cluster_replication_applied_total",
                     "Replicated key states received, by result (older = not applied)");
     stats->describe("wechat_hub_cluster_forwarded_total",

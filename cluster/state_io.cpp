@@ -60,7 +60,9 @@ caf::behavior state_io(caf::stateful_actor<state_io_state>* self, actors::regist
       out.reserve(keys.size());
       for (auto& k : keys) {
         auto e = self->state.reg->find(k);
-        if (!e || e->shadow || e->actor()) {
+        // A running key's stored version too: the actor persisted what it
+        // serves, and answering 0 made a peer send every running key.
+        if (!e || e->shadow) {
           out.push_back(0);
           continue;
         }
