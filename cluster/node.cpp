@@ -188,6 +188,8 @@ void publish_view(self_ptr self) {
     v->actors[id] = a;
   v->routers = st.routers;
   v->owned_keys = st.owned;
+  auto before = st.published->load(std::memory_order_acquire);
+  v->most_live = std::max(before ? before->most_live : size_t{1}, v->own.nodes().size());
   st.published->store(std::move(v), std::memory_order_release);
   // In this order: whoever sees the new lease sees the readiness that
   // came with it (a rejoin clears it).
@@ -1135,6 +1137,9 @@ node::node(caf::actor_system& sys, actors::registry& reg, caf::actor store, metr
   initial->own.set_nodes({opts.cfg.node_id});
   view_->store(initial);
   auto configured = static_cast<double>(opts.cfg.peers.size() + 1);
+  // With etcd the nodes are not listed in the configuration: the most seen
+  // live at once stands for them (WeChatHubClusterNodeDown fires when one is lost).
+  auto with_etcd = !opts.cfg.etcd.empty();
   actor_ = sys.spawn(node_actor, std::move(opts), &reg, std::move(store), stats, std::move(connect),
                      view_, admin_, lag_ms_, ready_, lease_);
   if (stats) {
@@ -1163,8 +1168,9 @@ node::node(caf::actor_system& sys, actors::registry& reg, caf::actor store, metr
     stats->describe("wechat_hub_cluster_ready", "1 once this node caught up and runs its keys",
                     "gauge");
     stats->describe("wechat_hub_cluster_configured_nodes",
-                    "Nodes in this node's configuration (itself and its peers)", "gauge");
-    stats->add_collector([v, lag, configured](metrics::sink& out) {
+                    "Nodes in this node's configuration (itself and its peers); with etcd, the "
+                    "most nodes it has seen live at once", "gauge");
+    stats->add_collector([v, lag, configured, with_etcd](metrics::sink& out) {
       auto cur = v->load();
       out.add("wechat_hub_cluster_replication_lag_seconds", {{"node", cur->self}},
               static_cast<double>(lag->load()) / 1000.0);
@@ -1173,7 +1179,8 @@ node::node(caf::actor_system& sys, actors::registry& reg, caf::actor store, metr
       out.add("wechat_hub_cluster_owned_keys", {{"node", cur->self}},
               static_cast<double>(cur->owned_keys));
       out.add("wechat_hub_cluster_ready", {{"node", cur->self}}, cur->ready ? 1.0 : 0.0);
-      out.add("wechat_hub_cluster_configured_nodes", {{"node", cur->self}}, configured);
+      out.add("wechat_hub_cluster_configured_nodes", {{"node", cur->self}},
+              with_etcd ? static_cast<double>(cur->most_live) : configured);
     });
   }
 }

@@ -89,6 +89,8 @@ struct view {
   uint32_t replicas = 1;
   /// Keys this node owns (their actors run here while they have work).
   size_t owned_keys = 0;
+  /// The most nodes live at once since this node started (this one included).
+  size_t most_live = 1;
 };
 
 /// Opens a connection to the node actor published at host:port (blocking;
