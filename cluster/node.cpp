@@ -931,7 +931,12 @@ caf::behavior node_actor(self_ptr self, node_options opts, actors::registry* reg
       auto grace_ms = static_cast<int64_t>(st.opts.cfg.join_grace_ms);
       if (!st.ready) {
         bool met = met_all(self);
-        bool all_met = met && st.expect_sync.empty();
+        // With etcd, a node alone in the view waits the join grace for others
+        // to register: nodes started together would otherwise each own every
+        // key for a moment (a component asks WeChat to push a verify ticket
+        // wherever it starts).
+        bool alone = st.etcd && st.members.size() <= 1 && waited_ms < grace_ms;
+        bool all_met = met && st.expect_sync.empty() && !alone;
         // With etcd, members it lists that have not connected yet (a peer
         // retrying its dial after this node went away) and peers that have
         // not started their handover yet are waited for a while (four graces,
