@@ -28,8 +28,11 @@ actors::lease_check etcd_session::may_act() {
   auto* m = membership_.get();
   auto alive = alive_;
   auto id = node_id_;
-  return [m, alive, id] {
+  auto cell = node_lease_ptr_;
+  return [m, alive, id, cell] {
     bool now = m->lease_alive();
+    if (auto* lease = cell->load(std::memory_order_acquire); now && lease)
+      now = m->may_serve(lease->load(std::memory_order_acquire));
     if (alive->exchange(now) != now) {
       if (now)
         WH_INFO("cluster", id << ": etcd lease alive again; acting as owner of its keys");
@@ -41,6 +44,8 @@ actors::lease_check etcd_session::may_act() {
 }
 
 bool etcd_session::attach(node& n, std::chrono::milliseconds timeout) {
+  node_lease_ = n.lease_cell();
+  node_lease_ptr_->store(node_lease_.get(), std::memory_order_release);
   membership_->on_change([a = n.actor()](const membership_view& v) { post_membership(a, v); });
   membership_->start();
   bool ok = membership_->wait_ready(timeout);

@@ -40,7 +40,9 @@ public:
   etcd_session& operator=(const etcd_session&) = delete;
 
   /// The fencing check for registry::options::may_act (valid as long as
-  /// this session lives).
+  /// this session lives): the lease is alive and, once a node is attached,
+  /// the node processed a view that holds it (a node whose lease lapsed
+  /// and came back acts only after its rejoin, not under its older state).
   actors::lease_check may_act();
 
   /// Feeds `n` every membership view, starts the session and waits up to
@@ -60,6 +62,11 @@ private:
   std::unique_ptr<etcd_membership> membership_;
   /// The last answer of may_act (logged on change).
   std::shared_ptr<std::atomic<bool>> alive_ = std::make_shared<std::atomic<bool>>(true);
+  /// The attached node's processed lease (node::lease), null before attach:
+  /// a node acts only once it processed a view holding its current lease.
+  std::shared_ptr<const std::atomic<int64_t>> node_lease_;
+  std::shared_ptr<std::atomic<const std::atomic<int64_t>*>> node_lease_ptr_ =
+    std::make_shared<std::atomic<const std::atomic<int64_t>*>>(nullptr);
   std::string node_id_;
 };
 

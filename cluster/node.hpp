@@ -161,6 +161,9 @@ public:
   /// that view did not hold this node. Lock-free.
   int64_t lease() const;
 
+  /// The cell lease() reads (shared: it outlives the node for its readers).
+  std::shared_ptr<const std::atomic<int64_t>> lease_cell() const { return lease_; }
+
   /// Stops the node actor.
   void stop();
 
